@@ -1,0 +1,778 @@
+//! The partition log: an ordered set of segments in one directory, with the
+//! leader-epoch cache beside them.
+//!
+//! ```text
+//! <topic>-<partition>/
+//!   00000000000000000000.log        RecordBatch v2 batches, stored as received
+//!   00000000000000000000.index      sparse offset -> position (sealed segments)
+//!   00000000000000000000.timeindex  sparse timestamp -> offset (sealed segments)
+//!   00000000000000004096.log        the active segment: appends go here
+//!   leader-epoch-checkpoint         epoch -> start offset
+//! ```
+//!
+//! [`Log`] is a plain synchronous type with one owner (the partition's task): it
+//! decides nothing about replication, it stores and serves batches.
+
+mod batch;
+mod config;
+mod epoch_cache;
+mod index;
+mod segment;
+mod writer;
+
+pub use batch::{parse_batches, BatchError, BatchHeader};
+pub use config::{FlushPolicy, LogConfig};
+pub use epoch_cache::LeaderEpochCache;
+pub use writer::{spawn_writer, LogHandle, WriterStats};
+
+use crate::error::{LogError, LogResult};
+use crate::position::{LeaderEpoch, Offset};
+use crate::storage::{self, Storage};
+use bytes::Bytes;
+use epoch_cache::CHECKPOINT_FILE;
+use segment::Segment;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What an append stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub first_offset: Offset,
+    /// Offset of the last record appended.
+    pub last_offset: Offset,
+    /// Batches appended.
+    pub batches: usize,
+    /// Bytes appended.
+    pub bytes: u64,
+    /// The largest record timestamp appended.
+    pub max_timestamp: i64,
+}
+
+/// Batches read from the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRead {
+    /// Whole batches, concatenated as stored (empty when nothing is readable).
+    pub records: Bytes,
+    /// The offset after the last batch returned: where the next read starts.
+    pub next_offset: Offset,
+    /// The log start offset at the time of the read.
+    pub log_start: Offset,
+    /// The log end offset at the time of the read.
+    pub log_end: Offset,
+}
+
+/// What [`Log::open`] found and repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Bytes cut from segment tails (torn writes, corrupt batches).
+    pub truncated_bytes: u64,
+    /// Segments removed because an earlier segment had to be cut short.
+    pub deleted_segments: Vec<Offset>,
+    /// Sealed segments whose index files were missing or damaged and rebuilt.
+    pub rebuilt_indexes: Vec<Offset>,
+    /// Whether the leader-epoch checkpoint was missing or damaged and rebuilt.
+    pub rebuilt_epoch_cache: bool,
+    /// Why a scan stopped early, for the log line.
+    pub reasons: Vec<String>,
+}
+
+/// One segment, for tools and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Offset of its first record.
+    pub base: Offset,
+    /// Offset after its last record.
+    pub next_offset: Offset,
+    /// Bytes.
+    pub size: u64,
+    /// Largest record timestamp.
+    pub max_timestamp: Option<i64>,
+}
+
+/// A partition replica's log. See the module docs for the layout.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    config: LogConfig,
+    /// Contiguous segments by base offset; never empty; the last is active.
+    segments: BTreeMap<Offset, Segment>,
+    epochs: LeaderEpochCache,
+    /// Everything below is fsynced. `<= log_end`.
+    durable_end: Offset,
+    /// Records appended since the last fsync, for `flush.messages`.
+    unflushed_records: u64,
+    /// When the last fsync ran (ms), for `flush.ms`.
+    last_flush_ms: i64,
+    /// Set by a failure that leaves the on-disk state unknown.
+    failed: Option<String>,
+    /// Reused for the leader's rewrite of offsets and epochs.
+    write_buf: Vec<u8>,
+    recovery: RecoveryReport,
+}
+
+/// What [`Log::apply_retention`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Base offsets of the deleted segments.
+    pub deleted_segments: Vec<Offset>,
+    /// The log start offset afterwards.
+    pub log_start: Offset,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering from any crash: the active
+    /// segment is scanned and a torn or corrupt tail cut off; sealed segments with
+    /// missing or damaged indexes are rebuilt by a scan; a corrupt sealed segment is
+    /// cut at the damage and every later segment removed (a follower fetches the
+    /// rest again from its leader).
+    pub fn open(storage: Arc<dyn Storage>, dir: PathBuf, config: LogConfig) -> LogResult<Log> {
+        config.validate()?;
+        storage
+            .create_dir_all(&dir)
+            .map_err(|e| LogError::io(&dir, e))?;
+        let names = storage.list_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
+        for name in names.iter().filter(|n| n.ends_with(".tmp")) {
+            // A write_file_atomic that never reached its rename: harmless leftovers.
+            let _ = storage.remove_file(&dir.join(name));
+        }
+        let bases: Vec<Offset> = names
+            .iter()
+            .filter_map(|n| segment::parse_log_name(n))
+            .collect();
+        let mut log = Log {
+            dir,
+            storage,
+            config,
+            segments: BTreeMap::new(),
+            epochs: LeaderEpochCache::default(),
+            durable_end: Offset(0),
+            unflushed_records: 0,
+            last_flush_ms: 0,
+            failed: None,
+            write_buf: Vec::new(),
+            recovery: RecoveryReport::default(),
+        };
+        let scanned_epochs = log.load_segments(&bases)?;
+        log.load_epoch_cache(scanned_epochs)?;
+        // What the active segment holds may still sit in the page cache only (the
+        // process, not the machine, went down): sync it before calling it durable.
+        if let Some(active) = log.active() {
+            active.sync().map_err(|e| LogError::io(active.path(), e))?;
+        }
+        log.durable_end = log.log_end();
+        Ok(log)
+    }
+
+    /// Loads every segment; returns the epoch starts seen in scanned segments.
+    fn load_segments(&mut self, bases: &[Offset]) -> LogResult<Vec<(LeaderEpoch, Offset)>> {
+        let interval = self.config.index_interval_bytes;
+        let storage = self.storage.clone();
+        let mut epoch_starts = Vec::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            let sealed = match next_base {
+                Some(next) => Segment::open_sealed(&*storage, &self.dir, base, next, interval)?,
+                None => None,
+            };
+            let segment = match sealed {
+                Some(segment) => segment,
+                None => {
+                    let path = self.dir.join(segment::file_name(base, "log"));
+                    let (mut segment, outcome) =
+                        Segment::recover(&*storage, path, base, next_base, interval)?;
+                    self.recovery.truncated_bytes += outcome.truncated_bytes;
+                    self.recovery.reasons.extend(outcome.stopped_by);
+                    epoch_starts.extend(outcome.epoch_starts);
+                    if next_base == Some(segment.next_offset()) {
+                        self.recovery.rebuilt_indexes.push(base);
+                        segment.seal(&*storage, &self.dir)?;
+                    }
+                    segment
+                }
+            };
+            let cut_short = next_base.is_some_and(|next| segment.next_offset() != next);
+            self.segments.insert(base, segment);
+            if cut_short {
+                // Later segments would leave a gap after the damage: remove them.
+                for &later in &bases[i + 1..] {
+                    segment::delete_files(&*storage, &self.dir, later)?;
+                    self.recovery.deleted_segments.push(later);
+                }
+                self.sync_dir()?;
+                break;
+            }
+        }
+        if self.segments.is_empty() {
+            let segment = Segment::create(&*storage, &self.dir, Offset(0), interval)?;
+            self.segments.insert(Offset(0), segment);
+        }
+        Ok(epoch_starts)
+    }
+
+    /// Loads the leader-epoch checkpoint (rebuilding it from batch headers if it is
+    /// missing or damaged), adds epochs found by the recovery scan that the
+    /// checkpoint had not recorded yet, and drops entries outside the log.
+    fn load_epoch_cache(&mut self, scanned: Vec<(LeaderEpoch, Offset)>) -> LogResult<()> {
+        let path = self.dir.join(CHECKPOINT_FILE);
+        let loaded = storage::read_file(&*self.storage, &path)
+            .ok()
+            .and_then(|bytes| LeaderEpochCache::decode(&bytes));
+        let mut changed = false;
+        match loaded {
+            Some(cache) => self.epochs = cache,
+            None if self.log_end() == self.log_start() => {}
+            None => {
+                self.recovery.rebuilt_epoch_cache = true;
+                changed = true;
+                for segment in self.segments.values() {
+                    for (epoch, start) in segment.epoch_starts()? {
+                        if self.epochs.latest().is_none_or(|(e, _)| epoch > e) {
+                            self.epochs.assign(epoch, start);
+                        }
+                    }
+                }
+            }
+        }
+        for (epoch, start) in scanned {
+            if self.epochs.latest().is_none_or(|(e, _)| epoch > e) {
+                changed |= self.epochs.assign(epoch, start);
+            }
+        }
+        changed |= self.epochs.truncate_from_end(self.log_end());
+        changed |= self.epochs.truncate_from_start(self.log_start());
+        if changed {
+            self.persist_epochs()?;
+        }
+        Ok(())
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The log's settings.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// What the last open found and repaired.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The first offset the log holds.
+    pub fn log_start(&self) -> Offset {
+        self.segments.keys().next().copied().unwrap_or_default()
+    }
+
+    /// The offset the next appended record gets (Kafka's log end offset, LEO).
+    pub fn log_end(&self) -> Offset {
+        self.active().map_or(Offset(0), Segment::next_offset)
+    }
+
+    /// Everything below this offset has been fsynced.
+    pub fn durable_end(&self) -> Offset {
+        self.durable_end
+    }
+
+    /// Total bytes in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+
+    /// The segments, oldest first.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.segments
+            .values()
+            .map(|s| SegmentInfo {
+                base: s.base(),
+                next_offset: s.next_offset(),
+                size: s.size(),
+                max_timestamp: s.max_timestamp(),
+            })
+            .collect()
+    }
+
+    /// The newest leader epoch in the log and where it starts.
+    pub fn latest_epoch(&self) -> Option<(LeaderEpoch, Offset)> {
+        self.epochs.latest()
+    }
+
+    /// The epoch cache, for tools and tests.
+    pub fn epoch_cache(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+
+    /// Kafka's OffsetForLeaderEpoch on this log: the largest epoch `<= epoch` known
+    /// here and the offset where it ends. `None` if `epoch` is newer than any here.
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+        self.epochs.end_offset_for(epoch, self.log_end())
+    }
+
+    /// Appends batches as the partition's leader: each batch's base offset is
+    /// rewritten to the log end and its partition leader epoch to `epoch`. All
+    /// batches are checked before any byte is written; a rejected append changes
+    /// nothing.
+    pub fn append_as_leader(
+        &mut self,
+        records: &[u8],
+        epoch: LeaderEpoch,
+    ) -> LogResult<AppendInfo> {
+        self.check_healthy()?;
+        let headers = self.validate(records)?;
+        if let Some((latest, _)) = self.epochs.latest().filter(|&(latest, _)| epoch < latest) {
+            return Err(LogError::FencedLeaderEpoch { epoch, latest });
+        }
+        let mut buf = std::mem::take(&mut self.write_buf);
+        buf.clear();
+        buf.extend_from_slice(records);
+        let mut next = self.log_end();
+        let mut pos = 0;
+        let mut assigned = Vec::with_capacity(headers.len());
+        for header in &headers {
+            let batch = &mut buf[pos..pos + header.size as usize];
+            batch::set_base_offset(batch, next);
+            batch::set_leader_epoch(batch, epoch);
+            assigned.push(BatchHeader {
+                base_offset: next,
+                leader_epoch: epoch,
+                ..*header
+            });
+            next = next.plus(u64::from(header.last_offset_delta) + 1);
+            pos += header.size as usize;
+        }
+        let result = self.append_validated(&buf, &assigned);
+        self.write_buf = buf;
+        result
+    }
+
+    /// Appends batches fetched from the leader, offsets and epochs as given. The
+    /// first batch must start at the log end and each next one where the previous
+    /// ended (no gaps, no overlaps); epochs must not go backwards.
+    pub fn append_as_follower(&mut self, records: &[u8]) -> LogResult<AppendInfo> {
+        self.check_healthy()?;
+        let headers = self.validate(records)?;
+        let mut expected = self.log_end();
+        let mut latest = self.epochs.latest().map(|(e, _)| e);
+        for header in &headers {
+            if header.base_offset != expected {
+                return Err(LogError::NonContiguousAppend {
+                    expected,
+                    got: header.base_offset,
+                });
+            }
+            if let Some(l) = latest.filter(|&l| header.leader_epoch < l) {
+                return Err(LogError::FencedLeaderEpoch {
+                    epoch: header.leader_epoch,
+                    latest: l,
+                });
+            }
+            latest = Some(header.leader_epoch);
+            expected = header.next_offset();
+        }
+        self.append_validated(records, &headers)
+    }
+
+    /// KIP-279: a new leader records its epoch at its log end at once, so a
+    /// follower asking for the previous epoch's end learns it even before the new
+    /// leader has appended anything.
+    pub fn assign_epoch(&mut self, epoch: LeaderEpoch) -> LogResult<()> {
+        self.check_healthy()?;
+        if let Some((latest, _)) = self.epochs.latest().filter(|&(latest, _)| epoch < latest) {
+            return Err(LogError::FencedLeaderEpoch { epoch, latest });
+        }
+        if self.epochs.assign(epoch, self.log_end()) {
+            self.persist_epochs()?;
+        }
+        Ok(())
+    }
+
+    /// Checks framing, CRCs and sizes of every batch in `records`.
+    fn validate(&self, records: &[u8]) -> LogResult<Vec<BatchHeader>> {
+        let headers = batch::parse_batches(records).map_err(|reason| LogError::CorruptRecord {
+            offset: None,
+            reason,
+        })?;
+        let max = self.config.max_batch_bytes;
+        if let Some(h) = headers.iter().find(|h| u64::from(h.size) > max) {
+            return Err(LogError::RecordTooLarge {
+                size: u64::from(h.size),
+                max,
+            });
+        }
+        Ok(headers)
+    }
+
+    /// Writes validated batches with their final offsets to the active segment,
+    /// rolling first if it is full or old.
+    fn append_validated(&mut self, data: &[u8], headers: &[BatchHeader]) -> LogResult<AppendInfo> {
+        let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
+            return Err(LogError::CorruptRecord {
+                offset: None,
+                reason: BatchError::Truncated {
+                    have: 0,
+                    need: batch::HEADER_LEN,
+                },
+            });
+        };
+        let max_timestamp = headers
+            .iter()
+            .map(|h| h.max_timestamp)
+            .max()
+            .unwrap_or(first.max_timestamp);
+        if self.should_roll(data.len() as u64, last.last_offset(), max_timestamp) {
+            self.roll()?;
+        }
+        let Some(active) = self.segments.values_mut().next_back() else {
+            return Err(self.fail("the log has no active segment".into()));
+        };
+        if let Err(failure) = active.append(data, headers) {
+            let path = active.path().to_path_buf();
+            if !failure.undone {
+                return Err(self.fail(format!(
+                    "write to {} failed and could not be undone: {}",
+                    path.display(),
+                    failure.error
+                )));
+            }
+            if failure.error.kind() == std::io::ErrorKind::StorageFull {
+                return Err(LogError::DiskFull { path });
+            }
+            return Err(LogError::io(path, failure.error));
+        }
+        let mut epochs_changed = false;
+        for h in headers {
+            if self.epochs.latest().is_none_or(|(e, _)| h.leader_epoch > e) {
+                epochs_changed |= self.epochs.assign(h.leader_epoch, h.base_offset);
+            }
+        }
+        if epochs_changed {
+            self.persist_epochs()?;
+        }
+        let records: u64 = headers
+            .iter()
+            .map(|h| u64::from(h.last_offset_delta) + 1)
+            .sum();
+        self.unflushed_records += records;
+        Ok(AppendInfo {
+            first_offset: first.base_offset,
+            last_offset: last.last_offset(),
+            batches: headers.len(),
+            bytes: data.len() as u64,
+            max_timestamp,
+        })
+    }
+
+    fn should_roll(&self, incoming: u64, last_offset: Offset, max_timestamp: i64) -> bool {
+        let Some(active) = self.active() else {
+            return false;
+        };
+        if active.is_empty() {
+            return false;
+        }
+        let full = active.size() + incoming > self.config.segment_bytes;
+        // Kafka measures segment age by record timestamps, not the broker clock.
+        let old = match (self.config.segment_age, active.first_timestamp()) {
+            (Some(age), Some(first)) => {
+                max_timestamp.saturating_sub(first) >= age.as_millis() as i64
+            }
+            _ => false,
+        };
+        full || old || !active.can_index(last_offset)
+    }
+
+    /// Seals the active segment and starts a new one at the log end.
+    fn roll(&mut self) -> LogResult<()> {
+        let end = self.log_end();
+        let storage = self.storage.clone();
+        let dir = self.dir.clone();
+        let Some(active) = self.segments.values_mut().next_back() else {
+            return Err(self.fail("the log has no active segment".into()));
+        };
+        if let Err(e) = active.seal(&*storage, &dir) {
+            return Err(self.fail(format!("sealing a segment failed: {e}")));
+        }
+        let segment = Segment::create(&*storage, &dir, end, self.config.index_interval_bytes)?;
+        self.segments.insert(end, segment);
+        Ok(())
+    }
+
+    /// Reads whole batches from the one containing `from`, up to about
+    /// `max_bytes` (at least one batch), never including a batch that reaches
+    /// `upper_bound` (consumers pass the high watermark). Every batch returned
+    /// has passed its CRC check.
+    pub fn read(&self, from: Offset, max_bytes: usize, upper_bound: Offset) -> LogResult<LogRead> {
+        self.check_healthy()?;
+        let (log_start, log_end) = (self.log_start(), self.log_end());
+        if from < log_start || from > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                offset: from,
+                log_start,
+                log_end,
+            });
+        }
+        let upper = upper_bound.min(log_end);
+        let empty = LogRead {
+            records: Bytes::new(),
+            next_offset: from,
+            log_start,
+            log_end,
+        };
+        if from >= upper {
+            return Ok(empty);
+        }
+        for segment in self
+            .segments
+            .range(..=from)
+            .next_back()
+            .into_iter()
+            .map(|(_, s)| s)
+            .chain(
+                self.segments
+                    .range((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
+                    .map(|(_, s)| s),
+            )
+        {
+            if let Some((records, next_offset)) = segment.read(from, max_bytes, upper)? {
+                return Ok(LogRead {
+                    records,
+                    next_offset,
+                    log_start,
+                    log_end,
+                });
+            }
+            if segment.next_offset() > from {
+                break;
+            }
+        }
+        Ok(empty)
+    }
+
+    /// Kafka's ListOffsets by timestamp: the first batch whose max timestamp is at
+    /// least `timestamp`, as `(its base offset, its max timestamp)`; `None` if
+    /// every record is older. Batch granularity: the batch may begin with records
+    /// older than `timestamp`.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> LogResult<Option<(Offset, i64)>> {
+        self.check_healthy()?;
+        for segment in self.segments.values() {
+            if let Some(found) = segment.offset_for_timestamp(timestamp)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes every batch whose last offset is at or after `offset` (a batch
+    /// containing `offset` goes whole), as a follower does when its log diverges
+    /// from its leader's. Returns the new log end (`<= offset`). Truncating at or
+    /// past the log end changes nothing; below the log start, see
+    /// [`truncate_fully_and_start_at`](Self::truncate_fully_and_start_at).
+    pub fn truncate_to(&mut self, offset: Offset) -> LogResult<Offset> {
+        self.check_healthy()?;
+        if offset >= self.log_end() {
+            return Ok(self.log_end());
+        }
+        if offset < self.log_start() {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start(),
+                log_end: self.log_end(),
+            });
+        }
+        // Later segments go first and durably, so a crash midway leaves the
+        // containing segment last, where recovery rescans it.
+        let storage = self.storage.clone();
+        let keep = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(offset, |(&b, _)| b);
+        let doomed: Vec<Offset> = self
+            .segments
+            .range(keep..)
+            .skip(1)
+            .map(|(&b, _)| b)
+            .collect();
+        for &base in &doomed {
+            segment::delete_files(&*storage, &self.dir, base)?;
+            self.segments.remove(&base);
+        }
+        self.sync_dir()?;
+        let end = match self.segments.values_mut().next_back() {
+            Some(active) => active.truncate_to(offset),
+            None => return Err(self.fail("the log has no active segment".into())),
+        };
+        let end = match end {
+            Ok(end) => end,
+            Err(e) => return Err(self.fail(format!("truncation failed: {e}"))),
+        };
+        self.durable_end = self.durable_end.min(end);
+        if self.epochs.truncate_from_end(end) {
+            self.persist_epochs()?;
+        }
+        Ok(end)
+    }
+
+    /// Empties the log and restarts it at `offset` (a follower whose leader's log
+    /// starts beyond this log's end, as Kafka's `truncateFullyAndStartAt`).
+    pub fn truncate_fully_and_start_at(&mut self, offset: Offset) -> LogResult<()> {
+        self.check_healthy()?;
+        let storage = self.storage.clone();
+        let bases: Vec<Offset> = self.segments.keys().copied().collect();
+        for base in bases {
+            segment::delete_files(&*storage, &self.dir, base)?;
+        }
+        self.segments.clear();
+        self.sync_dir()?;
+        let segment = Segment::create(
+            &*storage,
+            &self.dir,
+            offset,
+            self.config.index_interval_bytes,
+        )?;
+        self.segments.insert(offset, segment);
+        self.durable_end = offset;
+        self.epochs = LeaderEpochCache::default();
+        self.persist_epochs()
+    }
+
+    /// Whether the flush policy wants an fsync now (for `Periodic`; `EveryAppend`
+    /// flushes before every acknowledgement and `Never` never).
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        match self.config.flush {
+            FlushPolicy::EveryAppend => self.durable_end < self.log_end(),
+            FlushPolicy::Periodic { messages, interval } => {
+                self.durable_end < self.log_end()
+                    && (self.unflushed_records >= messages
+                        || now_ms.saturating_sub(self.last_flush_ms) >= interval.as_millis() as i64)
+            }
+            FlushPolicy::Never => false,
+        }
+    }
+
+    /// Fsyncs everything appended so far; returns the new durable end. A failed
+    /// fsync fails the log: the kernel may have dropped the dirty pages, so the
+    /// log can no longer say what is on disk, and retrying could report data
+    /// durable that is not.
+    pub fn flush(&mut self, now_ms: i64) -> LogResult<Offset> {
+        self.check_healthy()?;
+        let end = self.log_end();
+        if self.durable_end < end {
+            let result = match self.active() {
+                Some(active) => active
+                    .sync()
+                    .map_err(|e| format!("fsync of {} failed: {e}", active.path().display())),
+                None => Err("the log has no active segment".to_string()),
+            };
+            if let Err(reason) = result {
+                return Err(self.fail(reason));
+            }
+            self.durable_end = end;
+        }
+        self.unflushed_records = 0;
+        self.last_flush_ms = now_ms;
+        Ok(end)
+    }
+
+    /// Deletes whole old segments by `retention.ms` (measured against `now_ms`)
+    /// and `retention.bytes`, never a segment holding offsets at or above
+    /// `max_deletable` (the high watermark: nothing is deleted that a follower may
+    /// still need). The log start moves to the first remaining segment.
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        max_deletable: Offset,
+    ) -> LogResult<RetentionOutcome> {
+        self.check_healthy()?;
+        let expired = |s: &Segment, age: std::time::Duration| {
+            s.max_timestamp()
+                .is_some_and(|t| now_ms.saturating_sub(t) > age.as_millis() as i64)
+        };
+        // An expired active segment is rolled so that it can go too (as Kafka does).
+        if let (Some(age), Some(active)) = (self.config.retention_age, self.active()) {
+            if !active.is_empty() && active.next_offset() <= max_deletable && expired(active, age) {
+                self.roll()?;
+            }
+        }
+        let mut deleted = Vec::new();
+        let mut total = self.size_bytes();
+        while self.segments.len() > 1 {
+            let Some(oldest) = self.segments.values().next() else {
+                break;
+            };
+            if oldest.next_offset() > max_deletable {
+                break;
+            }
+            let by_age = self
+                .config
+                .retention_age
+                .is_some_and(|age| expired(oldest, age));
+            let by_size = self
+                .config
+                .retention_bytes
+                .is_some_and(|limit| total - oldest.size() >= limit);
+            if !(by_age || by_size) {
+                break;
+            }
+            let base = oldest.base();
+            total -= oldest.size();
+            self.segments.remove(&base);
+            segment::delete_files(&*self.storage, &self.dir, base)?;
+            deleted.push(base);
+        }
+        if !deleted.is_empty() {
+            self.sync_dir()?;
+            if self.epochs.truncate_from_start(self.log_start()) {
+                self.persist_epochs()?;
+            }
+        }
+        Ok(RetentionOutcome {
+            deleted_segments: deleted,
+            log_start: self.log_start(),
+        })
+    }
+
+    /// Flushes and closes the log.
+    pub fn close(mut self, now_ms: i64) -> LogResult<()> {
+        self.flush(now_ms).map(|_| ())
+    }
+
+    fn active(&self) -> Option<&Segment> {
+        self.segments.values().next_back()
+    }
+
+    fn persist_epochs(&mut self) -> LogResult<()> {
+        let bytes = self.epochs.encode();
+        storage::write_file_atomic(&*self.storage, &self.dir, CHECKPOINT_FILE, &bytes)
+            .map_err(|e| self.fail(format!("writing {CHECKPOINT_FILE} failed: {e}")))
+    }
+
+    fn sync_dir(&mut self) -> LogResult<()> {
+        let result = self.storage.sync_dir(&self.dir);
+        result.map_err(|e| self.fail(format!("fsync of directory failed: {e}")))
+    }
+
+    fn check_healthy(&self) -> LogResult<()> {
+        match &self.failed {
+            Some(reason) => Err(LogError::Failed {
+                dir: self.dir.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts the log into the failed state and returns the error to report.
+    fn fail(&mut self, reason: String) -> LogError {
+        tracing::error!(dir = %self.dir.display(), %reason, "partition log failed");
+        self.failed.get_or_insert(reason);
+        LogError::Failed {
+            dir: self.dir.clone(),
+            reason: self.failed.clone().unwrap_or_default(),
+        }
+    }
+}

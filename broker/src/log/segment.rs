@@ -1,0 +1,585 @@
+//! One segment: a `<base>.log` file of whole batches, with its sparse offset and
+//! time indexes held in memory.
+//!
+//! The active (last) segment takes appends and is always scanned on open. A segment
+//! is sealed when the log rolls past it: its file is fsynced and its indexes are
+//! written beside it (`<base>.index`, `<base>.timeindex`), after which it never
+//! changes unless a truncation makes it the active segment again. Sealing is the
+//! segment's clean-shutdown marker: a sealed segment is trusted on open once its
+//! index files pass their checks, and rebuilt by a full scan otherwise.
+
+use crate::error::{LogError, LogResult};
+use crate::log::batch::{BatchError, BatchHeader, HEADER_LEN};
+use crate::log::index::{OffsetIndex, TimeIndex};
+use crate::position::{LeaderEpoch, Offset};
+use crate::storage::{self, OpenMode, Storage, StorageFile};
+use bytes::Bytes;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bytes read at a time while scanning a segment.
+const SCAN_CHUNK: usize = 256 * 1024;
+
+/// A segment file's name for a base offset: 20 digits, zero-padded, as Kafka's.
+pub fn file_name(base: Offset, suffix: &str) -> String {
+    format!("{:020}.{suffix}", base.0)
+}
+
+/// Parses `<20 digits>.log` back into a base offset.
+pub fn parse_log_name(name: &str) -> Option<Offset> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(Offset)
+}
+
+/// How a scan of a segment ended.
+#[derive(Debug)]
+pub struct ScanOutcome {
+    /// Bytes cut off the end because they were torn, corrupt or out of sequence.
+    pub truncated_bytes: u64,
+    /// Why the scan stopped early, if it did.
+    pub stopped_by: Option<String>,
+    /// `(epoch, base offset)` of each batch that starts a new leader epoch.
+    pub epoch_starts: Vec<(LeaderEpoch, Offset)>,
+}
+
+/// Why an append to a segment failed.
+pub struct AppendFailure {
+    /// The error from the file.
+    pub error: io::Error,
+    /// Whether the partial write was cut off again, leaving the segment as it was.
+    pub undone: bool,
+}
+
+/// One segment of a partition log.
+#[derive(Debug)]
+pub struct Segment {
+    base: Offset,
+    path: PathBuf,
+    file: Arc<dyn StorageFile>,
+    /// Bytes of whole, valid batches; the file is exactly this long.
+    size: u64,
+    /// The offset after the last batch; `base` when empty.
+    next_offset: Offset,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    /// The largest batch max timestamp and its batch's relative offset.
+    max_timestamp: Option<(i64, u32)>,
+    /// The first batch's max timestamp: the segment's age for `segment.ms`.
+    first_timestamp: Option<i64>,
+    bytes_since_index: u64,
+    index_interval: u64,
+}
+
+impl Segment {
+    /// Creates an empty segment file (durably) at `base`.
+    pub fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        base: Offset,
+        index_interval: u64,
+    ) -> LogResult<Segment> {
+        let path = dir.join(file_name(base, "log"));
+        let file = storage
+            .open(&path, OpenMode::Truncate)
+            .map_err(|e| LogError::io(&path, e))?;
+        storage.sync_dir(dir).map_err(|e| LogError::io(dir, e))?;
+        Ok(Segment::empty(base, path, file, index_interval))
+    }
+
+    fn empty(base: Offset, path: PathBuf, file: Box<dyn StorageFile>, interval: u64) -> Segment {
+        Segment {
+            base,
+            path,
+            file: Arc::from(file),
+            size: 0,
+            next_offset: base,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            max_timestamp: None,
+            first_timestamp: None,
+            bytes_since_index: 0,
+            index_interval: interval,
+        }
+    }
+
+    /// Opens a segment by scanning it whole: every batch's framing, CRC and offset
+    /// sequence is checked and the indexes are rebuilt. Anything after the first bad
+    /// batch (or at or past `limit`, the next segment's base) is cut off, durably.
+    pub fn recover(
+        storage: &dyn Storage,
+        path: PathBuf,
+        base: Offset,
+        limit: Option<Offset>,
+        index_interval: u64,
+    ) -> LogResult<(Segment, ScanOutcome)> {
+        let file = storage
+            .open(&path, OpenMode::Existing)
+            .map_err(|e| LogError::io(&path, e))?;
+        let file_len = file.len().map_err(|e| LogError::io(&path, e))?;
+        let mut segment = Segment::empty(base, path, file, index_interval);
+        let file = segment.file.clone();
+        let mut reader = ChunkReader::new(&*file, file_len, SCAN_CHUNK);
+        let mut stopped_by = None;
+        let mut epoch_starts = Vec::new();
+        let mut last_epoch = None;
+        while segment.size < file_len {
+            let pos = segment.size;
+            let header = match reader.batch_at(pos, true) {
+                Ok(Some(header)) => header,
+                Ok(None) => {
+                    stopped_by = Some(format!("torn batch at byte {pos}"));
+                    break;
+                }
+                Err(ScanError::Io(e)) => return Err(LogError::io(&segment.path, e)),
+                Err(ScanError::Batch(e)) => {
+                    stopped_by = Some(format!("corrupt batch at byte {pos}: {e}"));
+                    break;
+                }
+            };
+            if header.base_offset != segment.next_offset {
+                stopped_by = Some(format!(
+                    "batch at byte {pos} has offset {}, expected {}",
+                    header.base_offset, segment.next_offset
+                ));
+                break;
+            }
+            if limit.is_some_and(|l| header.next_offset() > l) {
+                stopped_by = Some(format!("batch at byte {pos} overlaps the next segment"));
+                break;
+            }
+            if last_epoch.is_none_or(|e| header.leader_epoch > e) {
+                epoch_starts.push((header.leader_epoch, header.base_offset));
+                last_epoch = Some(header.leader_epoch);
+            }
+            segment.note_appended(&header);
+        }
+        let truncated_bytes = file_len - segment.size;
+        if truncated_bytes > 0 {
+            segment.cut_file(segment.size)?;
+        }
+        Ok((
+            segment,
+            ScanOutcome {
+                truncated_bytes,
+                stopped_by,
+                epoch_starts,
+            },
+        ))
+    }
+
+    /// Opens a sealed segment from its index files, if they are present and agree
+    /// with the log file: the last indexed batch must start a chain of batch headers
+    /// that ends exactly at the file's end and at `next_base`. `Ok(None)` when they
+    /// do not, and the caller rebuilds with [`recover`](Self::recover).
+    pub fn open_sealed(
+        storage: &dyn Storage,
+        dir: &Path,
+        base: Offset,
+        next_base: Offset,
+        index_interval: u64,
+    ) -> LogResult<Option<Segment>> {
+        let path = dir.join(file_name(base, "log"));
+        let read_index =
+            |suffix: &str| storage::read_file(storage, &dir.join(file_name(base, suffix))).ok();
+        let (Some(index), Some(time_index)) = (
+            read_index("index").and_then(|b| OffsetIndex::decode(&b)),
+            read_index("timeindex").and_then(|b| TimeIndex::decode(&b)),
+        ) else {
+            return Ok(None);
+        };
+        let file = storage
+            .open(&path, OpenMode::Existing)
+            .map_err(|e| LogError::io(&path, e))?;
+        let file_len = file.len().map_err(|e| LogError::io(&path, e))?;
+        let mut segment = Segment::empty(base, path, file, index_interval);
+        let (rel, mut pos) = index.last().map_or((0, 0), |(r, p)| (r, u64::from(p)));
+        let mut expected = base.plus(u64::from(rel));
+        let mut reader = ChunkReader::new(&*segment.file, file_len, HEADER_LEN);
+        while pos < file_len {
+            match reader.batch_at(pos, false) {
+                Ok(Some(h)) if h.base_offset == expected => {
+                    expected = h.next_offset();
+                    pos += u64::from(h.size);
+                }
+                _ => return Ok(None),
+            }
+        }
+        let max = time_index.last();
+        if pos != file_len || expected != next_base || (file_len > 0 && max.is_none()) {
+            return Ok(None);
+        }
+        if file_len > 0 {
+            match reader.batch_at(0, false) {
+                Ok(Some(first)) => segment.first_timestamp = Some(first.max_timestamp),
+                _ => return Ok(None),
+            }
+        }
+        segment.size = file_len;
+        segment.next_offset = next_base;
+        segment.index = index;
+        segment.time_index = time_index;
+        segment.max_timestamp = max;
+        Ok(Some(segment))
+    }
+
+    /// The offset of the segment's first batch (and its file name).
+    pub fn base(&self) -> Offset {
+        self.base
+    }
+
+    /// The offset after its last batch.
+    pub fn next_offset(&self) -> Offset {
+        self.next_offset
+    }
+
+    /// Bytes in the segment.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether it holds no batch.
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The largest record timestamp in it.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        self.max_timestamp.map(|(t, _)| t)
+    }
+
+    /// The first batch's max timestamp.
+    pub fn first_timestamp(&self) -> Option<i64> {
+        self.first_timestamp
+    }
+
+    /// The `.log` file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `data`, whose batches are `headers` (already validated and carrying
+    /// their final offsets). On failure the segment is unchanged if `undone`.
+    pub fn append(&mut self, data: &[u8], headers: &[BatchHeader]) -> Result<(), AppendFailure> {
+        if let Err(error) = self.file.write_all_at(data, self.size) {
+            let undone = self.file.set_len(self.size).is_ok();
+            return Err(AppendFailure { error, undone });
+        }
+        for header in headers {
+            self.note_appended(header);
+        }
+        Ok(())
+    }
+
+    /// Updates size, offsets and indexes for a batch just written at `self.size`.
+    fn note_appended(&mut self, header: &BatchHeader) {
+        let rel = (header.base_offset.0 - self.base.0) as u32;
+        let position = self.size as u32;
+        if self
+            .max_timestamp
+            .is_none_or(|(t, _)| header.max_timestamp > t)
+        {
+            self.max_timestamp = Some((header.max_timestamp, rel));
+        }
+        if self.first_timestamp.is_none() {
+            self.first_timestamp = Some(header.max_timestamp);
+        }
+        if self.size > 0 && self.bytes_since_index >= self.index_interval {
+            self.index.push(rel, position);
+            if let Some((t, r)) = self.max_timestamp {
+                self.time_index.push(t, r);
+            }
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += u64::from(header.size);
+        self.size += u64::from(header.size);
+        self.next_offset = header.next_offset();
+    }
+
+    /// Whether a batch starting at `offset` still fits the 32-bit relative offsets
+    /// of this segment's index.
+    pub fn can_index(&self, last_offset: Offset) -> bool {
+        last_offset.0 - self.base.0 <= u64::from(u32::MAX)
+    }
+
+    /// Reads whole batches from the one containing `from`, stopping before a batch
+    /// that reaches `upper` or would take the total past `max_bytes` (the first
+    /// batch is returned whole even if larger, so readers always progress).
+    /// Returns the bytes and the offset after the last batch; `None` if no batch
+    /// in this segment ends at or after `from`.
+    pub fn read(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+        upper: Offset,
+    ) -> LogResult<Option<(Bytes, Offset)>> {
+        let Some((start, first)) = self.find_batch(from)? else {
+            return Ok(None);
+        };
+        if first.next_offset() > upper {
+            return Ok(None);
+        }
+        let want = max_bytes.max(first.size as usize) as u64;
+        let len = want.min(self.size - start) as usize;
+        let mut buf = vec![0; len];
+        self.file
+            .read_exact_at(&mut buf, start)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        let mut used = 0;
+        let mut next = first.base_offset;
+        while used + HEADER_LEN <= buf.len() {
+            let rest = &buf[used..];
+            let checked = BatchHeader::parse(rest).and_then(|h| {
+                let size = h.size as usize;
+                if size > rest.len() {
+                    return Ok(None);
+                }
+                h.verify_crc(&rest[..size]).map(|()| Some(h))
+            });
+            let header = match checked {
+                Ok(Some(h)) if h.base_offset == next && h.next_offset() <= upper => h,
+                Ok(_) => break,
+                Err(reason) if used == 0 => {
+                    return Err(LogError::CorruptRecord {
+                        offset: Some(next),
+                        reason,
+                    })
+                }
+                // Serve the good prefix; the bad batch fails the next read.
+                Err(_) => break,
+            };
+            used += header.size as usize;
+            next = header.next_offset();
+        }
+        buf.truncate(used);
+        Ok(Some((Bytes::from(buf), next)))
+    }
+
+    /// The byte position and header of the batch containing `offset`, if any.
+    fn find_batch(&self, offset: Offset) -> LogResult<Option<(u64, BatchHeader)>> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let rel = offset
+            .0
+            .saturating_sub(self.base.0)
+            .min(u64::from(u32::MAX)) as u32;
+        let (_, position) = self.index.lookup(rel);
+        self.walk_from(u64::from(position), |h| h.last_offset() >= offset)
+    }
+
+    /// Walks batch headers from `pos` to the end; returns the first for which
+    /// `stop` holds.
+    fn walk_from(
+        &self,
+        mut pos: u64,
+        mut stop: impl FnMut(&BatchHeader) -> bool,
+    ) -> LogResult<Option<(u64, BatchHeader)>> {
+        let mut reader = ChunkReader::new(&*self.file, self.size, HEADER_LEN);
+        while pos < self.size {
+            let header = match reader.batch_at(pos, false) {
+                Ok(Some(h)) => h,
+                Ok(None) | Err(ScanError::Batch(_)) => {
+                    return Err(LogError::CorruptRecord {
+                        offset: None,
+                        reason: BatchError::Field("batch header damaged on disk"),
+                    })
+                }
+                Err(ScanError::Io(e)) => return Err(LogError::io(&self.path, e)),
+            };
+            if stop(&header) {
+                return Ok(Some((pos, header)));
+            }
+            pos += u64::from(header.size);
+        }
+        Ok(None)
+    }
+
+    /// The first batch whose max timestamp is at least `timestamp`:
+    /// `(base offset, its max timestamp)`.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> LogResult<Option<(Offset, i64)>> {
+        if self.max_timestamp().is_none_or(|max| max < timestamp) {
+            return Ok(None);
+        }
+        let rel = self.time_index.lookup(timestamp);
+        let (_, position) = self.index.lookup(rel);
+        let found = self.walk_from(u64::from(position), |h| h.max_timestamp >= timestamp)?;
+        Ok(found.map(|(_, h)| (h.base_offset, h.max_timestamp)))
+    }
+
+    /// Removes every batch whose last offset is at or after `offset` (so a batch
+    /// containing `offset` goes whole), durably. Returns the new next offset.
+    pub fn truncate_to(&mut self, offset: Offset) -> LogResult<Offset> {
+        let Some((position, header)) = self.find_batch(offset)? else {
+            return Ok(self.next_offset);
+        };
+        self.cut_file(position)?;
+        let rel = (header.base_offset.0 - self.base.0) as u32;
+        self.index.truncate_to_position(position as u32);
+        self.time_index.truncate_to_offset(rel);
+        self.size = position;
+        self.next_offset = header.base_offset;
+        // Recompute what the removed batches may have set.
+        self.max_timestamp = None;
+        self.first_timestamp = None;
+        let mut max = None;
+        let mut first = None;
+        self.walk_from(0, |h| {
+            first.get_or_insert(h.max_timestamp);
+            if max.is_none_or(|(t, _)| h.max_timestamp > t) {
+                max = Some((h.max_timestamp, (h.base_offset.0 - self.base.0) as u32));
+            }
+            false
+        })?;
+        self.max_timestamp = max;
+        self.first_timestamp = first;
+        self.bytes_since_index = match self.index.last() {
+            Some((_, p)) => position - u64::from(p),
+            None => position,
+        };
+        Ok(self.next_offset)
+    }
+
+    fn cut_file(&mut self, len: u64) -> LogResult<()> {
+        self.file
+            .set_len(len)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| LogError::io(&self.path, e))
+    }
+
+    /// Makes the segment's data durable.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Seals the segment: fsyncs it and writes its index files durably.
+    pub fn seal(&mut self, storage: &dyn Storage, dir: &Path) -> LogResult<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io(&self.path, e))?;
+        if let Some((t, rel)) = self.max_timestamp {
+            self.time_index.push(t, rel);
+        }
+        for (suffix, bytes) in [
+            ("index", self.index.encode()),
+            ("timeindex", self.time_index.encode()),
+        ] {
+            let name = file_name(self.base, suffix);
+            storage::write_file_atomic(storage, dir, &name, &bytes)
+                .map_err(|e| LogError::io(dir.join(&name), e))?;
+        }
+        Ok(())
+    }
+
+    /// The leader epochs that start in this segment: `(epoch, first offset)` for
+    /// each batch whose epoch is newer than every batch before it.
+    pub fn epoch_starts(&self) -> LogResult<Vec<(LeaderEpoch, Offset)>> {
+        let mut starts: Vec<(LeaderEpoch, Offset)> = Vec::new();
+        self.walk_from(0, |h| {
+            if starts.last().is_none_or(|&(e, _)| h.leader_epoch > e) {
+                starts.push((h.leader_epoch, h.base_offset));
+            }
+            false
+        })?;
+        Ok(starts)
+    }
+}
+
+/// Deletes the files of the segment at `base` (not yet durably: the caller syncs
+/// the directory). Files already gone are fine.
+pub fn delete_files(storage: &dyn Storage, dir: &Path, base: Offset) -> LogResult<()> {
+    for suffix in ["log", "index", "timeindex"] {
+        let path = dir.join(file_name(base, suffix));
+        match storage.remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(LogError::io(path, e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+enum ScanError {
+    Io(io::Error),
+    Batch(BatchError),
+}
+
+/// Reads batches sequentially through a buffer of `chunk` bytes.
+struct ChunkReader<'a> {
+    file: &'a dyn StorageFile,
+    file_len: u64,
+    chunk: usize,
+    buf: Vec<u8>,
+    buf_pos: u64,
+}
+
+impl<'a> ChunkReader<'a> {
+    fn new(file: &'a dyn StorageFile, file_len: u64, chunk: usize) -> Self {
+        ChunkReader {
+            file,
+            file_len,
+            chunk,
+            buf: Vec::new(),
+            buf_pos: 0,
+        }
+    }
+
+    /// `len` bytes at `pos`, or `None` if the file ends first.
+    fn bytes(&mut self, pos: u64, len: usize) -> Result<Option<&[u8]>, io::Error> {
+        let end = pos + len as u64;
+        if end > self.file_len {
+            return Ok(None);
+        }
+        let buf_end = self.buf_pos + self.buf.len() as u64;
+        if pos < self.buf_pos || end > buf_end {
+            let read = (len.max(self.chunk) as u64).min(self.file_len - pos) as usize;
+            self.buf.resize(read, 0);
+            self.file.read_exact_at(&mut self.buf, pos)?;
+            self.buf_pos = pos;
+        }
+        let at = (pos - self.buf_pos) as usize;
+        Ok(Some(&self.buf[at..at + len]))
+    }
+
+    /// The header of the batch at `pos`, checking the whole batch's CRC if
+    /// `verify`; `None` if the batch runs past the end of the file.
+    fn batch_at(&mut self, pos: u64, verify: bool) -> Result<Option<BatchHeader>, ScanError> {
+        let header = match self.bytes(pos, HEADER_LEN).map_err(ScanError::Io)? {
+            Some(bytes) => BatchHeader::parse(bytes).map_err(ScanError::Batch)?,
+            None => return Ok(None),
+        };
+        if pos + u64::from(header.size) > self.file_len {
+            return Ok(None);
+        }
+        if verify {
+            let Some(batch) = self
+                .bytes(pos, header.size as usize)
+                .map_err(ScanError::Io)?
+            else {
+                return Ok(None);
+            };
+            header.verify_crc(batch).map_err(ScanError::Batch)?;
+        }
+        Ok(Some(header))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_names_round_trip() {
+        assert_eq!(file_name(Offset(42), "log"), "00000000000000000042.log");
+        assert_eq!(parse_log_name("00000000000000000042.log"), Some(Offset(42)));
+        for bad in [
+            "42.log",
+            "00000000000000000042.index",
+            "0000000000000000004x.log",
+        ] {
+            assert_eq!(parse_log_name(bad), None, "{bad}");
+        }
+    }
+}

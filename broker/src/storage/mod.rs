@@ -1,0 +1,93 @@
+//! The narrow file interface the log engine runs on.
+//!
+//! Two implementations: [`FsStorage`] (real files) and [`MemStorage`] (an in-memory
+//! disk the simulation owns, which keeps only what was synced when a simulated node
+//! crashes). The engine's logic is the same over both.
+//!
+//! Durability model, the same as a POSIX file system's: file contents are durable
+//! once [`StorageFile::sync_data`] returns; creating, renaming and removing a file is
+//! durable once [`Storage::sync_dir`] on its directory returns.
+
+mod fs;
+mod mem;
+
+pub use fs::FsStorage;
+pub use mem::MemStorage;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+/// How [`Storage::open`] treats a file that does or does not exist.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OpenMode {
+    /// The file must exist.
+    Existing,
+    /// The file must not exist; it is created empty.
+    CreateNew,
+    /// The file is created if missing and emptied if present.
+    Truncate,
+}
+
+/// A directory tree of files. Paths are absolute or relative to the storage's root,
+/// as the implementation documents.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Creates `dir` and its parents (durably).
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// The names of the files directly in `dir`, sorted.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Opens `path` for reading and writing.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>>;
+    /// Removes the file at `path`.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes creations, renames and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Whether a file exists at `path`.
+    fn exists(&self, path: &Path) -> bool;
+}
+
+/// One open file. Every method takes `&self` so readers can share a file with the
+/// single writer.
+#[allow(clippy::len_without_is_empty)] // a file length, not a collection
+pub trait StorageFile: Send + Sync + fmt::Debug {
+    /// The file's length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Fills `buf` from `pos`; an error if the file ends first.
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `pos`, growing the file as needed. On error some
+    /// prefix of `buf` may have been written (as on a full disk).
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// Cuts or extends the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the file's contents durable (fdatasync).
+    fn sync_data(&self) -> io::Result<()>;
+}
+
+/// Reads a whole file.
+pub fn read_file(storage: &dyn Storage, path: &Path) -> io::Result<Vec<u8>> {
+    let file = storage.open(path, OpenMode::Existing)?;
+    let len = usize::try_from(file.len()?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large to read"))?;
+    let mut buf = vec![0; len];
+    file.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
+}
+
+/// Replaces the file `dir/name` with `contents` atomically and durably: a crash
+/// leaves either the old file or the new one, never a mix.
+pub fn write_file_atomic(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    contents: &[u8],
+) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let file = storage.open(&tmp, OpenMode::Truncate)?;
+    file.write_all_at(contents, 0)?;
+    file.sync_data()?;
+    drop(file);
+    storage.rename(&tmp, &dir.join(name))?;
+    storage.sync_dir(dir)
+}

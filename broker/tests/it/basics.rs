@@ -1,0 +1,350 @@
+//! Appends, reads, epochs and truncation on a healthy log.
+
+use crate::support::*;
+use raftline_broker::log::LogConfig;
+use raftline_broker::storage::Storage;
+use raftline_broker::{LeaderEpoch, LogError, Offset};
+
+fn values(tag: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{tag}-{i}")).collect()
+}
+
+#[test]
+fn leader_assigns_offsets_from_the_log_end() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    let a = log
+        .append_as_leader(&batch(5, 10, "a"), LeaderEpoch(1))
+        .unwrap();
+    let b = log
+        .append_as_leader(&batch(3, 10, "b"), LeaderEpoch(1))
+        .unwrap();
+    let c = log
+        .append_as_leader(&batch(1, 10, "c"), LeaderEpoch(1))
+        .unwrap();
+    assert_eq!((a.first_offset, a.last_offset), (Offset(0), Offset(4)));
+    assert_eq!((b.first_offset, b.last_offset), (Offset(5), Offset(7)));
+    assert_eq!((c.first_offset, c.last_offset), (Offset(8), Offset(8)));
+    assert_eq!(log.log_end(), Offset(9));
+
+    let all = read_all(&log, log.log_end(), 1 << 20);
+    let offsets: Vec<i64> = all.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, (0..9).collect::<Vec<_>>());
+    let got: Vec<String> = all.into_iter().map(|(_, v)| v).collect();
+    let want: Vec<String> = [values("a", 5), values("b", 3), values("c", 1)].concat();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn reads_stop_below_the_upper_bound_and_start_at_the_containing_batch() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    for tag in ["a", "b", "c"] {
+        log.append_as_leader(&batch(3, 10, tag), LeaderEpoch(0))
+            .unwrap();
+    }
+    // Batches cover [0,2], [3,5], [6,8].
+    let cases = [
+        // (from, upper, offsets returned)
+        (0, 9, 0..9),
+        (0, 3, 0..3),
+        (0, 5, 0..3), // [3,5] reaches 5: excluded whole
+        (4, 9, 3..9), // starts at the batch containing 4
+        (4, 6, 3..6),
+        (3, 3, 0..0),
+        (9, 9, 0..0),
+    ];
+    for (from, upper, want) in cases {
+        let read = log.read(Offset(from), 1 << 20, Offset(upper)).unwrap();
+        let got: Vec<i64> = decode(&read.records).into_iter().map(|(o, _)| o).collect();
+        assert_eq!(
+            got,
+            want.clone().collect::<Vec<_>>(),
+            "from {from} upper {upper}"
+        );
+        let next = if want.is_empty() {
+            from
+        } else {
+            want.end as u64
+        };
+        assert_eq!(read.next_offset, Offset(next), "from {from} upper {upper}");
+    }
+}
+
+#[test]
+fn max_bytes_limits_reads_but_a_first_batch_always_comes_whole() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    for tag in ["a", "b", "c"] {
+        log.append_as_leader(&batch(2, 100, tag), LeaderEpoch(0))
+            .unwrap();
+    }
+    let one = log.read(Offset(0), 1, Offset(6)).unwrap();
+    assert_eq!(
+        decode(&one.records).len(),
+        2,
+        "one whole batch despite max_bytes 1"
+    );
+    let size = one.records.len();
+    let two = log.read(Offset(0), 2 * size, Offset(6)).unwrap();
+    assert_eq!(decode(&two.records).len(), 4);
+    let almost = log.read(Offset(0), 2 * size - 1, Offset(6)).unwrap();
+    assert_eq!(decode(&almost.records).len(), 2);
+}
+
+#[test]
+fn reads_outside_the_log_are_out_of_range() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    log.append_as_leader(&batch(3, 10, "a"), LeaderEpoch(0))
+        .unwrap();
+    match log.read(Offset(4), 1024, Offset(3)) {
+        Err(LogError::OffsetOutOfRange {
+            offset,
+            log_start,
+            log_end,
+        }) => {
+            assert_eq!(
+                (offset, log_start, log_end),
+                (Offset(4), Offset(0), Offset(3))
+            );
+        }
+        other => panic!("expected OffsetOutOfRange, got {other:?}"),
+    }
+    let at_end = log.read(Offset(3), 1024, Offset(3)).unwrap();
+    assert!(at_end.records.is_empty());
+}
+
+#[test]
+fn bad_input_gets_a_typed_error_and_changes_nothing() {
+    let (disk, mut log) = fresh(LogConfig {
+        max_batch_bytes: 500,
+        ..LogConfig::default()
+    });
+    log.append_as_leader(&batch(2, 10, "ok"), LeaderEpoch(0))
+        .unwrap();
+    let before = snapshot(&disk);
+
+    let mut corrupt = batch(2, 10, "x").to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x40;
+    let good = batch(1, 10, "y");
+    let mut second_bad = good.to_vec();
+    second_bad.extend_from_slice(&corrupt);
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("crc", corrupt),
+        ("second batch corrupt", second_bad),
+        ("empty", Vec::new()),
+        (
+            "garbage",
+            b"not a record batch at all, not even close to one".to_vec(),
+        ),
+        ("too large", batch(10, 100, "big").to_vec()),
+    ];
+    for (name, records) in cases {
+        let err = log.append_as_leader(&records, LeaderEpoch(0)).unwrap_err();
+        match (name, &err) {
+            ("too large", LogError::RecordTooLarge { max: 500, .. }) => {}
+            ("too large", _) => panic!("{name}: {err:?}"),
+            (_, LogError::CorruptRecord { .. }) => {}
+            _ => panic!("{name}: expected CorruptRecord, got {err:?}"),
+        }
+        assert_eq!(log.log_end(), Offset(2), "{name} moved the log end");
+    }
+    assert_eq!(snapshot(&disk), before, "rejected appends wrote to disk");
+}
+
+#[test]
+fn follower_appends_keep_offsets_and_reject_gaps_and_overlaps() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    log.append_as_follower(&batch_at(0, 1, 3, 10, 1, "a"))
+        .unwrap();
+    let info = log
+        .append_as_follower(&batch_at(3, 2, 2, 10, 1, "b"))
+        .unwrap();
+    assert_eq!(
+        (info.first_offset, info.last_offset),
+        (Offset(3), Offset(4))
+    );
+
+    for (name, base) in [("overlap", 4), ("gap", 6), ("repeat", 0)] {
+        match log.append_as_follower(&batch_at(base, 2, 1, 10, 1, name)) {
+            Err(LogError::NonContiguousAppend { expected, got }) => {
+                assert_eq!((expected, got), (Offset(5), Offset(base)), "{name}");
+            }
+            other => panic!("{name}: expected NonContiguousAppend, got {other:?}"),
+        }
+    }
+    // Two batches in one call must chain too.
+    let mut chained = batch_at(5, 2, 1, 10, 1, "c").to_vec();
+    chained.extend_from_slice(&batch_at(7, 2, 1, 10, 1, "d"));
+    assert!(matches!(
+        log.append_as_follower(&chained),
+        Err(LogError::NonContiguousAppend { .. })
+    ));
+    // An epoch older than the log's newest is refused.
+    assert!(matches!(
+        log.append_as_follower(&batch_at(5, 1, 1, 10, 1, "old")),
+        Err(LogError::FencedLeaderEpoch { .. })
+    ));
+    assert_eq!(log.log_end(), Offset(5));
+    assert_eq!(read_all(&log, Offset(5), 1 << 20).len(), 5);
+}
+
+#[test]
+fn leader_epochs_are_cached_and_answer_offset_for_leader_epoch() {
+    let (disk, mut log) = fresh(LogConfig::default());
+    log.append_as_leader(&batch(4, 10, "a"), LeaderEpoch(1))
+        .unwrap(); // 0..=3
+    log.append_as_leader(&batch(4, 10, "b"), LeaderEpoch(3))
+        .unwrap(); // 4..=7
+    log.append_as_leader(&batch(2, 10, "c"), LeaderEpoch(3))
+        .unwrap(); // 8..=9
+    assert!(matches!(
+        log.append_as_leader(&batch(1, 10, "stale"), LeaderEpoch(2)),
+        Err(LogError::FencedLeaderEpoch {
+            epoch: LeaderEpoch(2),
+            latest: LeaderEpoch(3)
+        })
+    ));
+    let end_for = |log: &raftline_broker::log::Log, e| log.end_offset_for_epoch(LeaderEpoch(e));
+    assert_eq!(end_for(&log, 1), Some((LeaderEpoch(1), Offset(4))));
+    assert_eq!(end_for(&log, 2), Some((LeaderEpoch(1), Offset(4))));
+    assert_eq!(end_for(&log, 3), Some((LeaderEpoch(3), Offset(10))));
+    assert_eq!(end_for(&log, 4), None);
+
+    // KIP-279: a new leader's epoch starts at its log end before any append.
+    log.assign_epoch(LeaderEpoch(5)).unwrap();
+    assert_eq!(end_for(&log, 3), Some((LeaderEpoch(3), Offset(10))));
+    assert_eq!(end_for(&log, 5), Some((LeaderEpoch(5), Offset(10))));
+
+    // The cache survives a reopen (minus the empty epoch 5, as in Kafka).
+    drop(log);
+    let log = open(&disk, LogConfig::default());
+    let entries: Vec<_> = log.epoch_cache().entries().collect();
+    assert_eq!(
+        entries,
+        vec![(LeaderEpoch(1), Offset(0)), (LeaderEpoch(3), Offset(4))]
+    );
+}
+
+#[test]
+fn truncation_removes_the_containing_batch_and_its_epochs() {
+    let (disk, mut log) = fresh(small_config());
+    for (i, epoch) in [1, 1, 2, 2, 3, 3].into_iter().enumerate() {
+        log.append_as_leader(&batch(5, 60, &format!("b{i}")), LeaderEpoch(epoch))
+            .unwrap();
+    }
+    assert!(
+        log.segments().len() > 2,
+        "test needs several segments: {:?}",
+        log.segments()
+    );
+    // Offset 12 is inside batch [10, 14]: that whole batch goes.
+    let end = log.truncate_to(Offset(12)).unwrap();
+    assert_eq!(end, Offset(10));
+    assert_eq!(log.log_end(), Offset(10));
+    // Epochs 2 and 3 started in the removed suffix: only epoch 1 is left.
+    assert_eq!(log.latest_epoch(), Some((LeaderEpoch(1), Offset(0))));
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(1)),
+        Some((LeaderEpoch(1), Offset(10)))
+    );
+    assert_eq!(log.end_offset_for_epoch(LeaderEpoch(2)), None);
+    assert_eq!(read_all(&log, log.log_end(), 1 << 20).len(), 10);
+
+    // New data after the cut, then a reopen: exactly the surviving prefix plus it.
+    log.append_as_leader(&batch(2, 10, "new"), LeaderEpoch(4))
+        .unwrap();
+    log.flush(0).unwrap();
+    drop(log);
+    let log = open(&disk, small_config());
+    let all = read_all(&log, log.log_end(), 1 << 20);
+    assert_eq!(all.len(), 12);
+    assert_eq!(all[10], (10, "new-0".to_string()));
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(3)),
+        Some((LeaderEpoch(1), Offset(10)))
+    );
+}
+
+#[test]
+fn truncating_at_or_past_the_end_is_a_no_op_and_below_the_start_an_error() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    log.append_as_leader(&batch(3, 10, "a"), LeaderEpoch(0))
+        .unwrap();
+    assert_eq!(log.truncate_to(Offset(3)).unwrap(), Offset(3));
+    assert_eq!(log.truncate_to(Offset(99)).unwrap(), Offset(3));
+    assert_eq!(log.truncate_to(Offset(0)).unwrap(), Offset(0));
+    assert_eq!(log.log_end(), Offset(0));
+    log.truncate_fully_and_start_at(Offset(100)).unwrap();
+    assert_eq!((log.log_start(), log.log_end()), (Offset(100), Offset(100)));
+    assert!(matches!(
+        log.truncate_to(Offset(5)),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    let info = log
+        .append_as_follower(&batch_at(100, 0, 2, 10, 1, "x"))
+        .unwrap();
+    assert_eq!(info.first_offset, Offset(100));
+}
+
+#[test]
+fn offset_for_timestamp_finds_the_first_batch_at_or_after_it() {
+    let (_disk, mut log) = fresh(small_config());
+    for (i, ts) in [100, 200, 200, 300, 250, 400].into_iter().enumerate() {
+        log.append_as_follower(&batch_at(i as u64 * 4, 0, 4, 50, ts, "t"))
+            .unwrap();
+    }
+    assert!(log.segments().len() > 1);
+    let cases = [
+        (0, Some((0, 100))),
+        (100, Some((0, 100))),
+        (150, Some((4, 200))),
+        (201, Some((12, 300))),
+        (260, Some((12, 300))),
+        (301, Some((20, 400))),
+        (401, None),
+    ];
+    for (ts, want) in cases {
+        let got = log.offset_for_timestamp(ts).unwrap();
+        assert_eq!(got, want.map(|(o, t)| (Offset(o), t)), "timestamp {ts}");
+    }
+}
+
+#[test]
+fn segments_roll_by_size_and_age_with_kafka_file_names() {
+    let (disk, mut log) = fresh(small_config());
+    for i in 0..8 {
+        log.append_as_leader(&batch(4, 60, &format!("s{i}")), LeaderEpoch(0))
+            .unwrap();
+    }
+    let segments = log.segments();
+    assert!(segments.len() >= 3, "{segments:?}");
+    for s in &segments {
+        assert!(s.size <= 1024, "segment over segment.bytes: {s:?}");
+        assert!(disk.exists(&path(&seg(s.base.0, "log"))));
+    }
+    for pair in segments.windows(2) {
+        assert_eq!(
+            pair[0].next_offset, pair[1].base,
+            "segments must be contiguous"
+        );
+        assert!(
+            disk.exists(&path(&seg(pair[0].base.0, "index"))),
+            "sealed segment has an index"
+        );
+    }
+
+    let aged = LogConfig {
+        segment_age: Some(std::time::Duration::from_millis(1_000)),
+        ..LogConfig::default()
+    };
+    let (_disk, mut log) = fresh(aged);
+    log.append_as_follower(&batch_at(0, 0, 1, 10, 10_000, "a"))
+        .unwrap();
+    log.append_as_follower(&batch_at(1, 0, 1, 10, 10_999, "b"))
+        .unwrap();
+    assert_eq!(log.segments().len(), 1, "not old enough yet");
+    log.append_as_follower(&batch_at(2, 0, 1, 10, 11_000, "c"))
+        .unwrap();
+    assert_eq!(log.segments().len(), 2, "segment.ms reached: rolled");
+    assert_eq!(log.segments()[1].base, Offset(2));
+}

@@ -1,0 +1,183 @@
+//! The writer task: group commit, flush policies, and what a failed fsync or a
+//! full disk does.
+
+use crate::support::*;
+use bytes::Bytes;
+use raftline_broker::clock::TokioClock;
+use raftline_broker::log::{spawn_writer, FlushPolicy, LogConfig, LogHandle};
+use raftline_broker::{LeaderEpoch, LogError, Offset};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn start(
+    config: LogConfig,
+) -> (
+    raftline_broker::storage::MemStorage,
+    LogHandle,
+    tokio::task::JoinHandle<raftline_broker::LogResult<()>>,
+) {
+    let (disk, log) = fresh(config);
+    let (handle, task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    (disk, handle, task)
+}
+
+#[tokio::test]
+async fn concurrent_appends_share_fsyncs_and_are_all_durable() {
+    let (disk, handle, task) = start(LogConfig::default());
+    let appenders: Vec<_> = (0..16)
+        .map(|i| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                handle
+                    .append_as_leader(batch(2, 20, &format!("g{i}")), LeaderEpoch(0))
+                    .await
+            })
+        })
+        .collect();
+    let mut firsts = Vec::new();
+    for appender in appenders {
+        firsts.push(appender.await.unwrap().unwrap().first_offset.0);
+    }
+    firsts.sort_unstable();
+    assert_eq!(
+        firsts,
+        (0..16).map(|i| i * 2).collect::<Vec<_>>(),
+        "dense, distinct offsets"
+    );
+    let stats = handle.stats();
+    let (appends, fsyncs) = (
+        stats.appends.load(Ordering::Relaxed),
+        stats.fsyncs.load(Ordering::Relaxed),
+    );
+    assert_eq!(appends, 16);
+    assert!(
+        fsyncs < appends,
+        "group commit: {fsyncs} fsyncs for {appends} appends"
+    );
+
+    // Every acknowledged append survives a power loss.
+    drop(handle);
+    task.await.unwrap().unwrap();
+    disk.crash();
+    let log = open(&disk, LogConfig::default());
+    assert_eq!(log.log_end(), Offset(32));
+}
+
+#[tokio::test]
+async fn a_failed_fsync_fails_the_partition_and_acknowledges_nothing() {
+    let (disk, handle, task) = start(LogConfig::default());
+    handle
+        .append_as_leader(batch(1, 10, "ok"), LeaderEpoch(0))
+        .await
+        .unwrap();
+    disk.set_fail_syncs(true);
+    let err = handle
+        .append_as_leader(batch(1, 10, "unsynced"), LeaderEpoch(0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LogError::Failed { .. }), "{err:?}");
+    // No silent retry: the log stays failed even once the disk recovers.
+    disk.set_fail_syncs(false);
+    let err = handle
+        .append_as_leader(batch(1, 10, "after"), LeaderEpoch(0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LogError::Failed { .. }), "{err:?}");
+    assert!(matches!(
+        handle.read(Offset(0), 1024, Offset(1)).await,
+        Err(LogError::Failed { .. })
+    ));
+    drop(handle);
+    assert!(
+        task.await.unwrap().is_err(),
+        "closing a failed log reports the failure"
+    );
+
+    // Reopening (after the fault is gone) serves the acknowledged record.
+    disk.crash();
+    let log = open(&disk, LogConfig::default());
+    assert_eq!(log.log_end(), Offset(1));
+    assert_eq!(
+        read_all(&log, Offset(1), 1024),
+        vec![(0, "ok-0".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn a_full_disk_is_an_error_that_leaves_the_log_usable() {
+    let (disk, handle, _task) = start(LogConfig::default());
+    handle
+        .append_as_leader(batch(2, 10, "before"), LeaderEpoch(0))
+        .await
+        .unwrap();
+    let used: usize = snapshot(&disk).values().map(Vec::len).sum();
+    disk.set_capacity(Some(used as u64 + 50));
+    let err = handle
+        .append_as_leader(batch(4, 100, "big"), LeaderEpoch(0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LogError::DiskFull { .. }), "{err:?}");
+
+    let read = handle.read(Offset(0), 1 << 20, Offset(100)).await.unwrap();
+    assert_eq!(read.log_end, Offset(2), "the partial write was undone");
+    assert_eq!(decode(&read.records).len(), 2);
+
+    disk.set_capacity(None);
+    let info = handle
+        .append_as_leader(batch(1, 10, "after"), LeaderEpoch(0))
+        .await
+        .unwrap();
+    assert_eq!(info.first_offset, Offset(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn periodic_flush_acknowledges_first_and_syncs_on_the_interval() {
+    let config = LogConfig {
+        flush: FlushPolicy::Periodic {
+            messages: 1_000,
+            interval: Duration::from_millis(100),
+        },
+        ..LogConfig::default()
+    };
+    let (disk, handle, _task) = start(config);
+    handle
+        .append_as_leader(batch(3, 10, "p"), LeaderEpoch(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        handle.stats().fsyncs.load(Ordering::Relaxed),
+        0,
+        "acknowledged before any fsync"
+    );
+    // Poll (in paused time) until the interval's flush has run.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while handle.stats().fsyncs.load(Ordering::Relaxed) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no periodic flush");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    disk.crash();
+    let log = open(&disk, LogConfig::default());
+    assert_eq!(log.log_end(), Offset(3));
+}
+
+#[tokio::test]
+async fn flush_policy_never_leaves_durability_to_the_os() {
+    let config = LogConfig {
+        flush: FlushPolicy::Never,
+        ..LogConfig::default()
+    };
+    let (disk, handle, _task) = start(config);
+    handle
+        .append_as_leader(Bytes::from(batch(3, 10, "n").to_vec()), LeaderEpoch(0))
+        .await
+        .unwrap();
+    assert_eq!(handle.stats().fsyncs.load(Ordering::Relaxed), 0);
+    disk.crash();
+    let log = open(&disk, LogConfig::default());
+    assert_eq!(
+        log.log_end(),
+        Offset(0),
+        "unsynced data is lost on power loss"
+    );
+}

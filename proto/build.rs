@@ -1,0 +1,19 @@
+//! Compiles `proto/**/*.proto` with protox (a pure-Rust protobuf compiler), so
+//! `cargo build` needs no system `protoc`.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from("proto");
+    let files = ["raftline/v1/errors.proto"];
+    let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
+    for path in &paths {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+    let descriptors = protox::compile(&paths, [&root])?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
