@@ -72,6 +72,9 @@ pub struct BatchHeader {
     pub max_timestamp: i64,
     /// The stored CRC-32C.
     pub crc: u32,
+    /// `recordsCount`: records in the batch (fewer than the offset span after
+    /// compaction).
+    pub record_count: u32,
 }
 
 fn be_i64(buf: &[u8], at: usize) -> i64 {
@@ -116,9 +119,8 @@ impl BatchHeader {
             .checked_add(u64::from(last_offset_delta))
             .filter(|&last| last < i64::MAX as u64)
             .ok_or(BatchError::Field("last offset overflows"))?;
-        if be_i32(buf, 57) < 0 {
-            return Err(BatchError::Field("negative record count"));
-        }
+        let record_count = u32::try_from(be_i32(buf, 57))
+            .map_err(|_| BatchError::Field("negative record count"))?;
         Ok(BatchHeader {
             base_offset: Offset(base_offset),
             size: size as u32,
@@ -126,6 +128,7 @@ impl BatchHeader {
             last_offset_delta,
             max_timestamp: be_i64(buf, 35),
             crc: u32::from_be_bytes([buf[17], buf[18], buf[19], buf[20]]),
+            record_count,
         })
     }
 

@@ -20,7 +20,7 @@ mod index;
 mod segment;
 mod writer;
 
-pub use batch::{parse_batches, BatchError, BatchHeader};
+pub use batch::{parse_batches, BatchError, BatchHeader, HEADER_LEN};
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch_cache::LeaderEpochCache;
 pub use writer::{spawn_writer, LogHandle, WriterStats};

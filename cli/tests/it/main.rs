@@ -1,0 +1,5 @@
+//! End-to-end tests of the `raftline` binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod dump_log;
