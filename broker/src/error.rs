@@ -34,6 +34,14 @@ pub enum LogError {
         /// The offset the next record will get.
         log_end: Offset,
     },
+    /// A batch is well-formed but not acceptable here (Kafka's INVALID_RECORD):
+    /// more than one batch in a produce request, a record count that does not
+    /// match the offset span, an append spanning more than 2^32 offsets.
+    #[error("invalid record batch: {reason}")]
+    InvalidRecord {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A batch is larger than the log accepts (`max.message.bytes`).
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     RecordTooLarge {

@@ -82,8 +82,13 @@ impl LogConfig {
                 self.max_batch_bytes
             ));
         }
-        if let FlushPolicy::Periodic { messages: 0, .. } = self.flush {
-            return bad("flush.messages must be at least 1".into());
+        if let FlushPolicy::Periodic { messages, interval } = self.flush {
+            if messages == 0 {
+                return bad("flush.messages must be at least 1".into());
+            }
+            if interval.is_zero() {
+                return bad("flush.ms must be at least 1".into());
+            }
         }
         Ok(())
     }
@@ -115,6 +120,16 @@ mod tests {
                 "max.message.bytes",
                 LogConfig {
                     max_batch_bytes: 1,
+                    ..Default::default()
+                },
+            ),
+            (
+                "flush.ms",
+                LogConfig {
+                    flush: FlushPolicy::Periodic {
+                        messages: 1,
+                        interval: Duration::ZERO,
+                    },
                     ..Default::default()
                 },
             ),

@@ -29,19 +29,37 @@ impl LeaderEpochCache {
         self.epochs.iter().map(|(&e, &o)| (e, o))
     }
 
-    /// Records that `epoch` starts at `start`. Returns whether the cache changed.
+    /// Records that the log's records from `start` on carry `epoch`. Returns
+    /// whether the cache changed.
     ///
-    /// The newest epoch again at an equal or later offset is a no-op. Entries that
-    /// would contradict the new one (an epoch at least as new, or one starting at or
-    /// after `start`) are dropped first, as Kafka's `assign` does: they belong to a
-    /// suffix that has been truncated.
+    /// Trailing entries the new one contradicts are dropped first: a newer epoch,
+    /// or one starting at or after `start`, belongs to a suffix that is gone (or to
+    /// an epoch that a KIP-279 leader recorded and never wrote in). This is Kafka's
+    /// `assign`, except that an epoch already known from an earlier offset keeps
+    /// its earlier start (Kafka would move it, forgetting where it began).
     pub fn assign(&mut self, epoch: LeaderEpoch, start: Offset) -> bool {
-        if self.latest().is_some_and(|(e, s)| e == epoch && s <= start) {
-            return false;
+        let mut changed = false;
+        while let Some((e, s)) = self.latest() {
+            if e > epoch || s >= start && !(e == epoch && s == start) {
+                self.epochs.remove(&e);
+                changed = true;
+            } else {
+                break;
+            }
         }
-        self.epochs.retain(|&e, &mut s| e < epoch && s < start);
-        self.epochs.insert(epoch, start);
-        true
+        if self.latest().is_none_or(|(e, _)| e < epoch) {
+            self.epochs.insert(epoch, start);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Whether an epoch newer than `epoch` has records before `start`: appending
+    /// records of `epoch` at `start` would make epochs go backwards in the log.
+    pub fn has_newer_records_before(&self, epoch: LeaderEpoch, start: Offset) -> bool {
+        self.epochs
+            .range(epoch..)
+            .any(|(&e, &s)| e > epoch && s < start)
     }
 
     /// Drops entries starting at or after `end` (the log was truncated to `end`).
@@ -178,8 +196,24 @@ mod tests {
         assert!(c.assign(LeaderEpoch(4), Offset(8)));
         assert_eq!(
             c.entries().collect::<Vec<_>>(),
-            vec![(LeaderEpoch(1), Offset(0)), (LeaderEpoch(4), Offset(8)),]
+            vec![(LeaderEpoch(1), Offset(0)), (LeaderEpoch(4), Offset(8))]
         );
+    }
+
+    #[test]
+    fn an_empty_newer_epoch_gives_way_to_the_leaders_older_records() {
+        // KIP-279: this replica recorded epoch 5 at its log end (20) and wrote
+        // nothing in it; the new leader's log continues epoch 4 from there.
+        let mut c = cache(&[(4, 0), (5, 20)]);
+        assert!(!c.has_newer_records_before(LeaderEpoch(4), Offset(20)));
+        assert!(c.assign(LeaderEpoch(4), Offset(20)));
+        assert_eq!(
+            c.entries().collect::<Vec<_>>(),
+            vec![(LeaderEpoch(4), Offset(0))]
+        );
+        // Records of epoch 5 before offset 25 forbid appending epoch 4 there.
+        let c = cache(&[(4, 0), (5, 20)]);
+        assert!(c.has_newer_records_before(LeaderEpoch(4), Offset(25)));
     }
 
     #[test]

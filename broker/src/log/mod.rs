@@ -27,7 +27,7 @@ pub use writer::{spawn_writer, LogHandle, WriterStats};
 
 use crate::error::{LogError, LogResult};
 use crate::position::{LeaderEpoch, Offset};
-use crate::storage::{self, Storage};
+use crate::storage::{self, Storage, WriteError};
 use bytes::Bytes;
 use epoch_cache::CHECKPOINT_FILE;
 use segment::Segment;
@@ -122,6 +122,30 @@ pub struct RetentionOutcome {
     pub log_start: Offset,
 }
 
+/// `Duration` as whole milliseconds, saturating instead of wrapping.
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn invalid(reason: String) -> LogError {
+    LogError::InvalidRecord { reason }
+}
+
+/// Kafka carries leader epochs as `i32`: larger ones cannot be stamped.
+fn check_epoch_range(epoch: LeaderEpoch) -> LogResult<()> {
+    if epoch.0 > i32::MAX as u32 {
+        return Err(invalid(format!("leader epoch {epoch} exceeds 2^31 - 1")));
+    }
+    Ok(())
+}
+
+/// The I/O error inside a [`WriteError`], for paths where either kind is fatal.
+fn write_error_source(error: WriteError) -> std::io::Error {
+    match error {
+        WriteError::Write(e) | WriteError::Sync(e) => e,
+    }
+}
+
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering from any crash: the active
     /// segment is scanned and a torn or corrupt tail cut off; sealed segments with
@@ -177,36 +201,67 @@ impl Log {
                 Some(next) => Segment::open_sealed(&*storage, &self.dir, base, next, interval)?,
                 None => None,
             };
-            let segment = match sealed {
-                Some(segment) => segment,
+            let scanned = sealed.is_none();
+            let (mut segment, clean_end) = match sealed {
+                Some(segment) => (segment, true),
                 None => {
                     let path = self.dir.join(segment::file_name(base, "log"));
-                    let (mut segment, outcome) =
+                    let (segment, outcome) =
                         Segment::recover(&*storage, path, base, next_base, interval)?;
                     self.recovery.truncated_bytes += outcome.truncated_bytes;
+                    let clean_end = outcome.stopped_by.is_none();
                     self.recovery.reasons.extend(outcome.stopped_by);
                     epoch_starts.extend(outcome.epoch_starts);
-                    if next_base == Some(segment.next_offset()) {
-                        self.recovery.rebuilt_indexes.push(base);
-                        segment.seal(&*storage, &self.dir)?;
-                    }
-                    segment
+                    (segment, clean_end)
                 }
             };
-            let cut_short = next_base.is_some_and(|next| segment.next_offset() != next);
-            self.segments.insert(base, segment);
-            if cut_short {
-                // Later segments would leave a gap after the damage: remove them.
-                for &later in &bases[i + 1..] {
-                    segment::delete_files(&*storage, &self.dir, later)?;
-                    self.recovery.deleted_segments.push(later);
+            match next_base {
+                Some(next) if segment.next_offset() == next => {
+                    if scanned {
+                        // Its index files were missing or damaged: write them anew.
+                        self.recovery.rebuilt_indexes.push(base);
+                        segment
+                            .seal(&*storage, &self.dir)
+                            .map_err(|e| LogError::io(&self.dir, write_error_source(e)))?;
+                    }
+                    self.segments.insert(base, segment);
                 }
-                self.sync_dir()?;
-                break;
+                Some(next) if clean_end && segment.next_offset() < next => {
+                    // Whole and undamaged, yet it stops short of the next segment:
+                    // a leftover of retention whose deletion did not reach the
+                    // disk before a later one did. The newer segments are the log.
+                    self.recovery.reasons.push(format!(
+                        "segment {base} ends at {} before segment {next}: removing it and older segments",
+                        segment.next_offset()
+                    ));
+                    let mut older: Vec<Offset> = self.segments.keys().copied().collect();
+                    older.push(base);
+                    for old in older {
+                        segment::delete_files(&*storage, &self.dir, old)?;
+                        self.recovery.deleted_segments.push(old);
+                    }
+                    self.segments.clear();
+                    self.sync_dir()?;
+                }
+                Some(_) => {
+                    // Damaged: the log ends here, and later segments would leave a
+                    // gap after it. A follower fetches the rest from its leader.
+                    self.segments.insert(base, segment);
+                    for &later in &bases[i + 1..] {
+                        segment::delete_files(&*storage, &self.dir, later)?;
+                        self.recovery.deleted_segments.push(later);
+                    }
+                    self.sync_dir()?;
+                    break;
+                }
+                None => {
+                    self.segments.insert(base, segment);
+                }
             }
         }
         if self.segments.is_empty() {
-            let segment = Segment::create(&*storage, &self.dir, Offset(0), interval)?;
+            let segment = Segment::create(&*storage, &self.dir, Offset(0), interval)
+                .map_err(|e| LogError::io(&self.dir, write_error_source(e)))?;
             self.segments.insert(Offset(0), segment);
         }
         Ok(epoch_starts)
@@ -229,22 +284,24 @@ impl Log {
                 changed = true;
                 for segment in self.segments.values() {
                     for (epoch, start) in segment.epoch_starts()? {
-                        if self.epochs.latest().is_none_or(|(e, _)| epoch > e) {
-                            self.epochs.assign(epoch, start);
-                        }
+                        self.epochs.assign(epoch, start);
                     }
                 }
             }
         }
+        // Entries for records that did not survive go first; then epochs that the
+        // scan saw in surviving records and the checkpoint had not recorded yet.
+        changed |= self.epochs.truncate_from_end(self.log_end());
+        changed |= self.epochs.truncate_from_start(self.log_start());
         for (epoch, start) in scanned {
-            if self.epochs.latest().is_none_or(|(e, _)| epoch > e) {
+            if start >= self.log_start() {
                 changed |= self.epochs.assign(epoch, start);
             }
         }
-        changed |= self.epochs.truncate_from_end(self.log_end());
-        changed |= self.epochs.truncate_from_start(self.log_start());
         if changed {
-            self.persist_epochs()?;
+            let bytes = self.epochs.encode();
+            storage::write_file_atomic(&*self.storage, &self.dir, CHECKPOINT_FILE, &bytes)
+                .map_err(|e| LogError::io(self.dir.join(CHECKPOINT_FILE), write_error_source(e)))?;
         }
         Ok(())
     }
@@ -313,10 +370,10 @@ impl Log {
         self.epochs.end_offset_for(epoch, self.log_end())
     }
 
-    /// Appends batches as the partition's leader: each batch's base offset is
-    /// rewritten to the log end and its partition leader epoch to `epoch`. All
-    /// batches are checked before any byte is written; a rejected append changes
-    /// nothing.
+    /// Appends a producer's batch as the partition's leader: its base offset is
+    /// rewritten to the log end and its partition leader epoch to `epoch`. As in
+    /// Kafka, a produce request carries exactly one batch, whose last offset
+    /// delta is its record count minus one. A rejected append changes nothing.
     pub fn append_as_leader(
         &mut self,
         records: &[u8],
@@ -324,40 +381,49 @@ impl Log {
     ) -> LogResult<AppendInfo> {
         self.check_healthy()?;
         let headers = self.validate(records)?;
+        let [header] = headers[..] else {
+            return Err(invalid(format!(
+                "a produce request must carry exactly one record batch, not {}",
+                headers.len()
+            )));
+        };
+        if header.record_count == 0
+            || u64::from(header.last_offset_delta) + 1 != u64::from(header.record_count)
+        {
+            return Err(invalid(format!(
+                "batch of {} records has last offset delta {}",
+                header.record_count, header.last_offset_delta
+            )));
+        }
+        check_epoch_range(epoch)?;
         if let Some((latest, _)) = self.epochs.latest().filter(|&(latest, _)| epoch < latest) {
             return Err(LogError::FencedLeaderEpoch { epoch, latest });
         }
         let mut buf = std::mem::take(&mut self.write_buf);
         buf.clear();
         buf.extend_from_slice(records);
-        let mut next = self.log_end();
-        let mut pos = 0;
-        let mut assigned = Vec::with_capacity(headers.len());
-        for header in &headers {
-            let batch = &mut buf[pos..pos + header.size as usize];
-            batch::set_base_offset(batch, next);
-            batch::set_leader_epoch(batch, epoch);
-            assigned.push(BatchHeader {
-                base_offset: next,
-                leader_epoch: epoch,
-                ..*header
-            });
-            next = next.plus(u64::from(header.last_offset_delta) + 1);
-            pos += header.size as usize;
-        }
-        let result = self.append_validated(&buf, &assigned);
+        let base = self.log_end();
+        batch::set_base_offset(&mut buf, base);
+        batch::set_leader_epoch(&mut buf, epoch);
+        let stamped = BatchHeader {
+            base_offset: base,
+            leader_epoch: epoch,
+            ..header
+        };
+        let result = self.append_validated(&buf, &[stamped]);
         self.write_buf = buf;
         result
     }
 
     /// Appends batches fetched from the leader, offsets and epochs as given. The
     /// first batch must start at the log end and each next one where the previous
-    /// ended (no gaps, no overlaps); epochs must not go backwards.
+    /// ended (no gaps, no overlaps); epochs must not go backwards, neither within
+    /// the batches nor against records already in the log.
     pub fn append_as_follower(&mut self, records: &[u8]) -> LogResult<AppendInfo> {
         self.check_healthy()?;
         let headers = self.validate(records)?;
         let mut expected = self.log_end();
-        let mut latest = self.epochs.latest().map(|(e, _)| e);
+        let mut previous_epoch = None;
         for header in &headers {
             if header.base_offset != expected {
                 return Err(LogError::NonContiguousAppend {
@@ -365,14 +431,34 @@ impl Log {
                     got: header.base_offset,
                 });
             }
-            if let Some(l) = latest.filter(|&l| header.leader_epoch < l) {
+            if u64::from(header.record_count) > u64::from(header.last_offset_delta) + 1 {
+                return Err(invalid(format!(
+                    "batch at {} holds {} records in {} offsets",
+                    header.base_offset,
+                    header.record_count,
+                    u64::from(header.last_offset_delta) + 1
+                )));
+            }
+            check_epoch_range(header.leader_epoch)?;
+            if let Some(previous) = previous_epoch.filter(|&p| header.leader_epoch < p) {
                 return Err(LogError::FencedLeaderEpoch {
                     epoch: header.leader_epoch,
-                    latest: l,
+                    latest: previous,
                 });
             }
-            latest = Some(header.leader_epoch);
+            previous_epoch = Some(header.leader_epoch);
             expected = header.next_offset();
+        }
+        let first = headers[0];
+        if self
+            .epochs
+            .has_newer_records_before(first.leader_epoch, first.base_offset)
+        {
+            let latest = self.epochs.latest().map_or(first.leader_epoch, |(e, _)| e);
+            return Err(LogError::FencedLeaderEpoch {
+                epoch: first.leader_epoch,
+                latest,
+            });
         }
         self.append_validated(records, &headers)
     }
@@ -382,11 +468,13 @@ impl Log {
     /// leader has appended anything.
     pub fn assign_epoch(&mut self, epoch: LeaderEpoch) -> LogResult<()> {
         self.check_healthy()?;
+        check_epoch_range(epoch)?;
         if let Some((latest, _)) = self.epochs.latest().filter(|&(latest, _)| epoch < latest) {
             return Err(LogError::FencedLeaderEpoch { epoch, latest });
         }
-        if self.epochs.assign(epoch, self.log_end()) {
-            self.persist_epochs()?;
+        let mut epochs = self.epochs.clone();
+        if epochs.assign(epoch, self.log_end()) {
+            self.persist_epochs(epochs)?;
         }
         Ok(())
     }
@@ -408,17 +496,16 @@ impl Log {
     }
 
     /// Writes validated batches with their final offsets to the active segment,
-    /// rolling first if it is full or old.
+    /// rolling first if it is full or old. A new epoch is checkpointed before the
+    /// records that carry it, so a crash can leave an epoch without records
+    /// (dropped on open) but never records whose epoch the cache lost.
     fn append_validated(&mut self, data: &[u8], headers: &[BatchHeader]) -> LogResult<AppendInfo> {
         let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
-            return Err(LogError::CorruptRecord {
-                offset: None,
-                reason: BatchError::Truncated {
-                    have: 0,
-                    need: batch::HEADER_LEN,
-                },
-            });
+            return Err(invalid("no record batch".into()));
         };
+        if last.last_offset().0 - first.base_offset.0 > u64::from(u32::MAX) {
+            return Err(invalid("an append may span at most 2^32 offsets".into()));
+        }
         let max_timestamp = headers
             .iter()
             .map(|h| h.max_timestamp)
@@ -426,6 +513,18 @@ impl Log {
             .unwrap_or(first.max_timestamp);
         if self.should_roll(data.len() as u64, last.last_offset(), max_timestamp) {
             self.roll()?;
+        }
+        let new_epoch = |h: &BatchHeader, cache: &LeaderEpochCache| {
+            cache
+                .latest()
+                .is_none_or(|(e, s)| e != h.leader_epoch || s > h.base_offset)
+        };
+        if headers.iter().any(|h| new_epoch(h, &self.epochs)) {
+            let mut epochs = self.epochs.clone();
+            for h in headers {
+                epochs.assign(h.leader_epoch, h.base_offset);
+            }
+            self.persist_epochs(epochs)?;
         }
         let Some(active) = self.segments.values_mut().next_back() else {
             return Err(self.fail("the log has no active segment".into()));
@@ -444,19 +543,7 @@ impl Log {
             }
             return Err(LogError::io(path, failure.error));
         }
-        let mut epochs_changed = false;
-        for h in headers {
-            if self.epochs.latest().is_none_or(|(e, _)| h.leader_epoch > e) {
-                epochs_changed |= self.epochs.assign(h.leader_epoch, h.base_offset);
-            }
-        }
-        if epochs_changed {
-            self.persist_epochs()?;
-        }
-        let records: u64 = headers
-            .iter()
-            .map(|h| u64::from(h.last_offset_delta) + 1)
-            .sum();
+        let records: u64 = headers.iter().map(|h| u64::from(h.record_count)).sum();
         self.unflushed_records += records;
         Ok(AppendInfo {
             first_offset: first.base_offset,
@@ -485,18 +572,20 @@ impl Log {
         full || old || !active.can_index(last_offset)
     }
 
-    /// Seals the active segment and starts a new one at the log end.
+    /// Seals the active segment and starts a new one at the log end. A full disk
+    /// is reported and leaves the active segment in place (it is sealed again at
+    /// the next roll); a failed fsync fails the log.
     fn roll(&mut self) -> LogResult<()> {
         let end = self.log_end();
         let storage = self.storage.clone();
         let dir = self.dir.clone();
-        let Some(active) = self.segments.values_mut().next_back() else {
-            return Err(self.fail("the log has no active segment".into()));
+        let sealed = match self.segments.values_mut().next_back() {
+            Some(active) => active.seal(&*storage, &dir),
+            None => return Err(self.fail("the log has no active segment".into())),
         };
-        if let Err(e) = active.seal(&*storage, &dir) {
-            return Err(self.fail(format!("sealing a segment failed: {e}")));
-        }
-        let segment = Segment::create(&*storage, &dir, end, self.config.index_interval_bytes)?;
+        sealed.map_err(|e| self.absorb(&dir, e))?;
+        let segment = Segment::create(&*storage, &dir, end, self.config.index_interval_bytes)
+            .map_err(|e| self.absorb(&dir, e))?;
         self.segments.insert(end, segment);
         Ok(())
     }
@@ -584,8 +673,8 @@ impl Log {
             });
         }
         // Later segments go first and durably, so a crash midway leaves the
-        // containing segment last, where recovery rescans it.
-        let storage = self.storage.clone();
+        // containing segment last, where recovery rescans it. Any failure here
+        // fails the log: its files and its segment map may no longer agree.
         let keep = self
             .segments
             .range(..=offset)
@@ -598,21 +687,18 @@ impl Log {
             .map(|(&b, _)| b)
             .collect();
         for &base in &doomed {
-            segment::delete_files(&*storage, &self.dir, base)?;
-            self.segments.remove(&base);
+            self.delete_segment(base)?;
         }
         self.sync_dir()?;
         let end = match self.segments.values_mut().next_back() {
             Some(active) => active.truncate_to(offset),
             None => return Err(self.fail("the log has no active segment".into())),
         };
-        let end = match end {
-            Ok(end) => end,
-            Err(e) => return Err(self.fail(format!("truncation failed: {e}"))),
-        };
+        let end = end.map_err(|e| self.fail(format!("truncation failed: {e}")))?;
         self.durable_end = self.durable_end.min(end);
-        if self.epochs.truncate_from_end(end) {
-            self.persist_epochs()?;
+        let mut epochs = self.epochs.clone();
+        if epochs.truncate_from_end(end) {
+            self.persist_epochs(epochs)?;
         }
         Ok(end)
     }
@@ -621,23 +707,26 @@ impl Log {
     /// starts beyond this log's end, as Kafka's `truncateFullyAndStartAt`).
     pub fn truncate_fully_and_start_at(&mut self, offset: Offset) -> LogResult<()> {
         self.check_healthy()?;
-        let storage = self.storage.clone();
+        // The epochs go first: no record may outlive its epoch entry's removal
+        // the other way round. A crash midway leaves the old log, an empty one,
+        // or a suffix of the old one: each a consistent log to re-fetch into.
+        self.persist_epochs(LeaderEpochCache::default())?;
         let bases: Vec<Offset> = self.segments.keys().copied().collect();
         for base in bases {
-            segment::delete_files(&*storage, &self.dir, base)?;
+            self.delete_segment(base)?;
         }
-        self.segments.clear();
         self.sync_dir()?;
-        let segment = Segment::create(
-            &*storage,
+        let created = Segment::create(
+            &*self.storage,
             &self.dir,
             offset,
             self.config.index_interval_bytes,
-        )?;
+        );
+        let segment =
+            created.map_err(|e| self.fail(format!("creating segment {offset} failed: {e}")))?;
         self.segments.insert(offset, segment);
         self.durable_end = offset;
-        self.epochs = LeaderEpochCache::default();
-        self.persist_epochs()
+        Ok(())
     }
 
     /// Whether the flush policy wants an fsync now (for `Periodic`; `EveryAppend`
@@ -648,7 +737,7 @@ impl Log {
             FlushPolicy::Periodic { messages, interval } => {
                 self.durable_end < self.log_end()
                     && (self.unflushed_records >= messages
-                        || now_ms.saturating_sub(self.last_flush_ms) >= interval.as_millis() as i64)
+                        || now_ms.saturating_sub(self.last_flush_ms) >= millis(interval))
             }
             FlushPolicy::Never => false,
         }
@@ -690,7 +779,7 @@ impl Log {
         self.check_healthy()?;
         let expired = |s: &Segment, age: std::time::Duration| {
             s.max_timestamp()
-                .is_some_and(|t| now_ms.saturating_sub(t) > age.as_millis() as i64)
+                .is_some_and(|t| now_ms.saturating_sub(t) > millis(age))
         };
         // An expired active segment is rolled so that it can go too (as Kafka does).
         if let (Some(age), Some(active)) = (self.config.retention_age, self.active()) {
@@ -718,16 +807,16 @@ impl Log {
             if !(by_age || by_size) {
                 break;
             }
-            let base = oldest.base();
-            total -= oldest.size();
-            self.segments.remove(&base);
-            segment::delete_files(&*self.storage, &self.dir, base)?;
+            let (base, size) = (oldest.base(), oldest.size());
+            self.delete_segment(base)?;
+            total -= size;
             deleted.push(base);
         }
         if !deleted.is_empty() {
             self.sync_dir()?;
-            if self.epochs.truncate_from_start(self.log_start()) {
-                self.persist_epochs()?;
+            let mut epochs = self.epochs.clone();
+            if epochs.truncate_from_start(self.log_start()) {
+                self.persist_epochs(epochs)?;
             }
         }
         Ok(RetentionOutcome {
@@ -745,10 +834,42 @@ impl Log {
         self.segments.values().next_back()
     }
 
-    fn persist_epochs(&mut self) -> LogResult<()> {
-        let bytes = self.epochs.encode();
-        storage::write_file_atomic(&*self.storage, &self.dir, CHECKPOINT_FILE, &bytes)
-            .map_err(|e| self.fail(format!("writing {CHECKPOINT_FILE} failed: {e}")))
+    /// Checkpoints `epochs` durably, then makes it the cache. A full disk leaves
+    /// both as they were; a failed fsync fails the log.
+    fn persist_epochs(&mut self, epochs: LeaderEpochCache) -> LogResult<()> {
+        let written = storage::write_file_atomic(
+            &*self.storage,
+            &self.dir,
+            CHECKPOINT_FILE,
+            &epochs.encode(),
+        );
+        let dir = self.dir.clone();
+        written.map_err(|e| self.absorb(&dir, e))?;
+        self.epochs = epochs;
+        Ok(())
+    }
+
+    /// Deletes a segment's files, then forgets it. A failure fails the log.
+    fn delete_segment(&mut self, base: Offset) -> LogResult<()> {
+        let deleted = segment::delete_files(&*self.storage, &self.dir, base);
+        deleted.map_err(|e| self.fail(format!("deleting segment {base} failed: {e}")))?;
+        self.segments.remove(&base);
+        Ok(())
+    }
+
+    /// Turns a failed metadata write into the error to report: a full disk or a
+    /// failed write changed nothing durable and the log goes on; a failed fsync
+    /// fails it.
+    fn absorb(&mut self, path: &Path, error: WriteError) -> LogError {
+        match error {
+            WriteError::Write(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                LogError::DiskFull {
+                    path: path.to_path_buf(),
+                }
+            }
+            WriteError::Write(e) => LogError::io(path, e),
+            WriteError::Sync(e) => self.fail(format!("fsync in {} failed: {e}", path.display())),
+        }
     }
 
     fn sync_dir(&mut self) -> LogResult<()> {

@@ -12,7 +12,7 @@ use crate::error::{LogError, LogResult};
 use crate::log::batch::{BatchError, BatchHeader, HEADER_LEN};
 use crate::log::index::{OffsetIndex, TimeIndex};
 use crate::position::{LeaderEpoch, Offset};
-use crate::storage::{self, OpenMode, Storage, StorageFile};
+use crate::storage::{self, OpenMode, Storage, StorageFile, WriteError};
 use bytes::Bytes;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -75,18 +75,19 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Creates an empty segment file (durably) at `base`.
+    /// Creates an empty segment file (durably) at `base`, replacing any leftover
+    /// file of that name.
     pub fn create(
         storage: &dyn Storage,
         dir: &Path,
         base: Offset,
         index_interval: u64,
-    ) -> LogResult<Segment> {
+    ) -> Result<Segment, WriteError> {
         let path = dir.join(file_name(base, "log"));
         let file = storage
             .open(&path, OpenMode::Truncate)
-            .map_err(|e| LogError::io(&path, e))?;
-        storage.sync_dir(dir).map_err(|e| LogError::io(dir, e))?;
+            .map_err(WriteError::Write)?;
+        storage.sync_dir(dir).map_err(WriteError::Sync)?;
         Ok(Segment::empty(base, path, file, index_interval))
     }
 
@@ -276,7 +277,8 @@ impl Segment {
 
     /// Updates size, offsets and indexes for a batch just written at `self.size`.
     fn note_appended(&mut self, header: &BatchHeader) {
-        let rel = (header.base_offset.0 - self.base.0) as u32;
+        // Callers check the offset chain and the 32-bit span before this.
+        let rel = header.base_offset.0.saturating_sub(self.base.0) as u32;
         let position = self.size as u32;
         if self
             .max_timestamp
@@ -360,31 +362,35 @@ impl Segment {
 
     /// The byte position and header of the batch containing `offset`, if any.
     fn find_batch(&self, offset: Offset) -> LogResult<Option<(u64, BatchHeader)>> {
-        if offset >= self.next_offset {
+        if offset >= self.next_offset || offset < self.base {
             return Ok(None);
         }
-        let rel = offset
-            .0
-            .saturating_sub(self.base.0)
-            .min(u64::from(u32::MAX)) as u32;
-        let (_, position) = self.index.lookup(rel);
-        self.walk_from(u64::from(position), |h| h.last_offset() >= offset)
+        let rel = (offset.0 - self.base.0).min(u64::from(u32::MAX)) as u32;
+        let (entry_rel, position) = self.index.lookup(rel);
+        self.walk_from(
+            u64::from(position),
+            self.base.plus(u64::from(entry_rel)),
+            |h| h.last_offset() >= offset,
+        )
     }
 
-    /// Walks batch headers from `pos` to the end; returns the first for which
-    /// `stop` holds.
+    /// Walks batch headers from byte `pos`, where the batch at `expected` starts,
+    /// to the end; returns the first for which `stop` holds. Each header must
+    /// continue the offset chain: a base offset is outside the CRC, so a damaged
+    /// one is caught only here.
     fn walk_from(
         &self,
         mut pos: u64,
+        mut expected: Offset,
         mut stop: impl FnMut(&BatchHeader) -> bool,
     ) -> LogResult<Option<(u64, BatchHeader)>> {
         let mut reader = ChunkReader::new(&*self.file, self.size, HEADER_LEN);
         while pos < self.size {
             let header = match reader.batch_at(pos, false) {
-                Ok(Some(h)) => h,
-                Ok(None) | Err(ScanError::Batch(_)) => {
+                Ok(Some(h)) if h.base_offset == expected => h,
+                Ok(_) | Err(ScanError::Batch(_)) => {
                     return Err(LogError::CorruptRecord {
-                        offset: None,
+                        offset: Some(expected),
                         reason: BatchError::Field("batch header damaged on disk"),
                     })
                 }
@@ -394,6 +400,7 @@ impl Segment {
                 return Ok(Some((pos, header)));
             }
             pos += u64::from(header.size);
+            expected = header.next_offset();
         }
         Ok(None)
     }
@@ -405,8 +412,9 @@ impl Segment {
             return Ok(None);
         }
         let rel = self.time_index.lookup(timestamp);
-        let (_, position) = self.index.lookup(rel);
-        let found = self.walk_from(u64::from(position), |h| h.max_timestamp >= timestamp)?;
+        let (entry_rel, position) = self.index.lookup(rel);
+        let start = self.base.plus(u64::from(entry_rel));
+        let found = self.walk_from(u64::from(position), start, |h| h.max_timestamp >= timestamp)?;
         Ok(found.map(|(_, h)| (h.base_offset, h.max_timestamp)))
     }
 
@@ -417,7 +425,7 @@ impl Segment {
             return Ok(self.next_offset);
         };
         self.cut_file(position)?;
-        let rel = (header.base_offset.0 - self.base.0) as u32;
+        let rel = header.base_offset.0.saturating_sub(self.base.0) as u32;
         self.index.truncate_to_position(position as u32);
         self.time_index.truncate_to_offset(rel);
         self.size = position;
@@ -427,10 +435,14 @@ impl Segment {
         self.first_timestamp = None;
         let mut max = None;
         let mut first = None;
-        self.walk_from(0, |h| {
+        let base = self.base;
+        self.walk_from(0, base, |h| {
             first.get_or_insert(h.max_timestamp);
             if max.is_none_or(|(t, _)| h.max_timestamp > t) {
-                max = Some((h.max_timestamp, (h.base_offset.0 - self.base.0) as u32));
+                max = Some((
+                    h.max_timestamp,
+                    h.base_offset.0.saturating_sub(base.0) as u32,
+                ));
             }
             false
         })?;
@@ -456,10 +468,8 @@ impl Segment {
     }
 
     /// Seals the segment: fsyncs it and writes its index files durably.
-    pub fn seal(&mut self, storage: &dyn Storage, dir: &Path) -> LogResult<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| LogError::io(&self.path, e))?;
+    pub fn seal(&mut self, storage: &dyn Storage, dir: &Path) -> Result<(), WriteError> {
+        self.file.sync_data().map_err(WriteError::Sync)?;
         if let Some((t, rel)) = self.max_timestamp {
             self.time_index.push(t, rel);
         }
@@ -467,9 +477,7 @@ impl Segment {
             ("index", self.index.encode()),
             ("timeindex", self.time_index.encode()),
         ] {
-            let name = file_name(self.base, suffix);
-            storage::write_file_atomic(storage, dir, &name, &bytes)
-                .map_err(|e| LogError::io(dir.join(&name), e))?;
+            storage::write_file_atomic(storage, dir, &file_name(self.base, suffix), &bytes)?;
         }
         Ok(())
     }
@@ -478,7 +486,7 @@ impl Segment {
     /// each batch whose epoch is newer than every batch before it.
     pub fn epoch_starts(&self) -> LogResult<Vec<(LeaderEpoch, Offset)>> {
         let mut starts: Vec<(LeaderEpoch, Offset)> = Vec::new();
-        self.walk_from(0, |h| {
+        self.walk_from(0, self.base, |h| {
             if starts.last().is_none_or(|&(e, _)| h.leader_epoch > e) {
                 starts.push((h.leader_epoch, h.base_offset));
             }

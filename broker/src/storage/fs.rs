@@ -12,11 +12,16 @@ pub struct FsStorage;
 
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        // Every level created here needs its entry in its parent made durable.
+        let missing: Vec<&Path> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .collect();
         std::fs::create_dir_all(dir)?;
-        if let Some(parent) = dir.parent() {
-            // The new directory's own entry must survive a power loss too.
-            if !parent.as_os_str().is_empty() {
-                self.sync_dir(parent)?;
+        for created in missing.iter().rev() {
+            match created.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => self.sync_dir(parent)?,
+                _ => {}
             }
         }
         Ok(())

@@ -82,6 +82,39 @@ impl MemStorage {
         disk.durable = survivors;
     }
 
+    /// Simulates a power loss during which the disk had written back part of
+    /// what was pending: each file that had unsynced bytes appended past its
+    /// synced contents keeps a pseudo-random prefix of them (chosen by `seed`), so
+    /// a last write can be torn anywhere. Otherwise as [`crash`](Self::crash).
+    pub fn crash_torn(&self, seed: u64) {
+        let mut state = seed;
+        let mut next = move || {
+            // splitmix64: deterministic and well mixed even for small seeds.
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        {
+            let disk = lock(&self.disk);
+            for file in disk.durable.values() {
+                let mut f = lock(file);
+                let synced_len = f.synced.len();
+                let appended_only = f.data.len() > synced_len
+                    && f.dirty_from >= synced_len
+                    && f.data.get(..synced_len) == Some(&f.synced[..]);
+                if appended_only {
+                    let pending = f.data.len() - synced_len;
+                    let keep = (next() % (pending as u64 + 1)) as usize;
+                    let MemFile { data, synced, .. } = &mut *f;
+                    synced.extend_from_slice(&data[synced_len..synced_len + keep]);
+                }
+            }
+        }
+        self.crash();
+    }
+
     /// Limits the bytes all files together may hold; writes past it fail with
     /// `StorageFull` after writing what fits, as a full disk does.
     pub fn set_capacity(&self, bytes: Option<u64>) {
@@ -249,18 +282,19 @@ impl StorageFile for MemHandle {
         let mut file = lock(&self.file);
         let start = usize::try_from(pos)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "position too large"))?;
-        let end = start.saturating_add(buf.len());
-        let growth = end.saturating_sub(file.data.len()) as u64;
-        let fits = if growth <= room {
-            buf.len()
-        } else {
-            // Write what fits, then fail, as a full disk does.
-            buf.len() - usize::try_from(growth - room).unwrap_or(buf.len())
-        };
-        if file.data.len() < start + fits {
-            file.data.resize(start + fits, 0);
+        // The file may grow to `max_end`; write what fits, then fail, as a full
+        // disk does.
+        let max_end = file
+            .data
+            .len()
+            .saturating_add(usize::try_from(room).unwrap_or(usize::MAX));
+        let fits = buf.len().min(max_end.saturating_sub(start));
+        if fits > 0 {
+            if file.data.len() < start + fits {
+                file.data.resize(start + fits, 0);
+            }
+            file.data[start..start + fits].copy_from_slice(&buf[..fits]);
         }
-        file.data[start..start + fits].copy_from_slice(&buf[..fits]);
         file.dirty_from = file.dirty_from.min(start);
         if fits < buf.len() {
             return Err(io::Error::new(
@@ -281,13 +315,22 @@ impl StorageFile for MemHandle {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        if lock(&self.disk).fail_syncs {
+        // The disk lock is never held while taking a file lock here, so the lock
+        // order (disk, then file) of the other methods cannot deadlock.
+        let fail = lock(&self.disk).fail_syncs;
+        let mut file = lock(&self.file);
+        if fail {
+            // As Linux does after a failed writeback: the dirty pages are marked
+            // clean without reaching the disk, so a later fsync "succeeds" without
+            // making them durable. Code that retries an fsync is caught by this.
+            file.dirty_from = file.data.len();
             return Err(io::Error::other("injected fsync failure"));
         }
-        let mut file = lock(&self.file);
-        let from = file.dirty_from.min(file.synced.len());
+        let from = file.dirty_from.min(file.data.len());
         let MemFile { data, synced, .. } = &mut *file;
-        synced.truncate(from);
+        // Bytes between the durable end and `from` were dropped by a failed fsync:
+        // the disk never got them, and they read back as zeros.
+        synced.resize(from, 0);
         synced.extend_from_slice(data.get(from..).unwrap_or(&[]));
         file.dirty_from = file.data.len();
         Ok(())
@@ -362,6 +405,57 @@ mod tests {
         let err = file.write_all_at(b"abcdef", 0).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         assert_eq!(file.len().unwrap(), 4);
+    }
+
+    #[test]
+    fn a_write_past_the_end_on_a_full_disk_fails_without_panicking() {
+        let (storage, dir) = disk_with_dir();
+        storage.set_capacity(Some(4));
+        let file = storage.open(&dir.join("a"), OpenMode::CreateNew).unwrap();
+        let err = file.write_all_at(b"ab", 10).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(file.len().unwrap(), 0, "nothing fits past the room left");
+    }
+
+    #[test]
+    fn a_failed_fsync_loses_the_dirty_data_even_if_a_later_one_succeeds() {
+        let (storage, dir) = disk_with_dir();
+        let path = dir.join("a");
+        let file = storage.open(&path, OpenMode::CreateNew).unwrap();
+        storage.sync_dir(&dir).unwrap();
+        file.write_all_at(b"lost", 0).unwrap();
+        storage.set_fail_syncs(true);
+        assert!(file.sync_data().is_err());
+        storage.set_fail_syncs(false);
+        file.sync_data().unwrap();
+        storage.crash();
+        assert_eq!(
+            storage.contents(&path).unwrap(),
+            [0; 4],
+            "the pages never reached the disk"
+        );
+    }
+
+    #[test]
+    fn a_torn_crash_keeps_a_prefix_of_appended_bytes() {
+        let mut kept = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let (storage, dir) = disk_with_dir();
+            let path = dir.join("a");
+            let file = storage.open(&path, OpenMode::CreateNew).unwrap();
+            file.write_all_at(b"abc", 0).unwrap();
+            file.sync_data().unwrap();
+            storage.sync_dir(&dir).unwrap();
+            file.write_all_at(b"defgh", 3).unwrap();
+            storage.crash_torn(seed);
+            let contents = storage.contents(&path).unwrap();
+            assert!(
+                b"abcdefgh".starts_with(&contents) && contents.len() >= 3,
+                "{contents:?}"
+            );
+            kept.insert(contents.len());
+        }
+        assert!(kept.len() > 3, "tears at several places: {kept:?}");
     }
 
     #[test]

@@ -75,19 +75,47 @@ pub fn read_file(storage: &dyn Storage, path: &Path) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Why a durable metadata write failed.
+#[derive(Debug)]
+pub enum WriteError {
+    /// A write, create or rename failed before anything durable changed (a full
+    /// disk, say): the caller may report it and go on.
+    Write(io::Error),
+    /// An fsync failed: what is on disk is unknown.
+    Sync(io::Error),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Write(e) => write!(f, "write failed: {e}"),
+            WriteError::Sync(e) => write!(f, "fsync failed: {e}"),
+        }
+    }
+}
+
 /// Replaces the file `dir/name` with `contents` atomically and durably: a crash
-/// leaves either the old file or the new one, never a mix.
+/// leaves either the old file or the new one, never a mix. A failed write removes
+/// its temporary file again.
 pub fn write_file_atomic(
     storage: &dyn Storage,
     dir: &Path,
     name: &str,
     contents: &[u8],
-) -> io::Result<()> {
+) -> Result<(), WriteError> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let file = storage.open(&tmp, OpenMode::Truncate)?;
-    file.write_all_at(contents, 0)?;
-    file.sync_data()?;
+    let file = storage
+        .open(&tmp, OpenMode::Truncate)
+        .map_err(WriteError::Write)?;
+    if let Err(e) = file.write_all_at(contents, 0) {
+        drop(file);
+        let _ = storage.remove_file(&tmp);
+        return Err(WriteError::Write(e));
+    }
+    file.sync_data().map_err(WriteError::Sync)?;
     drop(file);
-    storage.rename(&tmp, &dir.join(name))?;
-    storage.sync_dir(dir)
+    storage
+        .rename(&tmp, &dir.join(name))
+        .map_err(WriteError::Write)?;
+    storage.sync_dir(dir).map_err(WriteError::Sync)
 }

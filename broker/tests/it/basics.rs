@@ -348,3 +348,99 @@ fn segments_roll_by_size_and_age_with_kafka_file_names() {
     assert_eq!(log.segments().len(), 2, "segment.ms reached: rolled");
     assert_eq!(log.segments()[1].base, Offset(2));
 }
+
+#[test]
+fn a_produce_request_carries_one_batch_whose_count_matches_its_offsets() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    let mut two = batch(1, 10, "a").to_vec();
+    two.extend_from_slice(&batch(1, 10, "b"));
+    let skewed = with_field(&batch(3, 10, "c"), LAST_OFFSET_DELTA, &7i32.to_be_bytes());
+    let empty = with_field(&batch(1, 10, "d"), RECORDS_COUNT, &0i32.to_be_bytes());
+    for (name, records) in [
+        ("two batches", two.into()),
+        ("delta 7 for 3 records", skewed),
+        ("zero records", empty),
+    ] {
+        match log.append_as_leader(&records, LeaderEpoch(0)) {
+            Err(LogError::InvalidRecord { reason }) => assert!(!reason.is_empty()),
+            other => panic!("{name}: expected InvalidRecord, got {other:?}"),
+        }
+    }
+    assert_eq!(log.log_end(), Offset(0));
+    assert!(matches!(
+        log.append_as_leader(&batch(1, 10, "e"), LeaderEpoch(i32::MAX as u32 + 1)),
+        Err(LogError::InvalidRecord { .. })
+    ));
+    assert!(matches!(
+        log.assign_epoch(LeaderEpoch(u32::MAX)),
+        Err(LogError::InvalidRecord { .. })
+    ));
+}
+
+#[test]
+fn follower_batches_may_be_sparse_but_not_overfull_and_spans_stay_indexable() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    let overfull = with_field(
+        &batch_at(0, 0, 3, 10, 1, "o"),
+        RECORDS_COUNT,
+        &5i32.to_be_bytes(),
+    );
+    assert!(matches!(
+        log.append_as_follower(&overfull),
+        Err(LogError::InvalidRecord { .. })
+    ));
+
+    // Compacted batches: one record standing for 2^31 offsets.
+    let half = 1u64 << 31;
+    let sparse = |base: u64| {
+        with_field(
+            &batch_at(base, 0, 1, 10, 1, "s"),
+            LAST_OFFSET_DELTA,
+            &((half - 1) as i32).to_be_bytes(),
+        )
+    };
+    let mut all = sparse(0).to_vec();
+    all.extend_from_slice(&sparse(half));
+    all.extend_from_slice(&sparse(2 * half));
+    assert!(
+        matches!(
+            log.append_as_follower(&all),
+            Err(LogError::InvalidRecord { .. })
+        ),
+        "one append may not span more than 2^32 offsets"
+    );
+    for base in [0, half, 2 * half] {
+        log.append_as_follower(&sparse(base)).unwrap();
+    }
+    assert_eq!(log.log_end(), Offset(3 * half));
+    assert_eq!(
+        log.segments().len(),
+        2,
+        "rolled before relative offsets overflowed"
+    );
+    for (from, want) in [(5, 0), (half + 1, half), (2 * half + 7, 2 * half)] {
+        let read = log.read(Offset(from), 1 << 20, log.log_end()).unwrap();
+        assert_eq!(decode(&read.records)[0].0 as u64, want, "read at {from}");
+    }
+}
+
+#[test]
+fn a_follower_continues_the_leaders_epoch_after_recording_an_empty_one() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    log.append_as_leader(&batch(4, 10, "a"), LeaderEpoch(4))
+        .unwrap();
+    // Elected for epoch 5 (KIP-279: recorded at once), then it lost leadership
+    // before writing; the epoch-6 leader's log continues epoch 4 from here.
+    log.assign_epoch(LeaderEpoch(5)).unwrap();
+    log.append_as_follower(&batch_at(4, 4, 2, 10, 1, "b"))
+        .unwrap();
+    let entries: Vec<_> = log.epoch_cache().entries().collect();
+    assert_eq!(entries, vec![(LeaderEpoch(4), Offset(0))]);
+    log.append_as_follower(&batch_at(6, 6, 1, 10, 1, "c"))
+        .unwrap();
+    // Records of epoch 6 now exist: an epoch-4 batch after them is refused.
+    assert!(matches!(
+        log.append_as_follower(&batch_at(7, 4, 1, 10, 1, "d")),
+        Err(LogError::FencedLeaderEpoch { .. })
+    ));
+}

@@ -24,6 +24,10 @@ enum Op {
     Flush,
     Reopen,
     PowerLoss,
+    /// A power loss during which part of the unsynced tail reached the disk.
+    TornPowerLoss {
+        seed: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -35,6 +39,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Flush),
         1 => Just(Op::Reopen),
         1 => Just(Op::PowerLoss),
+        1 => any::<u64>().prop_map(|seed| Op::TornPowerLoss { seed }),
     ]
 }
 
@@ -185,9 +190,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 drop(log);
                 log = open(&disk, small_config());
             }
-            Op::PowerLoss => {
+            Op::PowerLoss | Op::TornPowerLoss { .. } => {
                 drop(log);
-                disk.crash();
+                match op {
+                    Op::TornPowerLoss { seed } => disk.crash_torn(seed),
+                    _ => disk.crash(),
+                }
                 log = open(&disk, small_config());
                 // At least what was flushed survives (more may: rolls sync too),
                 // and what survives is exactly a prefix of what was appended.

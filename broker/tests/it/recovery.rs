@@ -291,3 +291,59 @@ fn data_recovered_by_a_restart_is_synced_before_it_counts_as_durable() {
     disk.crash();
     assert_eq!(open(&disk, LogConfig::default()).log_end(), Offset(1));
 }
+
+#[test]
+fn a_damaged_base_offset_in_a_sealed_segment_is_caught_by_the_offset_chain() {
+    let (files, _, _, _, end) = log_with_last_batch();
+    let first_batch_len = {
+        let log = open(&restore(&files), small_config());
+        log.read(Offset(0), 1, end).unwrap().records.len()
+    };
+    let mut damaged = files.clone();
+    // The low byte of the second batch's base offset: outside the CRC.
+    damaged.get_mut(&seg(0, "log")).unwrap()[first_batch_len + 7] ^= 0x04;
+    let log = open(&restore(&damaged), small_config());
+    let first = log.read(Offset(0), 1 << 20, end).unwrap();
+    assert_eq!(decode(&first.records).len(), 3, "the good prefix only");
+    for offset in [3, 4, 5] {
+        assert!(
+            matches!(
+                log.read(Offset(offset), 1 << 20, end),
+                Err(LogError::CorruptRecord { .. })
+            ),
+            "read at {offset} must not serve or skip past the damaged batch"
+        );
+    }
+}
+
+#[test]
+fn a_segment_left_behind_by_retention_before_a_gap_is_dropped_not_the_newer_ones() {
+    let (disk, mut log) = fresh(small_config());
+    for i in 0..24 {
+        log.append_as_leader(&batch(3, 40, &format!("g{i}")), LeaderEpoch(1))
+            .unwrap();
+    }
+    log.flush(0).unwrap();
+    let segments = log.segments();
+    assert!(segments.len() >= 4);
+    let end = log.log_end();
+    drop(log);
+    // As if retention's removal of segment 0 never reached the disk while that
+    // of segment 1 did.
+    let mut files = snapshot(&disk);
+    for suffix in ["log", "index", "timeindex"] {
+        files.remove(&seg(segments[1].base.0, suffix));
+    }
+    let log = open(&restore(&files), small_config());
+    assert_eq!(log.log_start(), segments[2].base);
+    assert_eq!(
+        log.log_end(),
+        end,
+        "no acknowledged record after the gap is lost"
+    );
+    assert_eq!(log.recovery().deleted_segments, vec![Offset(0)]);
+    assert_eq!(
+        read_all(&log, end, 1 << 20).len() as u64,
+        end.0 - segments[2].base.0
+    );
+}

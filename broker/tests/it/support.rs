@@ -162,3 +162,18 @@ pub fn seg(base: u64, suffix: &str) -> String {
 pub fn path(name: &str) -> PathBuf {
     dir().join(Path::new(name))
 }
+
+/// Rewrites a big-endian header field of a single batch and fixes its CRC, to
+/// build well-framed batches with odd contents.
+pub fn with_field(batch: &[u8], at: usize, value: &[u8]) -> Bytes {
+    let mut b = batch.to_vec();
+    b[at..at + value.len()].copy_from_slice(value);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+/// Byte offsets of RecordBatch v2 header fields.
+pub const LAST_OFFSET_DELTA: usize = 23;
+/// Byte offset of `recordsCount`.
+pub const RECORDS_COUNT: usize = 57;
