@@ -641,10 +641,10 @@ impl Log {
         Ok(empty)
     }
 
-    /// Kafka's ListOffsets by timestamp: the first batch whose max timestamp is at
-    /// least `timestamp`, as `(its base offset, its max timestamp)`; `None` if
-    /// every record is older. Batch granularity: the batch may begin with records
-    /// older than `timestamp`.
+    /// Kafka's ListOffsets by timestamp: the first record whose timestamp is at
+    /// least `timestamp`, as `(offset, its timestamp)`; `None` if every record is
+    /// older. Batches compressed with a codec this build does not decode are
+    /// answered at batch granularity (their base offset and max timestamp).
     pub fn offset_for_timestamp(&self, timestamp: i64) -> LogResult<Option<(Offset, i64)>> {
         self.check_healthy()?;
         for segment in self.segments.values() {

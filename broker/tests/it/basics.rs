@@ -444,3 +444,24 @@ fn a_follower_continues_the_leaders_epoch_after_recording_an_empty_one() {
         Err(LogError::FencedLeaderEpoch { .. })
     ));
 }
+
+#[test]
+fn offset_for_timestamp_finds_the_record_inside_a_batch() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    log.append_as_follower(&batch_with_timestamps(0, 0, &[100, 150, 200], 10, "a"))
+        .unwrap();
+    log.append_as_follower(&batch_with_timestamps(3, 0, &[250, 240, 300], 10, "b"))
+        .unwrap();
+    let cases = [
+        (0, Some((0, 100))),
+        (150, Some((1, 150))),
+        (151, Some((2, 200))),
+        (201, Some((3, 250))),
+        (260, Some((5, 300))),
+        (301, None),
+    ];
+    for (ts, want) in cases {
+        let got = log.offset_for_timestamp(ts).unwrap();
+        assert_eq!(got, want.map(|(o, t)| (Offset(o), t)), "timestamp {ts}");
+    }
+}

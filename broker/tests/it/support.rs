@@ -28,8 +28,21 @@ pub fn batch_at(
     timestamp: i64,
     tag: &str,
 ) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| {
+    batch_with_timestamps(base, epoch, &vec![timestamp; count], value_len, tag)
+}
+
+/// A RecordBatch v2 with one record per timestamp in `timestamps`.
+pub fn batch_with_timestamps(
+    base: u64,
+    epoch: i32,
+    timestamps: &[i64],
+    value_len: usize,
+    tag: &str,
+) -> Bytes {
+    let records: Vec<Record> = timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, &timestamp)| {
             let mut value = format!("{tag}-{i}").into_bytes();
             value.resize(value_len.max(value.len()), b'.');
             Record {
