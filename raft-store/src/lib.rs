@@ -1,10 +1,32 @@
 //! # raftline-raft-store
 //!
-//! Will own openraft's type configuration, the sled-backed and in-memory Raft log,
-//! vote and snapshot storage, and the Raft network over gRPC. It is generic over the
-//! state machine it replicates and knows nothing of topics: the controller plugs in
-//! through one small trait (apply, snapshot, restore).
+//! Raft for Raftline's metadata quorum, on openraft 0.9 (storage-v2): the type
+//! configuration, the log and state-machine stores over a [`RaftDisk`] (sled for
+//! real nodes, memory for tests and the simulator). It replicates opaque byte
+//! commands and knows nothing of topics: the controller plugs in through one small
+//! trait, [`StateMachine`] (apply, snapshot, restore).
 //!
-//! Not built yet: this crate is the subject of issue 3 (the Raft metadata quorum).
-//! It exists now so the workspace has its fixed shape and dependency direction
-//! (`proto <- raft-store <- controller`).
+//! ```text
+//! client_write(Request(bytes)) ─> openraft ─> LogStore<D>::append ─> RaftDisk (flushed before ack)
+//!                                    │
+//!                                    └─ committed ─> StateMachineStore<M, D>::apply ─> M::apply(index, bytes)
+//!                                                    build_snapshot ─> M::snapshot ─> RaftDisk
+//! ```
+//!
+//! Main types: [`TypeConfig`], [`LogStore`], [`StateMachineStore`], the
+//! [`RaftDisk`] trait with [`SledDisk`] and [`MemDisk`].
+
+// openraft's API returns its own large `StorageError`; boxing it is not ours to do.
+#![allow(clippy::result_large_err)]
+
+mod disk;
+mod error;
+mod log_store;
+mod sm_store;
+mod types;
+
+pub use disk::{MemDisk, RaftDisk, SledDisk};
+pub use error::{DiskError, RestoreError};
+pub use log_store::LogStore;
+pub use sm_store::{StateMachine, StateMachineStore};
+pub use types::{NodeId, Request, Response, TypeConfig};
