@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from("proto");
-    let files = ["raftline/v1/errors.proto"];
+    let files = ["raftline/v1/errors.proto", "raftline/v1/raft.proto"];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     for path in &paths {
         println!("cargo:rerun-if-changed={}", path.display());

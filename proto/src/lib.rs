@@ -9,8 +9,9 @@
 //! proto/raftline/v1/*.proto --(build.rs: protox, no system protoc)--> pb::* (prost + tonic)
 //! ```
 //!
-//! Main items: [`pb::ErrorCode`] (the wire error codes a client can see) and
-//! [`pb::Error`].
+//! Main items: [`pb::ErrorCode`] (the wire error codes a client can see),
+//! [`pb::Error`], and the `RaftPeer` service (Raft between controller nodes,
+//! carrying openraft's serialized messages in [`pb::RaftPayload`]).
 
 /// Generated protobuf and gRPC types of package `raftline.v1`.
 #[allow(clippy::all, missing_docs)]

@@ -22,11 +22,14 @@
 mod disk;
 mod error;
 mod log_store;
+pub mod network;
+mod node;
 mod sm_store;
 mod types;
 
 pub use disk::{MemDisk, RaftDisk, SledDisk};
 pub use error::{DiskError, RestoreError};
 pub use log_store::LogStore;
+pub use node::{NodeConfig, NodeError, RaftNode, WriteError};
 pub use sm_store::{StateMachine, StateMachineStore};
 pub use types::{NodeId, Request, Response, TypeConfig};

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cluster;
+mod harness;
 mod kv;
 mod restart;
 mod suite;

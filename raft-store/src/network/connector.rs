@@ -1,0 +1,36 @@
+//! How a node reaches its peers: a channel per peer address, built lazily. The
+//! simulator supplies a connector over turmoil's network instead of TCP.
+
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// Makes gRPC channels to peer addresses (`host:port`).
+pub trait Connector: Send + Sync + 'static {
+    /// A channel to `addr` that connects on first use (and reconnects after
+    /// failures). Fails only if the address cannot be a URI.
+    fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error>;
+}
+
+/// Plain TCP, for real nodes.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpConnector {
+    /// How long a connection attempt may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for TcpConnector {
+    fn default() -> Self {
+        TcpConnector {
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Connector for TcpConnector {
+    fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        Ok(Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .connect_lazy())
+    }
+}

@@ -1,0 +1,61 @@
+//! The receiving side of the Raft network: the `RaftPeer` gRPC service, handing
+//! each RPC to the local Raft.
+
+use crate::types::TypeConfig;
+use openraft::Raft;
+use raftline_proto::pb::raft_peer_server::RaftPeer;
+use raftline_proto::pb::RaftPayload;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::{Request, Response, Status};
+
+/// Serves Raft RPCs from peers to the local `Raft`.
+#[derive(Clone)]
+pub struct RaftPeerService {
+    raft: Raft<TypeConfig>,
+}
+
+impl RaftPeerService {
+    /// The service for `raft`.
+    pub fn new(raft: Raft<TypeConfig>) -> Self {
+        RaftPeerService { raft }
+    }
+}
+
+fn decode<T: DeserializeOwned>(request: Request<RaftPayload>) -> Result<T, Status> {
+    serde_json::from_slice(&request.into_inner().data)
+        .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
+}
+
+fn encode<T: Serialize>(result: &T) -> Result<Response<RaftPayload>, Status> {
+    let data = serde_json::to_vec(result)
+        .map_err(|e| Status::internal(format!("cannot encode raft reply: {e}")))?;
+    Ok(Response::new(RaftPayload { data }))
+}
+
+#[tonic::async_trait]
+impl RaftPeer for RaftPeerService {
+    #[tracing::instrument(skip_all)]
+    async fn append_entries(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let result = self.raft.append_entries(decode(request)?).await;
+        encode(&result)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let result = self.raft.vote(decode(request)?).await;
+        encode(&result)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let result = self.raft.install_snapshot(decode(request)?).await;
+        encode(&result)
+    }
+}

@@ -1,0 +1,299 @@
+//! One Raft node: the stores, openraft, and the peer gRPC server, assembled;
+//! bootstrapped from a static voter list.
+//!
+//! ```text
+//! RaftNode::start(config, machine, disk, connector, incoming)
+//!   ├─ LogStore<D> + StateMachineStore<M, D> on the disk
+//!   ├─ openraft::Raft with GrpcNetwork(connector)
+//!   ├─ RaftPeer gRPC server on `incoming` (until shutdown)
+//!   └─ first start of a listed voter: initialize(voters); later starts recover
+//! ```
+
+use crate::disk::RaftDisk;
+use crate::error::DiskError;
+use crate::log_store::LogStore;
+use crate::network::{Connector, GrpcNetwork, RaftPeerService};
+use crate::sm_store::{StateMachine, StateMachineStore};
+use crate::types::{NodeId, Request, TypeConfig};
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, SnapshotPolicy};
+use raftline_proto::pb::raft_peer_server::RaftPeerServer;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::Connected;
+
+/// A node's Raft settings.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id.
+    pub id: NodeId,
+    /// The cluster's first voters: node id -> peer address (`host:port`). A node
+    /// listed here initializes the cluster on its first start; a node not listed
+    /// waits to be added (`add_voter`).
+    pub voters: BTreeMap<NodeId, String>,
+    /// Leader heartbeat interval. Default 100 ms.
+    pub heartbeat: Duration,
+    /// A follower starts an election after a random timeout in this range.
+    /// Default 300-600 ms: failover well under a second on a LAN.
+    pub election_timeout: (Duration, Duration),
+    /// Build a snapshot after this many log entries since the last one. Default 10,000.
+    pub snapshot_after_entries: u64,
+    /// Log entries kept behind a snapshot before purging (for slow followers).
+    /// Default 1,000.
+    pub keep_after_snapshot: u64,
+}
+
+impl NodeConfig {
+    /// Defaults for node `id` of the cluster `voters`.
+    pub fn new(id: NodeId, voters: BTreeMap<NodeId, String>) -> Self {
+        NodeConfig {
+            id,
+            voters,
+            heartbeat: Duration::from_millis(50),
+            election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+            snapshot_after_entries: 10_000,
+            keep_after_snapshot: 1_000,
+        }
+    }
+
+    fn raft_config(&self) -> Result<openraft::Config, NodeError> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let config = openraft::Config {
+            cluster_name: "raftline".into(),
+            heartbeat_interval: ms(self.heartbeat),
+            election_timeout_min: ms(self.election_timeout.0),
+            election_timeout_max: ms(self.election_timeout.1),
+            install_snapshot_timeout: 2_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
+            max_in_snapshot_log_to_keep: self.keep_after_snapshot,
+            purge_batch_size: 256,
+            ..Default::default()
+        };
+        config
+            .validate()
+            .map_err(|e| NodeError::Config(e.to_string()))
+    }
+}
+
+/// Why a node could not start or stop.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The settings are inconsistent (e.g. heartbeat not below the election timeout).
+    #[error("invalid raft config: {0}")]
+    Config(String),
+    /// The node's disk failed.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    /// openraft failed fatally.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Why a write or membership change did not commit.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// This node does not lead; send the request to the leader, if one is known.
+    #[error("not the raft leader; the leader is {leader:?} at {leader_addr:?}")]
+    NotLeader {
+        /// The current leader's id, if known.
+        leader: Option<NodeId>,
+        /// Its peer address, if known.
+        leader_addr: Option<String>,
+    },
+    /// The membership change was refused (e.g. one is already in progress).
+    #[error("membership change refused: {0}")]
+    Membership(String),
+    /// The node is shutting down or failed.
+    #[error("raft unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A running Raft node.
+pub struct RaftNode<M: StateMachine, D: RaftDisk> {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    machine: StateMachineStore<M, D>,
+    shutdown: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
+    /// Starts the node: opens its stores on `disk`, serves Raft RPCs on
+    /// `incoming` (TCP, or the simulator's streams), and initializes the cluster
+    /// if this is the first start of a listed voter.
+    pub async fn start<I, IO, IE>(
+        config: NodeConfig,
+        machine: M,
+        disk: D,
+        connector: Arc<dyn Connector>,
+        incoming: I,
+    ) -> Result<Self, NodeError>
+    where
+        I: Stream<Item = Result<IO, IE>> + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+        IE: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let raft_config = Arc::new(config.raft_config()?);
+        let log = LogStore::new(disk.clone());
+        let machine_store = StateMachineStore::open(machine, disk)?;
+        let raft = Raft::new(
+            config.id,
+            raft_config,
+            GrpcNetwork::new(connector),
+            log,
+            machine_store.clone(),
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let shutdown = CancellationToken::new();
+        let service = RaftPeerServer::new(RaftPeerService::new(raft.clone()));
+        let stop = shutdown.clone();
+        let id = config.id;
+        let server = tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(node = id, error = %e, "raft peer server stopped");
+            }
+        });
+
+        let node = RaftNode {
+            id: config.id,
+            raft,
+            machine: machine_store,
+            shutdown,
+            server,
+        };
+        node.bootstrap(&config).await?;
+        Ok(node)
+    }
+
+    async fn bootstrap(&self, config: &NodeConfig) -> Result<(), NodeError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        if initialized || !config.voters.contains_key(&config.id) {
+            return Ok(());
+        }
+        let members: BTreeMap<NodeId, BasicNode> = config
+            .voters
+            .iter()
+            .map(|(&id, addr)| (id, BasicNode::new(addr.clone())))
+            .collect();
+        match self.raft.initialize(members).await {
+            // Another voter initialized first and replicated to us: fine.
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(NodeError::Raft(e.to_string())),
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Proposes `command`; returns its log index and the state machine's answer
+    /// once committed and applied.
+    pub async fn write(&self, command: Vec<u8>) -> Result<(u64, Vec<u8>), WriteError> {
+        let response = self
+            .raft
+            .client_write(Request(command))
+            .await
+            .map_err(write_error)?;
+        Ok((response.log_id.index, response.data.0))
+    }
+
+    /// Adds a voter (joint consensus): it joins as a learner, catches up, then
+    /// becomes a voter.
+    pub async fn add_voter(&self, id: NodeId, addr: String) -> Result<(), WriteError> {
+        self.raft
+            .add_learner(id, BasicNode::new(addr), true)
+            .await
+            .map_err(write_error)?;
+        let voters = BTreeSet::from([id]);
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(voters), false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Removes a voter (joint consensus); it is dropped from the cluster.
+    pub async fn remove_voter(&self, id: NodeId) -> Result<(), WriteError> {
+        let voters = BTreeSet::from([id]);
+        self.raft
+            .change_membership(ChangeMembers::RemoveVoters(voters), false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// The node's Raft metrics (leader, term, applied index, membership, snapshot).
+    pub fn metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, BasicNode>> {
+        self.raft.metrics()
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// The replicated state machine.
+    pub fn machine(&self) -> &StateMachineStore<M, D> {
+        &self.machine
+    }
+
+    /// Asks Raft to build a snapshot now (and purge the log behind it).
+    pub async fn trigger_snapshot(&self) -> Result<(), NodeError> {
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Stops Raft and the peer server. The disk keeps everything needed to start
+    /// again.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.shutdown.cancel();
+        let stopped = self
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()));
+        // Graceful HTTP/2 shutdown waits for peers' streams; don't let it hang.
+        let mut server = self.server;
+        if tokio::time::timeout(Duration::from_secs(2), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+        stopped
+    }
+}
+
+fn write_error(error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> WriteError {
+    match error {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => WriteError::NotLeader {
+            leader: forward.leader_id,
+            leader_addr: forward.leader_node.map(|n| n.addr),
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            WriteError::Membership(e.to_string())
+        }
+        RaftError::Fatal(e) => WriteError::Unavailable(e.to_string()),
+    }
+}
