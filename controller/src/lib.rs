@@ -1,9 +1,49 @@
 //! # raftline-controller
 //!
-//! Will own the cluster metadata model (brokers, topics, partitions, leaders, ISRs)
-//! with its pure `apply(command) -> result` state machine, and the controller
-//! service that runs on the Raft leader: broker registration and fencing, topic
-//! lifecycle, replica placement, leader election, ISR changes and the metadata
-//! stream to brokers. It never touches partition data.
+//! Owns the cluster metadata model (brokers, topics, partitions, leaders, ISRs)
+//! and its pure state machine: a command goes in with its Raft log index, a
+//! decision comes out, nothing else happens. Also replica placement and leader
+//! election, as pure functions. It must not touch partition data, and holds no
+//! network, clock, RNG or Raft runtime: the controller service (to come) decides
+//! *when* to propose a command; this crate decides *whether* it holds.
 //!
-//! Not built yet: this crate is the subject of issue 3 (the Raft metadata quorum).
+//! ```text
+//!  controller service ── Command ──> Raft log ──> ControllerMachine::apply(index, bytes)
+//!  (place_replicas,                                 │ decode
+//!   timing of fencing)                              v
+//!                                    MetadataState::apply(index, &Command)
+//!                                      plan (&self: validate, list deltas)
+//!                                      commit (write deltas), version += 1
+//!                                                   │
+//!              Result<Applied { version, deltas }, MetadataError>
+//!                 -> proposer's answer; deltas -> metadata stream to brokers
+//! ```
+//!
+//! Main types: [`MetadataState`] (the state and its `apply`), [`Command`] and
+//! [`MetadataDelta`] (what goes in and comes out), [`ControllerMachine`] (the
+//! [`raftline_raft_store::StateMachine`] over bytes).
+
+mod apply;
+mod brokers;
+mod command;
+mod election;
+mod error;
+mod ids;
+mod invariants;
+mod machine;
+mod model;
+mod partitions;
+mod placement;
+mod topic_name;
+mod topics;
+
+pub use command::{AlterPartitionRequest, Applied, Command, ElectionType, MetadataDelta};
+pub use election::{elect_leader, Election};
+pub use error::MetadataError;
+pub use ids::{
+    BrokerEpoch, BrokerId, LeaderEpoch, MetadataVersion, PartitionEpoch, PartitionIndex, TopicId,
+};
+pub use machine::{decode_response, encode_command, ApplyResult, ControllerMachine};
+pub use model::{Broker, MetadataState, Partition, Topic, UNCLEAN_LEADER_ELECTION};
+pub use placement::place_replicas;
+pub use topic_name::{TopicName, MAX_TOPIC_NAME_LEN};

@@ -1,0 +1,171 @@
+//! Topic lifecycle commands: create, delete, add partitions.
+
+use crate::command::MetadataDelta;
+use crate::error::MetadataError;
+use crate::ids::{BrokerId, LeaderEpoch, PartitionEpoch, PartitionIndex, TopicId};
+use crate::model::{MetadataState, Partition, UNCLEAN_LEADER_ELECTION};
+use crate::topic_name::TopicName;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl MetadataState {
+    /// CreateTopic: a new id, and one partition per replica list, each led by
+    /// its first unfenced replica with the unfenced replicas as ISR.
+    pub(crate) fn plan_create_topic(
+        &self,
+        name: &TopicName,
+        configs: &BTreeMap<String, String>,
+        assignments: &[Vec<BrokerId>],
+    ) -> Result<Vec<MetadataDelta>, MetadataError> {
+        if self.topics.contains_key(name) {
+            return Err(MetadataError::TopicAlreadyExists { name: name.clone() });
+        }
+        validate_configs(configs)?;
+        let partitions = self.new_partitions(assignments, 0, None)?;
+        let id = TopicId(self.next_topic_id);
+        Ok(topic_deltas(name, id, configs, partitions, 0))
+    }
+
+    /// DeleteTopic.
+    pub(crate) fn plan_delete_topic(
+        &self,
+        name: &TopicName,
+    ) -> Result<Vec<MetadataDelta>, MetadataError> {
+        let topic = self
+            .topics
+            .get(name)
+            .ok_or_else(|| MetadataError::UnknownTopic { name: name.clone() })?;
+        Ok(vec![MetadataDelta::TopicDeleted {
+            name: name.clone(),
+            id: topic.id,
+        }])
+    }
+
+    /// CreatePartitions: new partitions after the last, with the topic's
+    /// replication factor.
+    pub(crate) fn plan_create_partitions(
+        &self,
+        name: &TopicName,
+        assignments: &[Vec<BrokerId>],
+    ) -> Result<Vec<MetadataDelta>, MetadataError> {
+        let topic = self
+            .topics
+            .get(name)
+            .ok_or_else(|| MetadataError::UnknownTopic { name: name.clone() })?;
+        let first = topic.partitions.len();
+        let partitions =
+            self.new_partitions(assignments, first, Some(topic.replication_factor()))?;
+        Ok(topic_deltas(
+            name,
+            topic.id,
+            &topic.configs,
+            partitions,
+            first,
+        ))
+    }
+
+    /// Validates replica lists for partitions numbered from `first` and builds
+    /// their initial records. `replication_factor` is the topic's, for existing
+    /// topics; a new topic's is its first list's length.
+    fn new_partitions(
+        &self,
+        assignments: &[Vec<BrokerId>],
+        first: usize,
+        replication_factor: Option<usize>,
+    ) -> Result<Vec<Partition>, MetadataError> {
+        let Some(first_list) = assignments.first() else {
+            return Err(MetadataError::InvalidPartitions {
+                reason: "at least one partition is required".into(),
+            });
+        };
+        if u32::try_from(first + assignments.len()).is_err() {
+            return Err(MetadataError::InvalidPartitions {
+                reason: format!("{} partitions is too many", first + assignments.len()),
+            });
+        }
+        let rf = replication_factor.unwrap_or(first_list.len());
+        if rf == 0 {
+            return Err(MetadataError::InvalidReplicationFactor {
+                reason: "replication factor must be at least 1".into(),
+            });
+        }
+        let mut partitions = Vec::with_capacity(assignments.len());
+        for (i, replicas) in assignments.iter().enumerate() {
+            let index = first + i;
+            if replicas.len() != rf {
+                return Err(MetadataError::InvalidReplicaAssignment {
+                    reason: format!(
+                        "partition {index} has {} replicas where the replication factor is {rf}",
+                        replicas.len()
+                    ),
+                });
+            }
+            let mut seen = BTreeSet::new();
+            for &b in replicas {
+                if !seen.insert(b) {
+                    return Err(MetadataError::InvalidReplicaAssignment {
+                        reason: format!("partition {index} lists broker {b} twice"),
+                    });
+                }
+                if !self.brokers.contains_key(&b) {
+                    return Err(MetadataError::UnknownBroker { broker: b });
+                }
+            }
+            let isr: BTreeSet<BrokerId> = replicas
+                .iter()
+                .copied()
+                .filter(|&b| self.is_unfenced(b))
+                .collect();
+            let Some(&leader) = replicas.iter().find(|b| isr.contains(b)) else {
+                return Err(MetadataError::InvalidReplicaAssignment {
+                    reason: format!("partition {index}: every replica {replicas:?} is fenced"),
+                });
+            };
+            partitions.push(Partition {
+                replicas: replicas.clone(),
+                isr,
+                leader: Some(leader),
+                leader_epoch: LeaderEpoch(0),
+                partition_epoch: PartitionEpoch(0),
+            });
+        }
+        Ok(partitions)
+    }
+}
+
+/// Config values the state machine itself reads must parse.
+fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), MetadataError> {
+    match configs.get(UNCLEAN_LEADER_ELECTION) {
+        Some(v) if v != "true" && v != "false" => Err(MetadataError::InvalidConfig {
+            key: UNCLEAN_LEADER_ELECTION.into(),
+            reason: format!("{v:?} is neither \"true\" nor \"false\""),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The topic's record, then its new partitions numbered from `first`.
+fn topic_deltas(
+    name: &TopicName,
+    id: TopicId,
+    configs: &BTreeMap<String, String>,
+    partitions: Vec<Partition>,
+    first: usize,
+) -> Vec<MetadataDelta> {
+    let count = first + partitions.len();
+    let mut deltas = vec![MetadataDelta::TopicChanged {
+        name: name.clone(),
+        id,
+        configs: configs.clone(),
+        // Checked to fit by `new_partitions`.
+        partition_count: u32::try_from(count).unwrap_or(u32::MAX),
+    }];
+    for (i, partition) in partitions.into_iter().enumerate() {
+        deltas.push(MetadataDelta::PartitionChanged {
+            topic: name.clone(),
+            topic_id: id,
+            index: PartitionIndex(u32::try_from(first + i).unwrap_or(u32::MAX)),
+            partition,
+        });
+    }
+    deltas
+}

@@ -1,0 +1,14 @@
+//! Integration tests of the metadata state machine: each command's accepted and
+//! rejected cases, placement, the Raft glue, and random command sequences checked
+//! against the invariants.
+
+// A test harness: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod brokers;
+mod machine;
+mod partitions;
+mod placement;
+mod random_commands;
+mod support;
+mod topics;

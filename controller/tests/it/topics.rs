@@ -1,0 +1,210 @@
+//! CreateTopic, DeleteTopic and CreatePartitions.
+
+use crate::support::*;
+use raftline_controller::*;
+use std::collections::BTreeMap;
+use tracing::info;
+
+#[test]
+fn create_topic_leads_with_the_first_unfenced_replica() {
+    let mut c = Cluster::with_live(&[1, 2, 3]);
+    c.register(4, 4); // registered, still fenced
+    let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+    let applied = c.create_with("orders", configs.clone(), &[&[1, 2, 3], &[4, 2, 3]]);
+    let topic = c.state.topic(&t("orders")).unwrap().clone();
+    assert_eq!(topic.id, TopicId(1));
+    assert_eq!(topic.configs, configs);
+    assert_eq!(
+        summary(&c.partition("orders", 0)),
+        (Some(1), vec![1, 2, 3], 0, 0)
+    );
+    info!("a fenced replica is assigned but neither leads nor joins the ISR");
+    assert_eq!(
+        summary(&c.partition("orders", 1)),
+        (Some(2), vec![2, 3], 0, 0)
+    );
+    assert_eq!(c.partition("orders", 1).replicas, ids(&[4, 2, 3]));
+    info!("deltas: the topic first, then each partition whole");
+    assert_eq!(applied.deltas.len(), 3);
+    assert_eq!(
+        applied.deltas[0],
+        MetadataDelta::TopicChanged {
+            name: t("orders"),
+            id: TopicId(1),
+            configs,
+            partition_count: 2
+        }
+    );
+    assert_eq!(
+        applied.deltas[2],
+        MetadataDelta::PartitionChanged {
+            topic: t("orders"),
+            topic_id: TopicId(1),
+            index: p(1),
+            partition: c.partition("orders", 1),
+        }
+    );
+    assert_eq!(c.state.next_topic_id(), TopicId(2));
+}
+
+#[test]
+fn create_topic_rejections() {
+    let mut c = Cluster::with_live(&[1, 2, 3]);
+    c.register(4, 4); // fenced
+    c.create("exists", &[&[1]]);
+    let bad_config = BTreeMap::from([(UNCLEAN_LEADER_ELECTION.to_string(), "yes".to_string())]);
+    type Case = (
+        &'static str,
+        &'static str,
+        BTreeMap<String, String>,
+        Vec<Vec<u32>>,
+        Expect,
+    );
+    let cases: Vec<Case> = vec![
+        // (why, name, configs, assignments, expected error)
+        (
+            "name taken",
+            "exists",
+            BTreeMap::new(),
+            vec![vec![1]],
+            |e| matches!(e, MetadataError::TopicAlreadyExists { .. }),
+        ),
+        ("no partitions", "t", BTreeMap::new(), vec![], |e| {
+            matches!(e, MetadataError::InvalidPartitions { .. })
+        }),
+        (
+            "replication factor 0",
+            "t",
+            BTreeMap::new(),
+            vec![vec![]],
+            |e| matches!(e, MetadataError::InvalidReplicationFactor { .. }),
+        ),
+        (
+            "lists of unequal length",
+            "t",
+            BTreeMap::new(),
+            vec![vec![1, 2], vec![3]],
+            |e| matches!(e, MetadataError::InvalidReplicaAssignment { reason } if reason.contains("partition 1")),
+        ),
+        (
+            "a later list empty",
+            "t",
+            BTreeMap::new(),
+            vec![vec![1], vec![]],
+            |e| matches!(e, MetadataError::InvalidReplicaAssignment { .. }),
+        ),
+        (
+            "broker twice",
+            "t",
+            BTreeMap::new(),
+            vec![vec![1, 2], vec![3, 3]],
+            |e| matches!(e, MetadataError::InvalidReplicaAssignment { reason } if reason.contains("twice")),
+        ),
+        (
+            "unknown broker",
+            "t",
+            BTreeMap::new(),
+            vec![vec![1, 9]],
+            |e| {
+                *e == MetadataError::UnknownBroker {
+                    broker: BrokerId(9),
+                }
+            },
+        ),
+        (
+            "every replica fenced",
+            "t",
+            BTreeMap::new(),
+            vec![vec![1], vec![4]],
+            |e| matches!(e, MetadataError::InvalidReplicaAssignment { reason } if reason.contains("fenced")),
+        ),
+        ("bad unclean config", "t", bad_config, vec![vec![1]], |e| {
+            matches!(e, MetadataError::InvalidConfig { .. })
+        }),
+    ];
+    for (why, name, configs, assignments, want) in cases {
+        let err = c.reject(Command::CreateTopic {
+            name: t(name),
+            configs,
+            assignments: assignments.iter().map(|a| ids(a)).collect(),
+        });
+        assert!(want(&err), "{why}: {err:?}");
+    }
+}
+
+#[test]
+fn delete_topic_and_create_it_again_under_a_new_id() {
+    let mut c = Cluster::with_live(&[1]);
+    c.create("t", &[&[1]]);
+    let applied = c.apply(Command::DeleteTopic { name: t("t") }).unwrap();
+    assert_eq!(
+        applied.deltas,
+        vec![MetadataDelta::TopicDeleted {
+            name: t("t"),
+            id: TopicId(1)
+        }]
+    );
+    assert!(c.state.topic(&t("t")).is_none());
+    assert_eq!(
+        c.reject(Command::DeleteTopic { name: t("t") }),
+        MetadataError::UnknownTopic { name: t("t") }
+    );
+    c.create("t", &[&[1]]);
+    assert_eq!(c.state.topic(&t("t")).unwrap().id, TopicId(2));
+}
+
+#[test]
+fn create_partitions_appends_with_the_topics_replication_factor() {
+    let mut c = Cluster::with_live(&[1, 2, 3]);
+    c.create("t", &[&[1, 2]]);
+    let applied = c
+        .apply(Command::CreatePartitions {
+            topic: t("t"),
+            assignments: vec![ids(&[2, 3]), ids(&[3, 1])],
+        })
+        .unwrap();
+    assert_eq!(c.state.topic(&t("t")).unwrap().partitions.len(), 3);
+    assert_eq!(summary(&c.partition("t", 2)), (Some(3), vec![1, 3], 0, 0));
+    assert!(matches!(
+        applied.deltas[0],
+        MetadataDelta::TopicChanged {
+            partition_count: 3,
+            ..
+        }
+    ));
+    let indexes: Vec<u32> = applied
+        .deltas
+        .iter()
+        .filter_map(|d| match d {
+            MetadataDelta::PartitionChanged { index, .. } => Some(index.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(indexes, vec![1, 2]);
+
+    let cases: Vec<(&str, &str, Vec<Vec<u32>>, Expect)> = vec![
+        // (why, topic, assignments, expected error)
+        ("unknown topic", "nope", vec![vec![1, 2]], |e| {
+            matches!(e, MetadataError::UnknownTopic { .. })
+        }),
+        ("nothing to add", "t", vec![], |e| {
+            matches!(e, MetadataError::InvalidPartitions { .. })
+        }),
+        (
+            "other replication factor",
+            "t",
+            vec![vec![1, 2, 3]],
+            |e| matches!(e, MetadataError::InvalidReplicaAssignment { reason } if reason.contains("replication factor is 2")),
+        ),
+        ("unknown broker", "t", vec![vec![1, 7]], |e| {
+            matches!(e, MetadataError::UnknownBroker { .. })
+        }),
+    ];
+    for (why, topic, assignments, want) in cases {
+        let err = c.reject(Command::CreatePartitions {
+            topic: t(topic),
+            assignments: assignments.iter().map(|a| ids(a)).collect(),
+        });
+        assert!(want(&err), "{why}: {err:?}");
+    }
+}
