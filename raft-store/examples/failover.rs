@@ -7,12 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/it/harness.rs"]
-mod harness;
 #[path = "../tests/it/kv.rs"]
 mod kv;
 
-use harness::Cluster;
+use raftline_raft_store::local_cluster::LocalCluster;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 10;
@@ -26,26 +24,30 @@ async fn main() {
     let mut gaps = Vec::new();
     let mut rtts = Vec::new();
     for round in 0..ROUNDS {
-        let mut cluster = Cluster::start(3, |_| {}).await;
+        let mut cluster = LocalCluster::start(3, kv::Kv::default, |_| {})
+            .await
+            .unwrap();
         // Warm up, and measure a plain committed write as the baseline.
         for i in 0..20 {
             let start = Instant::now();
             cluster
                 .write(kv::set(&format!("w{i}"), "x"), Duration::from_secs(10))
-                .await;
+                .await
+                .unwrap();
             rtts.push(start.elapsed());
         }
-        let leader = cluster.leader().await;
+        let leader = cluster.leader().await.unwrap();
         let start = Instant::now();
-        cluster.kill(leader).await;
+        cluster.kill(leader).await.unwrap();
         let stop = start.elapsed();
         cluster
             .write(kv::set("after", "y"), Duration::from_secs(10))
-            .await;
+            .await
+            .unwrap();
         let gap = start.elapsed();
         println!("round {round}: leader {leader} stopped (stop took {stop:?}), next write committed after {gap:?}");
         gaps.push(gap);
-        cluster.stop_all().await;
+        cluster.stop_all().await.unwrap();
     }
     gaps.sort();
     rtts.sort();

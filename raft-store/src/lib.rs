@@ -21,6 +21,7 @@
 
 mod disk;
 mod error;
+pub mod local_cluster;
 mod log_store;
 pub mod network;
 mod node;

@@ -15,7 +15,7 @@ use crate::log_store::LogStore;
 use crate::network::{Connector, GrpcNetwork, RaftPeerService};
 use crate::sm_store::{StateMachine, StateMachineStore};
 use crate::types::{NodeId, Request, TypeConfig};
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, SnapshotPolicy};
 use raftline_proto::pb::raft_peer_server::RaftPeerServer;
 use std::collections::{BTreeMap, BTreeSet};
@@ -213,6 +213,22 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
             .await
             .map_err(write_error)?;
         Ok((response.log_id.index, response.data.0))
+    }
+
+    /// Reads the state machine linearizably: confirms with a quorum that this
+    /// node still leads and waits until it has applied everything committed
+    /// before the read, so the read sees every write acknowledged before it.
+    pub async fn read_linearizable<T>(&self, read: impl FnOnce(&M) -> T) -> Result<T, WriteError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(self.machine.with_machine(read)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                Err(WriteError::NotLeader {
+                    leader: forward.leader_id,
+                    leader_addr: forward.leader_node.map(|n| n.addr),
+                })
+            }
+            Err(e) => Err(WriteError::Unavailable(e.to_string())),
+        }
     }
 
     /// Adds a voter (joint consensus): it joins as a learner, catches up, then

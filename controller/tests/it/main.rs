@@ -1,6 +1,6 @@
 //! Integration tests of the metadata state machine: each command's accepted and
-//! rejected cases, placement, the Raft glue, and random command sequences checked
-//! against the invariants.
+//! rejected cases, placement, the Raft glue, random command sequences checked
+//! against the invariants, and three controller nodes replicating through Raft.
 
 // A test harness: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,6 +9,7 @@ mod brokers;
 mod machine;
 mod partitions;
 mod placement;
+mod quorum;
 mod random_commands;
 mod support;
 mod topics;

@@ -1,68 +1,84 @@
 //! Three (and four) Raft nodes in one process on loopback TCP: failover, restart,
 //! catch-up by snapshot, voter changes.
 
-use crate::harness::Cluster;
-use crate::kv::set;
+use crate::kv::{set, Kv};
+use raftline_raft_store::local_cluster::{wait_until, LocalCluster};
 use raftline_raft_store::NodeId;
 use std::time::Duration;
+
+const WITHIN: Duration = Duration::from_secs(10);
+
+/// Waits until node `id` has applied `keys` keys.
+async fn converged(cluster: &LocalCluster<Kv>, id: NodeId, keys: usize) {
+    let node = cluster.node(id).unwrap();
+    wait_until(&format!("node {id} to hold {keys} keys"), WITHIN, || {
+        (node.machine().with_machine(|kv| kv.map.len()) >= keys).then_some(())
+    })
+    .await
+    .unwrap();
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_continue_through_a_leader_failure_and_the_old_leader_converges() {
     tracing::info!("three voters elect a leader and commit writes");
-    let mut cluster = Cluster::start(3, |_| {}).await;
+    let mut cluster = LocalCluster::start(3, Kv::default, |_| {}).await.unwrap();
     for i in 0..10 {
         cluster
-            .write(set(&format!("before{i}"), "x"), Duration::from_secs(10))
-            .await;
+            .write(set(&format!("before{i}"), "x"), WITHIN)
+            .await
+            .unwrap();
     }
 
     tracing::info!("the leader dies; the survivors elect another and keep committing");
-    let old_leader = cluster.leader().await;
-    cluster.kill(old_leader).await;
+    let old_leader = cluster.leader().await.unwrap();
+    cluster.kill(old_leader).await.unwrap();
     for i in 0..10 {
         cluster
-            .write(set(&format!("after{i}"), "y"), Duration::from_secs(10))
-            .await;
+            .write(set(&format!("after{i}"), "y"), WITHIN)
+            .await
+            .unwrap();
     }
-    let new_leader = cluster.leader().await;
+    let new_leader = cluster.leader().await.unwrap();
     assert_ne!(new_leader, old_leader);
 
     tracing::info!("the old leader restarts from its disk and catches up");
-    cluster.restart(old_leader).await;
-    for id in cluster.nodes.keys().copied().collect::<Vec<_>>() {
-        cluster.converged(id, 20).await;
+    cluster.restart(old_leader).await.unwrap();
+    for id in cluster.nodes().keys().copied().collect::<Vec<_>>() {
+        converged(&cluster, id, 20).await;
     }
     let states: Vec<_> = cluster
-        .nodes
+        .nodes()
         .values()
         .map(|n| n.machine().with_machine(|kv| kv.map.clone()))
         .collect();
     assert!(states.windows(2).all(|w| w[0] == w[1]), "replicas diverged");
-    cluster.stop_all().await;
+    cluster.stop_all().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_down_through_a_log_purge_catches_up_by_snapshot() {
-    let mut cluster = Cluster::start(3, |config| {
+    let mut cluster = LocalCluster::start(3, Kv::default, |config| {
         config.snapshot_after_entries = 10;
         config.keep_after_snapshot = 0;
     })
-    .await;
-    let leader = cluster.leader().await;
-    let follower = *cluster.nodes.keys().find(|&&id| id != leader).unwrap();
+    .await
+    .unwrap();
+    let leader = cluster.leader().await.unwrap();
+    let follower = *cluster.nodes().keys().find(|&&id| id != leader).unwrap();
 
     tracing::info!("a follower goes down; the others write past a snapshot and purge");
-    cluster.kill(follower).await;
+    cluster.kill(follower).await.unwrap();
     // openraft postpones a purge while a replication stream (here, the retries
     // to the down follower) has the range in flight, and retries it on later
     // events: keep writing until it happens.
     let mut written = 0;
     loop {
         cluster
-            .write(set(&format!("k{written}"), "v"), Duration::from_secs(10))
-            .await;
+            .write(set(&format!("k{written}"), "v"), WITHIN)
+            .await
+            .unwrap();
         written += 1;
-        let leader_node = &cluster.nodes[&cluster.leader().await];
+        let leader_node = cluster.node(cluster.leader().await.unwrap()).unwrap();
         let purged = leader_node.metrics().borrow().purged.map_or(0, |p| p.index);
         if written >= 40 && purged >= 20 {
             break;
@@ -74,30 +90,37 @@ async fn a_node_down_through_a_log_purge_catches_up_by_snapshot() {
     }
 
     tracing::info!("it comes back and is sent the snapshot: the purged entries are gone");
-    cluster.restart(follower).await;
-    cluster.converged(follower, written).await;
-    let metrics = cluster.nodes[&follower].metrics();
+    cluster.restart(follower).await.unwrap();
+    converged(&cluster, follower, written).await;
+    let metrics = cluster.node(follower).unwrap().metrics();
     assert!(
         metrics.borrow().snapshot.is_some(),
         "caught up by installing a snapshot"
     );
-    cluster.stop_all().await;
+    cluster.stop_all().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voter_is_added_and_removed() {
-    let mut cluster = Cluster::start(3, |_| {}).await;
-    cluster.write(set("a", "1"), Duration::from_secs(10)).await;
+    let mut cluster = LocalCluster::start(3, Kv::default, |_| {}).await.unwrap();
+    cluster.write(set("a", "1"), WITHIN).await.unwrap();
 
     tracing::info!("node 4 starts empty and is added as a voter");
-    cluster.start_extra(4).await;
-    let leader = cluster.leader().await;
-    let addr = cluster.addrs[&4].clone();
-    cluster.nodes[&leader].add_voter(4, addr).await.unwrap();
-    cluster.write(set("b", "2"), Duration::from_secs(10)).await;
-    cluster.converged(4, 2).await;
-    let voters = |cluster: &Cluster, id| -> Vec<NodeId> {
-        cluster.nodes[&id]
+    cluster.start_extra(4).await.unwrap();
+    let leader = cluster.leader().await.unwrap();
+    let addr = cluster.addr(4).unwrap();
+    cluster
+        .node(leader)
+        .unwrap()
+        .add_voter(4, addr)
+        .await
+        .unwrap();
+    cluster.write(set("b", "2"), WITHIN).await.unwrap();
+    converged(&cluster, 4, 2).await;
+    let voters = |cluster: &LocalCluster<Kv>, id| -> Vec<NodeId> {
+        cluster
+            .node(id)
+            .unwrap()
             .metrics()
             .borrow()
             .membership_config
@@ -108,20 +131,25 @@ async fn a_voter_is_added_and_removed() {
     assert_eq!(voters(&cluster, leader), vec![1, 2, 3, 4]);
 
     tracing::info!("a voter other than the leader is removed");
-    let leader = cluster.leader().await;
+    let leader = cluster.leader().await.unwrap();
     let removed = *cluster
-        .nodes
+        .nodes()
         .keys()
         .find(|&&id| id != leader && id != 4)
         .unwrap();
-    cluster.nodes[&leader].remove_voter(removed).await.unwrap();
+    cluster
+        .node(leader)
+        .unwrap()
+        .remove_voter(removed)
+        .await
+        .unwrap();
     let expected: Vec<NodeId> = [1, 2, 3, 4]
         .into_iter()
         .filter(|&id| id != removed)
         .collect();
     assert_eq!(voters(&cluster, leader), expected);
-    cluster.kill(removed).await;
-    cluster.write(set("c", "3"), Duration::from_secs(10)).await;
-    cluster.converged(4, 3).await;
-    cluster.stop_all().await;
+    cluster.kill(removed).await.unwrap();
+    cluster.write(set("c", "3"), WITHIN).await.unwrap();
+    converged(&cluster, 4, 3).await;
+    cluster.stop_all().await.unwrap();
 }

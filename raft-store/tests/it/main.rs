@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cluster;
-mod harness;
 mod kv;
 mod restart;
 mod suite;
