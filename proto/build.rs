@@ -5,13 +5,19 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from("proto");
-    let files = ["raftline/v1/errors.proto", "raftline/v1/raft.proto"];
+    let files = [
+        "raftline/v1/errors.proto",
+        "raftline/v1/raft.proto",
+        "raftline/v1/admin.proto",
+    ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     for path in &paths {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     let descriptors = protox::compile(&paths, [&root])?;
     tonic_prost_build::configure()
+        // Deterministic order wherever a map is iterated (tables, JSON, tests).
+        .btree_map(".")
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;

@@ -8,6 +8,7 @@
 use crate::command::{Applied, Command, MetadataDelta};
 use crate::error::MetadataError;
 use crate::model::{MetadataState, Topic};
+use crate::placement::place_replicas;
 use std::collections::BTreeMap;
 use tracing::debug;
 
@@ -47,6 +48,35 @@ impl MetadataState {
             Command::DeleteTopic { name } => self.plan_delete_topic(name),
             Command::CreatePartitions { topic, assignments } => {
                 self.plan_create_partitions(topic, assignments)
+            }
+            Command::CreateTopicPlaced {
+                name,
+                configs,
+                partitions,
+                replication_factor,
+            } => {
+                let start = self.next_topic_id as u32;
+                let assignments =
+                    place_replicas(&self.brokers, *partitions, *replication_factor, start)?;
+                self.plan_create_topic(name, configs, &assignments)
+            }
+            Command::CreatePartitionsPlaced { topic, total } => {
+                let existing =
+                    self.topics
+                        .get(topic)
+                        .ok_or_else(|| MetadataError::UnknownTopic {
+                            name: topic.clone(),
+                        })?;
+                let count = existing.partitions.len() as u32;
+                if *total <= count {
+                    return Err(MetadataError::InvalidPartitions {
+                        reason: format!("topic {topic} has {count} partitions; the new total {total} must be larger"),
+                    });
+                }
+                let rf = existing.replication_factor() as u32;
+                let start = (existing.id.0 as u32).wrapping_add(count);
+                let assignments = place_replicas(&self.brokers, total - count, rf, start)?;
+                self.plan_create_partitions(topic, &assignments)
             }
             Command::AlterPartition(request) => self.plan_alter_partition(request),
             Command::ElectLeader {

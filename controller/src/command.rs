@@ -62,6 +62,28 @@ pub enum Command {
         /// The new partitions' replicas, in index order.
         assignments: Vec<Vec<BrokerId>>,
     },
+    /// Creates a topic whose replicas the controller places when the command
+    /// is applied ([`place_replicas`](crate::place_replicas) over the committed
+    /// broker set, starting at the new topic's id), so a proposer with a stale
+    /// view of the brokers cannot cause a wrong or refused placement.
+    CreateTopicPlaced {
+        /// The topic.
+        name: TopicName,
+        /// Its configs.
+        configs: BTreeMap<String, String>,
+        /// Partitions to create.
+        partitions: u32,
+        /// Replicas per partition.
+        replication_factor: u32,
+    },
+    /// Grows a topic to `total` partitions, placed when applied (as
+    /// `CreateTopicPlaced`), with the topic's replication factor.
+    CreatePartitionsPlaced {
+        /// The topic.
+        topic: TopicName,
+        /// The new partition count; more than the current one.
+        total: u32,
+    },
     /// A partition leader's compare-and-set of its ISR.
     AlterPartition(AlterPartitionRequest),
     /// Asks for a leader election of one partition.

@@ -23,15 +23,18 @@
 //! [`MetadataDelta`] (what goes in and comes out), [`ControllerMachine`] (the
 //! [`raftline_raft_store::StateMachine`] over bytes).
 
+pub mod api;
 mod apply;
 mod brokers;
 mod command;
+mod convert;
 mod election;
 mod error;
 mod ids;
 mod invariants;
 mod machine;
 mod model;
+mod node;
 mod partitions;
 mod placement;
 mod topic_name;
@@ -45,5 +48,6 @@ pub use ids::{
 };
 pub use machine::{decode_response, encode_command, ApplyResult, ControllerMachine};
 pub use model::{Broker, MetadataState, Partition, Topic, UNCLEAN_LEADER_ELECTION};
+pub use node::{ClusterView, ControllerError, ControllerNode};
 pub use placement::place_replicas;
 pub use topic_name::{TopicName, MAX_TOPIC_NAME_LEN};

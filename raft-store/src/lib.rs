@@ -31,6 +31,6 @@ mod types;
 pub use disk::{MemDisk, RaftDisk, SledDisk};
 pub use error::{DiskError, RestoreError};
 pub use log_store::LogStore;
-pub use node::{NodeConfig, NodeError, RaftNode, WriteError};
+pub use node::{NodeConfig, NodeError, RaftHandle, RaftNode, WriteError};
 pub use sm_store::{StateMachine, StateMachineStore};
 pub use types::{NodeId, Request, Response, TypeConfig};

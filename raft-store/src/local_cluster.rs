@@ -5,7 +5,7 @@
 
 use crate::disk::MemDisk;
 use crate::network::TcpConnector;
-use crate::node::{NodeConfig, NodeError, RaftNode, WriteError};
+use crate::node::{NodeConfig, NodeError, RaftHandle, RaftNode, WriteError};
 use crate::sm_store::StateMachine;
 use crate::types::NodeId;
 use std::collections::BTreeMap;
@@ -176,10 +176,11 @@ impl<M: StateMachine> LocalCluster<M> {
         &self.nodes
     }
 
-    /// A running node.
-    pub fn node(&self, id: NodeId) -> Result<&RaftNode<M, MemDisk>, LocalClusterError> {
+    /// A running node's handle.
+    pub fn node(&self, id: NodeId) -> Result<&RaftHandle<M, MemDisk>, LocalClusterError> {
         self.nodes
             .get(&id)
+            .map(RaftNode::handle)
             .ok_or(LocalClusterError::UnknownNode(id))
     }
 
@@ -199,7 +200,7 @@ impl<M: StateMachine> LocalCluster<M> {
             self.nodes
                 .iter()
                 .filter_map(|(&id, n)| {
-                    let metrics = n.metrics().borrow().clone();
+                    let metrics = n.handle().metrics().borrow().clone();
                     (metrics.state == openraft::ServerState::Leader)
                         .then_some((metrics.current_term, id))
                 })
@@ -246,7 +247,7 @@ impl<M: StateMachine> LocalCluster<M> {
         call: F,
     ) -> Result<T, LocalClusterError>
     where
-        F: Fn(&'a RaftNode<M, MemDisk>) -> Fut,
+        F: Fn(&'a RaftHandle<M, MemDisk>) -> Fut,
         Fut: std::future::Future<Output = Result<T, WriteError>>,
     {
         let deadline = Instant::now() + within;

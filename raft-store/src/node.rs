@@ -17,7 +17,9 @@ use crate::sm_store::{StateMachine, StateMachineStore};
 use crate::types::{NodeId, Request, TypeConfig};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, SnapshotPolicy};
+use raftline_proto::pb::raft_peer_client::RaftPeerClient;
 use raftline_proto::pb::raft_peer_server::RaftPeerServer;
+use raftline_proto::pb::RaftPayload;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,7 +99,7 @@ pub enum NodeError {
 }
 
 /// Why a write or membership change did not commit.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WriteError {
     /// This node does not lead; send the request to the leader, if one is known.
     #[error("not the raft leader; the leader is {leader:?} at {leader_addr:?}")]
@@ -115,13 +117,32 @@ pub enum WriteError {
     Unavailable(String),
 }
 
-/// A running Raft node.
+/// A running Raft node: owns the peer server task; everything else is done
+/// through its [`RaftHandle`].
 pub struct RaftNode<M: StateMachine, D: RaftDisk> {
-    id: NodeId,
-    raft: Raft<TypeConfig>,
-    machine: StateMachineStore<M, D>,
+    handle: RaftHandle<M, D>,
     shutdown: CancellationToken,
     server: JoinHandle<()>,
+}
+
+/// A cloneable handle to a running node's Raft and state machine, for the
+/// services built on it.
+pub struct RaftHandle<M: StateMachine, D: RaftDisk> {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    connector: Arc<dyn Connector>,
+    machine: StateMachineStore<M, D>,
+}
+
+impl<M: StateMachine, D: RaftDisk> Clone for RaftHandle<M, D> {
+    fn clone(&self) -> Self {
+        RaftHandle {
+            id: self.id,
+            raft: self.raft.clone(),
+            connector: self.connector.clone(),
+            machine: self.machine.clone(),
+        }
+    }
 }
 
 impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
@@ -146,7 +167,7 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
         let raft = Raft::new(
             config.id,
             raft_config,
-            GrpcNetwork::new(connector),
+            GrpcNetwork::new(connector.clone()),
             log,
             machine_store.clone(),
         )
@@ -168,16 +189,47 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
         });
 
         let node = RaftNode {
-            id: config.id,
-            raft,
-            machine: machine_store,
+            handle: RaftHandle {
+                id: config.id,
+                raft,
+                connector,
+                machine: machine_store,
+            },
             shutdown,
             server,
         };
-        node.bootstrap(&config).await?;
+        node.handle.bootstrap(&config).await?;
         Ok(node)
     }
 
+    /// The handle to this node's Raft and state machine.
+    pub fn handle(&self) -> &RaftHandle<M, D> {
+        &self.handle
+    }
+
+    /// Stops Raft and the peer server. The disk keeps everything needed to start
+    /// again.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.shutdown.cancel();
+        let stopped = self
+            .handle
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()));
+        // Graceful HTTP/2 shutdown waits for peers' streams; don't let it hang.
+        let mut server = self.server;
+        if tokio::time::timeout(Duration::from_secs(2), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+        stopped
+    }
+}
+
+impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
     async fn bootstrap(&self, config: &NodeConfig) -> Result<(), NodeError> {
         let initialized = self
             .raft
@@ -213,6 +265,46 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
             .await
             .map_err(write_error)?;
         Ok((response.log_id.index, response.data.0))
+    }
+
+    /// Proposes `command` from any node: written here if this node leads,
+    /// otherwise forwarded once to the leader it knows (over the peer port's
+    /// `Propose` RPC, waiting at most `within`). A `NotLeader` answer means no
+    /// leader is known (an election is running): retry.
+    pub async fn propose(
+        &self,
+        command: Vec<u8>,
+        within: Duration,
+    ) -> Result<(u64, Vec<u8>), WriteError> {
+        match self.write(command.clone()).await {
+            Err(WriteError::NotLeader {
+                leader_addr: Some(addr),
+                ..
+            }) => self.forward(&addr, command, within).await,
+            other => other,
+        }
+    }
+
+    async fn forward(
+        &self,
+        addr: &str,
+        command: Vec<u8>,
+        within: Duration,
+    ) -> Result<(u64, Vec<u8>), WriteError> {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            WriteError::Unavailable(format!("forwarding to {addr}: {e}"))
+        };
+        let channel = self.connector.channel(addr).map_err(|e| unavailable(&e))?;
+        let mut request = tonic::Request::new(RaftPayload { data: command });
+        request.set_timeout(within);
+        let reply =
+            match tokio::time::timeout(within, RaftPeerClient::new(channel).propose(request)).await
+            {
+                Ok(Ok(reply)) => reply.into_inner(),
+                Ok(Err(status)) => return Err(unavailable(&status)),
+                Err(elapsed) => return Err(unavailable(&elapsed)),
+            };
+        serde_json::from_slice(&reply.data).map_err(|e| unavailable(&e))?
     }
 
     /// Reads the state machine linearizably: confirms with a quorum that this
@@ -279,29 +371,12 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))
     }
-
-    /// Stops Raft and the peer server. The disk keeps everything needed to start
-    /// again.
-    pub async fn shutdown(self) -> Result<(), NodeError> {
-        self.shutdown.cancel();
-        let stopped = self
-            .raft
-            .shutdown()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()));
-        // Graceful HTTP/2 shutdown waits for peers' streams; don't let it hang.
-        let mut server = self.server;
-        if tokio::time::timeout(Duration::from_secs(2), &mut server)
-            .await
-            .is_err()
-        {
-            server.abort();
-        }
-        stopped
-    }
 }
 
-fn write_error(error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> WriteError {
+/// A failed `client_write`, as the caller sees it.
+pub(crate) fn write_error(
+    error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+) -> WriteError {
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => WriteError::NotLeader {
             leader: forward.leader_id,

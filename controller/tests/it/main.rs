@@ -5,6 +5,7 @@
 // A test harness: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod brokers;
 mod machine;
 mod partitions;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(10);
 
-async fn propose(cluster: &LocalCluster<ControllerMachine>, command: &Command) -> ApplyResult {
+pub async fn propose(cluster: &LocalCluster<ControllerMachine>, command: &Command) -> ApplyResult {
     let (_, answer) = cluster
         .write(encode_command(command).unwrap(), WITHIN)
         .await
@@ -20,7 +20,7 @@ async fn propose(cluster: &LocalCluster<ControllerMachine>, command: &Command) -
 }
 
 /// The committed metadata, read linearizably through the leader.
-async fn leader_state(cluster: &LocalCluster<ControllerMachine>) -> MetadataState {
+pub async fn leader_state(cluster: &LocalCluster<ControllerMachine>) -> MetadataState {
     cluster.read(|m| m.state().clone(), WITHIN).await.unwrap()
 }
 
@@ -36,28 +36,24 @@ async fn create_topic(cluster: &LocalCluster<ControllerMachine>, name: &str) -> 
     propose(cluster, &command).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn topics_are_created_through_a_raft_leader_failure_and_all_nodes_converge() {
-    tracing::info!("three controllers; three brokers register and are unfenced");
-    let mut cluster = LocalCluster::start(3, ControllerMachine::new, |_| {})
-        .await
-        .unwrap();
-    for id in 1..=3 {
+/// Registers brokers `1..=n` and unfences them, through Raft.
+pub async fn register_brokers(cluster: &LocalCluster<ControllerMachine>, n: u32) {
+    for id in 1..=n {
         let registered = Command::RegisterBroker {
             id: BrokerId(id),
             incarnation: u64::from(id) * 1000,
             endpoints: BTreeMap::from([("client".to_string(), format!("127.0.0.1:{}", 9090 + id))]),
             rack: None,
         };
-        let applied = propose(&cluster, &registered).await.unwrap();
+        let applied = propose(cluster, &registered).await.unwrap();
         assert!(!applied.deltas.is_empty());
-        let epoch = leader_state(&cluster)
+        let epoch = leader_state(cluster)
             .await
             .broker(BrokerId(id))
             .unwrap()
             .epoch;
         propose(
-            &cluster,
+            cluster,
             &Command::UnfenceBroker {
                 id: BrokerId(id),
                 epoch,
@@ -66,6 +62,15 @@ async fn topics_are_created_through_a_raft_leader_failure_and_all_nodes_converge
         .await
         .unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_are_created_through_a_raft_leader_failure_and_all_nodes_converge() {
+    tracing::info!("three controllers; three brokers register and are unfenced");
+    let mut cluster = LocalCluster::start(3, ControllerMachine::new, |_| {})
+        .await
+        .unwrap();
+    register_brokers(&cluster, 3).await;
     let stale = propose(
         &cluster,
         &Command::UnfenceBroker {
@@ -110,7 +115,8 @@ async fn topics_are_created_through_a_raft_leader_failure_and_all_nodes_converge
     expected.check_invariants().unwrap();
     for (&id, node) in cluster.nodes() {
         wait_until(&format!("controller {id} to converge"), WITHIN, || {
-            node.machine()
+            node.handle()
+                .machine()
                 .with_machine(|m| (m.state() == &expected).then_some(()))
         })
         .await

@@ -208,3 +208,82 @@ fn create_partitions_appends_with_the_topics_replication_factor() {
         assert!(want(&err), "{why}: {err:?}");
     }
 }
+
+#[test]
+fn placed_commands_place_replicas_from_the_committed_brokers() {
+    let mut c = Cluster::with_live(&[1, 2, 3]);
+    c.register(4, 4); // registered but fenced: never placed
+    let expected =
+        place_replicas(c.state.brokers(), 3, 2, c.state.next_topic_id().0 as u32).unwrap();
+    c.apply(Command::CreateTopicPlaced {
+        name: t("auto"),
+        configs: BTreeMap::new(),
+        partitions: 3,
+        replication_factor: 2,
+    })
+    .unwrap();
+    let topic = c.state.topic(&t("auto")).unwrap().clone();
+    let placed: Vec<Vec<BrokerId>> = topic
+        .partitions
+        .values()
+        .map(|p| p.replicas.clone())
+        .collect();
+    assert_eq!(
+        placed, expected,
+        "the same placement the pure function gives"
+    );
+    assert!(placed.iter().flatten().all(|&broker| broker != b(4)));
+
+    info!("growing places the new partitions with the topic's replication factor");
+    c.apply(Command::CreatePartitionsPlaced {
+        topic: t("auto"),
+        total: 5,
+    })
+    .unwrap();
+    let topic = c.state.topic(&t("auto")).unwrap();
+    assert_eq!(topic.partitions.len(), 5);
+    assert!(topic.partitions.values().all(|p| p.replicas.len() == 2));
+
+    info!("refusals leave the state unchanged");
+    let cases = [
+        Command::CreateTopicPlaced {
+            name: t("wide"),
+            configs: BTreeMap::new(),
+            partitions: 1,
+            replication_factor: 4,
+        },
+        Command::CreateTopicPlaced {
+            name: t("none"),
+            configs: BTreeMap::new(),
+            partitions: 0,
+            replication_factor: 1,
+        },
+        Command::CreateTopicPlaced {
+            name: t("auto"),
+            configs: BTreeMap::new(),
+            partitions: 1,
+            replication_factor: 1,
+        },
+        Command::CreatePartitionsPlaced {
+            topic: t("auto"),
+            total: 5,
+        },
+        Command::CreatePartitionsPlaced {
+            topic: t("missing"),
+            total: 2,
+        },
+    ];
+    for command in cases {
+        let error = c.reject(command.clone());
+        assert!(
+            matches!(
+                error,
+                MetadataError::InvalidReplicationFactor { .. }
+                    | MetadataError::InvalidPartitions { .. }
+                    | MetadataError::TopicAlreadyExists { .. }
+                    | MetadataError::UnknownTopic { .. }
+            ),
+            "{command:?}: {error:?}"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! The receiving side of the Raft network: the `RaftPeer` gRPC service, handing
 //! each RPC to the local Raft.
 
-use crate::types::TypeConfig;
+use crate::node::{write_error, WriteError};
+use crate::types::{Request as Request_, TypeConfig};
 use openraft::Raft;
 use raftline_proto::pb::raft_peer_server::RaftPeer;
 use raftline_proto::pb::RaftPayload;
@@ -47,6 +48,20 @@ impl RaftPeer for RaftPeerService {
     #[tracing::instrument(skip_all)]
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let result = self.raft.vote(decode(request)?).await;
+        encode(&result)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn propose(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let command = Request_(request.into_inner().data);
+        let result: Result<(u64, Vec<u8>), WriteError> = match self.raft.client_write(command).await
+        {
+            Ok(response) => Ok((response.log_id.index, response.data.0)),
+            Err(e) => Err(write_error(e)),
+        };
         encode(&result)
     }
 

@@ -49,7 +49,7 @@ async fn writes_continue_through_a_leader_failure_and_the_old_leader_converges()
     let states: Vec<_> = cluster
         .nodes()
         .values()
-        .map(|n| n.machine().with_machine(|kv| kv.map.clone()))
+        .map(|n| n.handle().machine().with_machine(|kv| kv.map.clone()))
         .collect();
     assert!(states.windows(2).all(|w| w[0] == w[1]), "replicas diverged");
     cluster.stop_all().await.unwrap();

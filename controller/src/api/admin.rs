@@ -1,0 +1,90 @@
+//! `raftline.v1.Admin`: topics and the cluster view.
+
+use super::status::status;
+use crate::convert;
+use crate::node::ControllerNode;
+use raftline_proto::pb;
+use raftline_proto::pb::admin_server::Admin;
+use raftline_raft_store::RaftDisk;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The Admin service of one node.
+pub struct AdminService<D: RaftDisk> {
+    node: Arc<ControllerNode<D>>,
+}
+
+impl<D: RaftDisk> AdminService<D> {
+    /// The service over `node`.
+    pub fn new(node: Arc<ControllerNode<D>>) -> Self {
+        AdminService { node }
+    }
+}
+
+#[tonic::async_trait]
+impl<D: RaftDisk> Admin for AdminService<D> {
+    #[tracing::instrument(skip_all, fields(topic = %request.get_ref().name))]
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::TopicDescription>, Status> {
+        let r = request.into_inner();
+        let configs = r.configs.into_iter().collect();
+        let topic = self
+            .node
+            .create_topic(&r.name, r.partitions, r.replication_factor, configs)
+            .await;
+        Ok(Response::new(convert::topic(
+            &topic.map_err(|e| status(&e))?,
+        )))
+    }
+
+    #[tracing::instrument(skip_all, fields(topic = %request.get_ref().name))]
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        self.node
+            .delete_topic(&request.into_inner().name)
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(pb::DeleteTopicResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic))]
+    async fn create_partitions(
+        &self,
+        request: Request<pb::CreatePartitionsRequest>,
+    ) -> Result<Response<pb::TopicDescription>, Status> {
+        let r = request.into_inner();
+        let topic = self
+            .node
+            .create_partitions(&r.topic, r.total_count)
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(convert::topic(&topic)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_topics(
+        &self,
+        request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let (topics, version) = self
+            .node
+            .topics(&request.into_inner().names)
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(pb::ListTopicsResponse {
+            topics: topics.iter().map(convert::topic).collect(),
+            metadata_version: version.0,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn describe_cluster(
+        &self,
+        _request: Request<pb::DescribeClusterRequest>,
+    ) -> Result<Response<pb::DescribeClusterResponse>, Status> {
+        Ok(Response::new(convert::cluster(&self.node.cluster())))
+    }
+}

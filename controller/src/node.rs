@@ -1,0 +1,222 @@
+//! The controller's runtime side: the admin operations, turned into commands,
+//! proposed through Raft from any node (a non-leader forwards to the leader), and
+//! answered from the replicated metadata.
+//!
+//! ```text
+//! Admin RPC ─> ControllerNode::create_topic ─ place_replicas(local view) ─> Command
+//!                 ─> RaftHandle::propose (forwarded to the leader) ─> apply on every node
+//!                 <─ Applied deltas ─> Topic
+//! ```
+
+use crate::command::{Applied, Command, MetadataDelta};
+use crate::error::MetadataError;
+use crate::ids::{MetadataVersion, PartitionIndex};
+use crate::machine::{decode_response, encode_command, ControllerMachine};
+use crate::model::{Broker, MetadataState, Topic};
+use crate::topic_name::TopicName;
+use raftline_raft_store::{NodeId, RaftDisk, RaftHandle, WriteError};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why an admin operation failed.
+#[derive(Debug, Error)]
+pub enum ControllerError {
+    /// The metadata state machine refused the command (or its input).
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// No controller leads right now (an election is running): retry shortly.
+    #[error("no controller is leader right now (an election is running); retry shortly")]
+    NotController,
+    /// The quorum could not be reached or the node is stopping.
+    #[error("controller unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The cluster as one node sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterView {
+    /// Registered brokers.
+    pub brokers: Vec<Broker>,
+    /// The controller leader this node knows of.
+    pub controller_leader: Option<NodeId>,
+    /// Controllers: id -> (peer address, voter?).
+    pub controllers: BTreeMap<NodeId, (String, bool)>,
+    /// The metadata version of this view.
+    pub version: MetadataVersion,
+}
+
+/// A controller node's admin operations over its Raft handle.
+pub struct ControllerNode<D: RaftDisk> {
+    raft: RaftHandle<ControllerMachine, D>,
+    /// How long a proposal may take, forwarding included.
+    timeout: Duration,
+}
+
+impl<D: RaftDisk> ControllerNode<D> {
+    /// Operations over `raft`, each proposal bounded by `timeout`.
+    pub fn new(raft: RaftHandle<ControllerMachine, D>, timeout: Duration) -> Self {
+        ControllerNode { raft, timeout }
+    }
+
+    /// Proposes `command`; returns what it changed, or why it was refused.
+    async fn propose(&self, command: &Command) -> Result<Applied, ControllerError> {
+        let bytes = encode_command(command)?;
+        let (_, answer) = self
+            .raft
+            .propose(bytes, self.timeout)
+            .await
+            .map_err(|e| match e {
+                WriteError::NotLeader { .. } => ControllerError::NotController,
+                WriteError::Membership(reason) | WriteError::Unavailable(reason) => {
+                    ControllerError::Unavailable(reason)
+                }
+            })?;
+        let result = decode_response(&answer).ok_or_else(|| {
+            ControllerError::Unavailable("the controller's answer did not decode".into())
+        })?;
+        Ok(result?)
+    }
+
+    /// The metadata this node has applied (it may trail the leader by a few
+    /// commands, as a Kafka broker's metadata cache does).
+    fn state(&self) -> MetadataState {
+        self.raft.machine().with_machine(|m| m.state().clone())
+    }
+
+    /// Creates a topic with replicas placed round-robin (rack-aware when every
+    /// live broker has a rack) by the controller when the command is applied.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Topic, ControllerError> {
+        let name = TopicName::new(name)?;
+        let command = Command::CreateTopicPlaced {
+            name: name.clone(),
+            configs,
+            partitions,
+            replication_factor,
+        };
+        let applied = self.propose(&command).await?;
+        topic_from_deltas(&name, &applied.deltas, None).ok_or_else(|| {
+            ControllerError::Unavailable("the topic was created but not reported".into())
+        })
+    }
+
+    /// Deletes a topic.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ControllerError> {
+        let name = TopicName::new(name)?;
+        self.propose(&Command::DeleteTopic { name })
+            .await
+            .map(|_| ())
+    }
+
+    /// Grows a topic to `total` partitions (Kafka's CreatePartitions: never
+    /// shrinks). The answer shows the earlier partitions as this node has them.
+    pub async fn create_partitions(
+        &self,
+        topic: &str,
+        total: u32,
+    ) -> Result<Topic, ControllerError> {
+        let name = TopicName::new(topic)?;
+        let applied = self
+            .propose(&Command::CreatePartitionsPlaced {
+                topic: name.clone(),
+                total,
+            })
+            .await?;
+        let before = self.state().topic(&name).cloned();
+        topic_from_deltas(&name, &applied.deltas, before.as_ref()).ok_or_else(|| {
+            ControllerError::Unavailable("the partitions were created but not reported".into())
+        })
+    }
+
+    /// Topics by name (all of them if `names` is empty), as this node has them.
+    pub fn topics(
+        &self,
+        names: &[String],
+    ) -> Result<(Vec<Topic>, MetadataVersion), ControllerError> {
+        let state = self.state();
+        let topics = if names.is_empty() {
+            state.topics().values().cloned().collect()
+        } else {
+            names
+                .iter()
+                .map(|n| {
+                    let name = TopicName::new(n.as_str())?;
+                    state
+                        .topic(&name)
+                        .cloned()
+                        .ok_or(MetadataError::UnknownTopic { name })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok((topics, state.version()))
+    }
+
+    /// Brokers, controllers and the controller leader, as this node sees them.
+    pub fn cluster(&self) -> ClusterView {
+        let state = self.state();
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let controllers = membership
+            .nodes()
+            .map(|(&id, node)| {
+                (
+                    id,
+                    (node.addr.clone(), membership.voter_ids().any(|v| v == id)),
+                )
+            })
+            .collect();
+        ClusterView {
+            brokers: state.brokers().values().cloned().collect(),
+            controller_leader: metrics.current_leader,
+            controllers,
+            version: state.version(),
+        }
+    }
+}
+
+/// The topic `name` as the deltas of one command describe it, on top of
+/// `before` (for commands that add partitions).
+fn topic_from_deltas(
+    name: &TopicName,
+    deltas: &[MetadataDelta],
+    before: Option<&Topic>,
+) -> Option<Topic> {
+    let mut topic = before.cloned();
+    for delta in deltas {
+        match delta {
+            MetadataDelta::TopicChanged {
+                name: n,
+                id,
+                configs,
+                ..
+            } if n == name => {
+                let partitions = topic.take().map(|t| t.partitions).unwrap_or_default();
+                topic = Some(Topic {
+                    name: n.clone(),
+                    id: *id,
+                    configs: configs.clone(),
+                    partitions,
+                });
+            }
+            MetadataDelta::PartitionChanged {
+                topic: n,
+                index,
+                partition,
+                ..
+            } if n == name => {
+                if let Some(t) = topic.as_mut() {
+                    t.partitions
+                        .insert(PartitionIndex(index.0), partition.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    topic
+}

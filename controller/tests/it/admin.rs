@@ -1,0 +1,208 @@
+//! The Admin gRPC API end to end: three controllers, the API served by a node
+//! that does not lead (writes are forwarded to the leader), typed errors.
+
+use crate::quorum::{leader_state, register_brokers};
+use raftline_controller::api::status::error_of;
+use raftline_controller::api::AdminService;
+use raftline_controller::{ControllerMachine, ControllerNode};
+use raftline_proto::pb::admin_client::AdminClient;
+use raftline_proto::pb::admin_server::AdminServer;
+use raftline_proto::pb::{self, ErrorCode};
+use raftline_raft_store::local_cluster::LocalCluster;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Channel;
+
+/// Serves Admin for controller `id` on a loopback port; returns a client.
+async fn admin_on(cluster: &LocalCluster<ControllerMachine>, id: u64) -> AdminClient<Channel> {
+    let node = Arc::new(ControllerNode::new(
+        cluster.node(id).unwrap().clone(),
+        Duration::from_secs(5),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AdminServer::new(AdminService::new(node)))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    AdminClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+}
+
+fn code_of(status: &tonic::Status) -> ErrorCode {
+    let error = error_of(status).unwrap_or_else(|| panic!("no typed error in {status:?}"));
+    ErrorCode::try_from(error.code).unwrap()
+}
+
+fn create(name: &str, partitions: u32, rf: u32) -> pb::CreateTopicRequest {
+    pb::CreateTopicRequest {
+        name: name.into(),
+        partitions,
+        replication_factor: rf,
+        configs: [("retention.ms".to_string(), "60000".to_string())].into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_creates_lists_grows_and_deletes_topics_with_typed_errors() {
+    let cluster = LocalCluster::start(3, ControllerMachine::new, |_| {})
+        .await
+        .unwrap();
+    register_brokers(&cluster, 3).await;
+    let leader = cluster.leader().await.unwrap();
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let mut admin = admin_on(&cluster, follower).await;
+
+    tracing::info!(
+        "a topic created through a follower: placed on all three brokers, leaders spread"
+    );
+    let topic = admin
+        .create_topic(create("orders", 3, 3))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(topic.name, "orders");
+    assert_eq!(
+        topic.configs.get("retention.ms").map(String::as_str),
+        Some("60000")
+    );
+    assert_eq!(topic.partitions.len(), 3);
+    let leaders: BTreeSet<u32> = topic.partitions.iter().filter_map(|p| p.leader).collect();
+    assert_eq!(
+        leaders.len(),
+        3,
+        "one partition leader per broker: {topic:?}"
+    );
+    for p in &topic.partitions {
+        assert_eq!(p.replicas.len(), 3);
+        assert_eq!(p.isr.len(), 3);
+    }
+
+    tracing::info!("bad requests get typed errors and change nothing");
+    let version = leader_state(&cluster).await.version();
+    let cases = [
+        (
+            create("orders", 1, 1),
+            ErrorCode::TopicAlreadyExists,
+            tonic::Code::AlreadyExists,
+        ),
+        (
+            create("bad name!", 1, 1),
+            ErrorCode::InvalidTopicName,
+            tonic::Code::InvalidArgument,
+        ),
+        (
+            create("..", 1, 1),
+            ErrorCode::InvalidTopicName,
+            tonic::Code::InvalidArgument,
+        ),
+        (
+            create("wide", 1, 4),
+            ErrorCode::InvalidReplicationFactor,
+            tonic::Code::InvalidArgument,
+        ),
+        (
+            create("empty", 0, 1),
+            ErrorCode::InvalidPartitions,
+            tonic::Code::InvalidArgument,
+        ),
+    ];
+    for (request, code, grpc) in cases {
+        let name = request.name.clone();
+        let status = admin.create_topic(request).await.unwrap_err();
+        assert_eq!(
+            (code_of(&status), status.code()),
+            (code, grpc),
+            "{name}: {status:?}"
+        );
+    }
+    let status = admin.create_topic(create("wide", 1, 4)).await.unwrap_err();
+    assert!(
+        status.message().contains('4') && status.message().contains('3'),
+        "names both numbers: {}",
+        status.message()
+    );
+    assert_eq!(
+        leader_state(&cluster).await.version(),
+        version,
+        "rejected requests changed the metadata"
+    );
+
+    tracing::info!("partitions are added, never removed");
+    let grown = admin
+        .create_partitions(pb::CreatePartitionsRequest {
+            topic: "orders".into(),
+            total_count: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(grown.partitions.len(), 5);
+    let status = admin
+        .create_partitions(pb::CreatePartitionsRequest {
+            topic: "orders".into(),
+            total_count: 2,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&status), ErrorCode::InvalidPartitions);
+
+    tracing::info!("the cluster view names brokers and controllers");
+    let view = admin
+        .describe_cluster(pb::DescribeClusterRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        view.brokers.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(view.brokers.iter().all(|b| !b.fenced));
+    assert_eq!(view.controllers.len(), 3);
+    assert!(view.controller_leader.is_some());
+
+    tracing::info!("a deleted topic is gone; asking for it is UNKNOWN_TOPIC_OR_PARTITION");
+    admin
+        .delete_topic(pb::DeleteTopicRequest {
+            name: "orders".into(),
+        })
+        .await
+        .unwrap();
+    let mut listed = admin
+        .list_topics(pb::ListTopicsRequest { names: vec![] })
+        .await
+        .unwrap()
+        .into_inner();
+    // The follower's view may trail the leader by a command: poll briefly.
+    for _ in 0..100 {
+        if listed.topics.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        listed = admin
+            .list_topics(pb::ListTopicsRequest { names: vec![] })
+            .await
+            .unwrap()
+            .into_inner();
+    }
+    assert!(listed.topics.is_empty(), "{listed:?}");
+    let status = admin
+        .list_topics(pb::ListTopicsRequest {
+            names: vec!["orders".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&status), ErrorCode::UnknownTopicOrPartition);
+    let status = admin
+        .delete_topic(pb::DeleteTopicRequest {
+            name: "orders".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&status), ErrorCode::UnknownTopicOrPartition);
+    cluster.stop_all().await.unwrap();
+}
