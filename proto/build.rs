@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "raftline/v1/errors.proto",
         "raftline/v1/raft.proto",
         "raftline/v1/admin.proto",
+        "raftline/v1/controller.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     for path in &paths {

@@ -32,11 +32,13 @@ mod election;
 mod error;
 mod ids;
 mod invariants;
+mod lifecycle;
 mod machine;
 mod model;
 mod node;
 mod partitions;
 mod placement;
+mod sessions;
 mod topic_name;
 mod topics;
 
@@ -46,8 +48,10 @@ pub use error::MetadataError;
 pub use ids::{
     BrokerEpoch, BrokerId, LeaderEpoch, MetadataVersion, PartitionEpoch, PartitionIndex, TopicId,
 };
+pub use lifecycle::BrokerLifecycle;
 pub use machine::{decode_response, encode_command, ApplyResult, ControllerMachine};
 pub use model::{Broker, MetadataState, Partition, Topic, UNCLEAN_LEADER_ELECTION};
 pub use node::{ClusterView, ControllerError, ControllerNode};
 pub use placement::place_replicas;
+pub use sessions::BrokerSessions;
 pub use topic_name::{TopicName, MAX_TOPIC_NAME_LEN};

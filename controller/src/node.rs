@@ -25,9 +25,13 @@ pub enum ControllerError {
     /// The metadata state machine refused the command (or its input).
     #[error(transparent)]
     Metadata(#[from] MetadataError),
-    /// No controller leads right now (an election is running): retry shortly.
-    #[error("no controller is leader right now (an election is running); retry shortly")]
-    NotController,
+    /// This node does not lead the controller quorum; `leader` is the one it
+    /// knows of (none while an election runs: retry shortly).
+    #[error("this controller is not the leader (leader: {leader:?}); retry with the leader")]
+    NotController {
+        /// The leader's node id, if known.
+        leader: Option<NodeId>,
+    },
     /// The quorum could not be reached or the node is stopping.
     #[error("controller unavailable: {0}")]
     Unavailable(String),
@@ -59,29 +63,38 @@ impl<D: RaftDisk> ControllerNode<D> {
         ControllerNode { raft, timeout }
     }
 
-    /// Proposes `command`; returns what it changed, or why it was refused.
-    async fn propose(&self, command: &Command) -> Result<Applied, ControllerError> {
+    /// Proposes `command` from any node (forwarded to the leader); returns what
+    /// it changed, or why it was refused.
+    pub(crate) async fn propose(&self, command: &Command) -> Result<Applied, ControllerError> {
         let bytes = encode_command(command)?;
-        let (_, answer) = self
-            .raft
-            .propose(bytes, self.timeout)
-            .await
-            .map_err(|e| match e {
-                WriteError::NotLeader { .. } => ControllerError::NotController,
-                WriteError::Membership(reason) | WriteError::Unavailable(reason) => {
-                    ControllerError::Unavailable(reason)
-                }
-            })?;
-        let result = decode_response(&answer).ok_or_else(|| {
-            ControllerError::Unavailable("the controller's answer did not decode".into())
-        })?;
-        Ok(result?)
+        answer(self.raft.propose(bytes, self.timeout).await)
+    }
+
+    /// Writes `command` only if this node leads, never forwarding it: for
+    /// decisions taken from the leader's own view (broker sessions), which must
+    /// die with its leadership rather than reach the next leader.
+    pub(crate) async fn propose_as_leader(
+        &self,
+        command: &Command,
+    ) -> Result<Applied, ControllerError> {
+        let bytes = encode_command(command)?;
+        answer(self.raft.write(bytes).await)
     }
 
     /// The metadata this node has applied (it may trail the leader by a few
     /// commands, as a Kafka broker's metadata cache does).
-    fn state(&self) -> MetadataState {
+    pub(crate) fn state(&self) -> MetadataState {
         self.raft.machine().with_machine(|m| m.state().clone())
+    }
+
+    /// This controller's node id.
+    pub fn id(&self) -> NodeId {
+        self.raft.id()
+    }
+
+    /// The controller leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.leader()
     }
 
     /// Creates a topic with replicas placed round-robin (rack-aware when every
@@ -178,6 +191,20 @@ impl<D: RaftDisk> ControllerNode<D> {
             version: state.version(),
         }
     }
+}
+
+/// A write's outcome as the controller's answer.
+fn answer(written: Result<(u64, Vec<u8>), WriteError>) -> Result<Applied, ControllerError> {
+    let (_, bytes) = written.map_err(|e| match e {
+        WriteError::NotLeader { leader, .. } => ControllerError::NotController { leader },
+        WriteError::Membership(reason) | WriteError::Unavailable(reason) => {
+            ControllerError::Unavailable(reason)
+        }
+    })?;
+    let result = decode_response(&bytes).ok_or_else(|| {
+        ControllerError::Unavailable("the controller's answer did not decode".into())
+    })?;
+    Ok(result?)
 }
 
 /// The topic `name` as the deltas of one command describe it, on top of

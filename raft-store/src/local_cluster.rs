@@ -15,6 +15,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::RoutesBuilder;
 
 /// Why a local cluster operation failed.
 #[derive(Debug, Error)]
@@ -66,6 +67,7 @@ pub async fn wait_until<T>(
 
 type MakeMachine<M> = Arc<dyn Fn() -> M + Send + Sync>;
 type Tune = Arc<dyn Fn(&mut NodeConfig) + Send + Sync>;
+type Services<M> = Arc<dyn Fn(&RaftHandle<M, MemDisk>, &mut RoutesBuilder) + Send + Sync>;
 
 /// Nodes by id, each with the disk and address it keeps across restarts.
 pub struct LocalCluster<M: StateMachine> {
@@ -75,6 +77,7 @@ pub struct LocalCluster<M: StateMachine> {
     voters: BTreeMap<NodeId, String>,
     make_machine: MakeMachine<M>,
     tune: Tune,
+    services: Services<M>,
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, LocalClusterError> {
@@ -104,6 +107,17 @@ impl<M: StateMachine> LocalCluster<M> {
         make_machine: impl Fn() -> M + Send + Sync + 'static,
         tune: impl Fn(&mut NodeConfig) + Send + Sync + 'static,
     ) -> Result<Self, LocalClusterError> {
+        Self::start_with_services(n, make_machine, tune, |_, _| {}).await
+    }
+
+    /// As [`start`](Self::start), each node's peer port also serving what
+    /// `services` adds for its handle.
+    pub async fn start_with_services(
+        n: u64,
+        make_machine: impl Fn() -> M + Send + Sync + 'static,
+        tune: impl Fn(&mut NodeConfig) + Send + Sync + 'static,
+        services: impl Fn(&RaftHandle<M, MemDisk>, &mut RoutesBuilder) + Send + Sync + 'static,
+    ) -> Result<Self, LocalClusterError> {
         let mut listeners = BTreeMap::new();
         let mut addrs = BTreeMap::new();
         for id in 1..=n {
@@ -118,6 +132,7 @@ impl<M: StateMachine> LocalCluster<M> {
             addrs,
             make_machine: Arc::new(make_machine),
             tune: Arc::new(tune),
+            services: Arc::new(services),
         };
         for (id, listener) in listeners {
             cluster.disks.insert(id, MemDisk::new());
@@ -136,8 +151,15 @@ impl<M: StateMachine> LocalCluster<M> {
             .ok_or(LocalClusterError::UnknownNode(id))?;
         let incoming = TcpListenerStream::new(listener);
         let connector = Arc::new(TcpConnector::default());
-        let node =
-            RaftNode::start(config, (self.make_machine)(), disk, connector, incoming).await?;
+        let node = RaftNode::start(
+            config,
+            (self.make_machine)(),
+            disk,
+            connector,
+            incoming,
+            |handle, routes| (self.services)(handle, routes),
+        )
+        .await?;
         self.nodes.insert(id, node);
         Ok(())
     }

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
+use tonic::service::RoutesBuilder;
 use tonic::transport::server::Connected;
 
 /// A node's Raft settings.
@@ -146,15 +147,17 @@ impl<M: StateMachine, D: RaftDisk> Clone for RaftHandle<M, D> {
 }
 
 impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
-    /// Starts the node: opens its stores on `disk`, serves Raft RPCs on
-    /// `incoming` (TCP, or the simulator's streams), and initializes the cluster
-    /// if this is the first start of a listed voter.
+    /// Starts the node: opens its stores on `disk`, serves Raft RPCs, and the
+    /// services that `services` adds (given the node's handle), on `incoming`
+    /// (TCP, or the simulator's streams), and initializes the cluster if this is
+    /// the first start of a listed voter.
     pub async fn start<I, IO, IE>(
         config: NodeConfig,
         machine: M,
         disk: D,
         connector: Arc<dyn Connector>,
         incoming: I,
+        services: impl FnOnce(&RaftHandle<M, D>, &mut RoutesBuilder),
     ) -> Result<Self, NodeError>
     where
         I: Stream<Item = Result<IO, IE>> + Send + 'static,
@@ -174,27 +177,32 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
 
+        let handle = RaftHandle {
+            id: config.id,
+            raft: raft.clone(),
+            connector,
+            machine: machine_store,
+        };
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(RaftPeerServer::new(RaftPeerService::new(raft)));
+        services(&handle, &mut routes);
+        let routes = routes.routes();
+
         let shutdown = CancellationToken::new();
-        let service = RaftPeerServer::new(RaftPeerService::new(raft.clone()));
         let stop = shutdown.clone();
         let id = config.id;
         let server = tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
-                .add_service(service)
+                .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await;
             if let Err(e) = served {
-                tracing::error!(node = id, error = %e, "raft peer server stopped");
+                tracing::error!(node = id, error = %e, "peer server stopped");
             }
         });
 
         let node = RaftNode {
-            handle: RaftHandle {
-                id: config.id,
-                raft,
-                connector,
-                machine: machine_store,
-            },
+            handle,
             shutdown,
             server,
         };
@@ -268,20 +276,33 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
     }
 
     /// Proposes `command` from any node: written here if this node leads,
-    /// otherwise forwarded once to the leader it knows (over the peer port's
-    /// `Propose` RPC, waiting at most `within`). A `NotLeader` answer means no
-    /// leader is known (an election is running): retry.
+    /// otherwise forwarded to the leader it knows (over the peer port's
+    /// `Propose` RPC). While no leader is known (an election is running) it
+    /// retries, all within `within`.
     pub async fn propose(
         &self,
         command: Vec<u8>,
         within: Duration,
     ) -> Result<(u64, Vec<u8>), WriteError> {
-        match self.write(command.clone()).await {
-            Err(WriteError::NotLeader {
-                leader_addr: Some(addr),
-                ..
-            }) => self.forward(&addr, command, within).await,
-            other => other,
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let result = match self.write(command.clone()).await {
+                Err(WriteError::NotLeader {
+                    leader_addr: Some(addr),
+                    ..
+                }) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    self.forward(&addr, command.clone(), left).await
+                }
+                other => other,
+            };
+            match result {
+                // No leader known, or the one we asked has just lost leadership.
+                Err(WriteError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
         }
     }
 

@@ -1,8 +1,11 @@
-//! The controller's gRPC front: the `Admin` service on the client port. Each
+//! The controller's gRPC front: the `Admin` service on the client port and
+//! `BrokerLifecycle` on the peer port. Each
 //! handler converts the request, makes one call on [`ControllerNode`], converts
 //! back; errors become statuses in [`status`].
 
 mod admin;
+mod lifecycle;
 pub mod status;
 
 pub use admin::AdminService;
+pub use lifecycle::BrokerLifecycleService;

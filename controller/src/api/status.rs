@@ -12,13 +12,21 @@ use tonic::{Code, Status};
 pub fn status(error: &ControllerError) -> Status {
     let (code, grpc) = match error {
         ControllerError::Metadata(e) => metadata_code(e),
-        ControllerError::NotController => (ErrorCode::NotController, Code::Unavailable),
+        ControllerError::NotController { .. } => (ErrorCode::NotController, Code::Unavailable),
         ControllerError::Unavailable(_) => (ErrorCode::RequestTimedOut, Code::Unavailable),
     };
     let message = error.to_string();
+    let leader_hint = match error {
+        ControllerError::NotController { leader } => *leader,
+        ControllerError::Metadata(MetadataError::NotLeader { leader }) => {
+            leader.map(|b| u64::from(b.0))
+        }
+        _ => None,
+    };
     let details = pb::Error {
         code: code as i32,
         message: message.clone(),
+        leader_hint,
     }
     .encode_to_vec();
     Status::with_details(grpc, message, details.into())

@@ -7,6 +7,7 @@
 
 mod admin;
 mod brokers;
+mod lifecycle;
 mod machine;
 mod partitions;
 mod placement;

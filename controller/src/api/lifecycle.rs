@@ -1,0 +1,57 @@
+//! `raftline.v1.BrokerLifecycle`: registration and heartbeats from brokers.
+
+use super::status::status;
+use crate::ids::{BrokerEpoch, BrokerId};
+use crate::lifecycle::BrokerLifecycle;
+use raftline_proto::pb;
+use raftline_proto::pb::broker_lifecycle_server::BrokerLifecycle as BrokerLifecycleRpc;
+use raftline_raft_store::RaftDisk;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The BrokerLifecycle service of one controller node.
+pub struct BrokerLifecycleService<D: RaftDisk> {
+    lifecycle: Arc<BrokerLifecycle<D>>,
+}
+
+impl<D: RaftDisk> BrokerLifecycleService<D> {
+    /// The service over `lifecycle`.
+    pub fn new(lifecycle: Arc<BrokerLifecycle<D>>) -> Self {
+        BrokerLifecycleService { lifecycle }
+    }
+}
+
+#[tonic::async_trait]
+impl<D: RaftDisk> BrokerLifecycleRpc for BrokerLifecycleService<D> {
+    #[tracing::instrument(skip_all, fields(broker = request.get_ref().broker_id))]
+    async fn register_broker(
+        &self,
+        request: Request<pb::RegisterBrokerRequest>,
+    ) -> Result<Response<pb::RegisterBrokerResponse>, Status> {
+        let r = request.into_inner();
+        let endpoints = r.endpoints.into_iter().collect();
+        let epoch = self
+            .lifecycle
+            .register(BrokerId(r.broker_id), r.incarnation, endpoints, r.rack)
+            .await;
+        Ok(Response::new(pb::RegisterBrokerResponse {
+            broker_epoch: epoch.map_err(|e| status(&e))?.0,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(broker = request.get_ref().broker_id))]
+    async fn broker_heartbeat(
+        &self,
+        request: Request<pb::BrokerHeartbeatRequest>,
+    ) -> Result<Response<pb::BrokerHeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let (id, epoch) = (BrokerId(r.broker_id), BrokerEpoch(r.broker_epoch));
+        let fenced = self
+            .lifecycle
+            .heartbeat(id, epoch, r.metadata_offset, r.shutting_down)
+            .await;
+        Ok(Response::new(pb::BrokerHeartbeatResponse {
+            fenced: fenced.map_err(|e| status(&e))?,
+        }))
+    }
+}

@@ -1,0 +1,210 @@
+//! Broker lifecycle on the controller leader: registration, heartbeats, fencing
+//! a broker whose session expired, unfencing a broker once it has caught up.
+//!
+//! ```text
+//! RegisterBroker ─> Command::RegisterBroker (epoch = its Raft index; fenced)
+//! BrokerHeartbeat ─> session renewed ─┬─ shutting down ──────────> FenceBroker
+//!                                     └─ fenced, offset >= epoch ─> UnfenceBroker
+//! monitor tick (leader only) ─> sessions expired ─────────────────> FenceBroker
+//! ```
+//!
+//! Sessions live only on the leader; every decision is a command written
+//! through Raft by the leader itself, never forwarded, so a deposed leader's
+//! decisions die with its leadership; and commands carry the broker epoch they
+//! are about, which apply checks.
+
+use crate::command::{Command, MetadataDelta};
+use crate::error::MetadataError;
+use crate::ids::{BrokerEpoch, BrokerId};
+use crate::node::{ControllerError, ControllerNode};
+use crate::sessions::BrokerSessions;
+use raftline_raft_store::RaftDisk;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The leader's broker sessions and the decisions made on them.
+pub struct BrokerLifecycle<D: RaftDisk> {
+    node: Arc<ControllerNode<D>>,
+    /// A std mutex: held for table lookups and updates only, never across an
+    /// await.
+    sessions: Mutex<Sessions>,
+}
+
+struct Sessions {
+    table: BrokerSessions,
+    /// Whether this node led at the last check (a new leader resets sessions).
+    leading: bool,
+}
+
+impl<D: RaftDisk> BrokerLifecycle<D> {
+    /// Lifecycle handling over `node`, fencing brokers silent for `session_timeout`.
+    pub fn new(node: Arc<ControllerNode<D>>, session_timeout: Duration) -> Self {
+        BrokerLifecycle {
+            node,
+            sessions: Mutex::new(Sessions {
+                table: BrokerSessions::new(session_timeout),
+                leading: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a broker process; returns its new epoch.
+    pub async fn register(
+        &self,
+        id: BrokerId,
+        incarnation: u64,
+        endpoints: BTreeMap<String, String>,
+        rack: Option<String>,
+    ) -> Result<BrokerEpoch, ControllerError> {
+        let command = Command::RegisterBroker {
+            id,
+            incarnation,
+            endpoints,
+            rack,
+        };
+        let applied = self.node.propose(&command).await?;
+        applied
+            .deltas
+            .iter()
+            .find_map(|d| match d {
+                MetadataDelta::BrokerChanged(b) if b.id == id => Some(b.epoch),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                ControllerError::Unavailable("registration applied but not reported".into())
+            })
+    }
+
+    /// A heartbeat: renews the session and fences or unfences as the broker's
+    /// state asks. Returns whether the broker is now fenced.
+    pub async fn heartbeat(
+        &self,
+        id: BrokerId,
+        epoch: BrokerEpoch,
+        metadata_offset: u64,
+        shutting_down: bool,
+    ) -> Result<bool, ControllerError> {
+        let now = Instant::now();
+        self.check_leading(now)?;
+        let broker = self
+            .node
+            .state()
+            .broker(id)
+            .cloned()
+            .ok_or(MetadataError::UnknownBroker { broker: id })?;
+        if broker.epoch != epoch {
+            return Err(MetadataError::StaleBrokerEpoch {
+                broker: id,
+                current: broker.epoch,
+                given: epoch,
+            }
+            .into());
+        }
+        self.lock().table.heartbeat(id, epoch, now);
+        if shutting_down {
+            if !broker.fenced {
+                self.node
+                    .propose_as_leader(&Command::FenceBroker {
+                        id,
+                        epoch: Some(epoch),
+                    })
+                    .await?;
+            }
+            self.lock().table.remove(id);
+            return Ok(true);
+        }
+        // Caught up to its own registration record: it has seen the metadata it
+        // needs to serve, so it may lead and join ISRs (KRaft's rule).
+        if broker.fenced && metadata_offset >= epoch.0 {
+            self.node
+                .propose_as_leader(&Command::UnfenceBroker { id, epoch })
+                .await?;
+            return Ok(false);
+        }
+        Ok(broker.fenced)
+    }
+
+    /// One pass of the session monitor: on the leader, fences every unfenced
+    /// broker whose session has expired. Returns the brokers fenced.
+    pub async fn check_sessions(&self, now: Instant) -> Result<Vec<BrokerId>, ControllerError> {
+        if self.check_leading(now).is_err() {
+            return Ok(Vec::new());
+        }
+        let expired = self.lock().table.expired(now);
+        let state = self.node.state();
+        let mut fenced = Vec::new();
+        for (id, epoch) in expired {
+            let live = state
+                .broker(id)
+                .is_some_and(|b| b.epoch == epoch && !b.fenced);
+            if live {
+                tracing::warn!(broker = %id, epoch = %epoch, "broker session expired: fencing it");
+                self.node
+                    .propose_as_leader(&Command::FenceBroker {
+                        id,
+                        epoch: Some(epoch),
+                    })
+                    .await?;
+                fenced.push(id);
+            }
+            self.lock().table.remove(id);
+        }
+        Ok(fenced)
+    }
+
+    /// Errs with `NotController` unless this node leads; a node that has just
+    /// become leader starts every unfenced broker's session afresh.
+    fn check_leading(&self, now: Instant) -> Result<(), ControllerError> {
+        let leader = self.node.leader();
+        let leading = leader == Some(self.node.id());
+        let mut sessions = self.lock();
+        if !leading {
+            sessions.table.clear();
+            sessions.leading = false;
+            return Err(ControllerError::NotController { leader });
+        }
+        if !sessions.leading {
+            let state = self.node.state();
+            let live = state
+                .brokers()
+                .values()
+                .filter(|b| !b.fenced)
+                .map(|b| (b.id, b.epoch));
+            sessions.table.reset(live, now);
+            sessions.leading = true;
+        }
+        Ok(())
+    }
+
+    /// Runs the session monitor every `every` until `shutdown`.
+    pub fn spawn_monitor(
+        self: Arc<Self>,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = self.check_sessions(Instant::now()).await {
+                    tracing::warn!(error = %e, "broker session check failed; retrying next tick");
+                }
+            }
+        })
+    }
+}
