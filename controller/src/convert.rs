@@ -1,8 +1,13 @@
 //! Conversions between the controller's domain types and the wire (`pb::`)
 //! types: the only place that knows both.
 
+use crate::command::{AlterPartitionRequest, MetadataDelta};
+use crate::error::MetadataError;
+use crate::ids::{BrokerEpoch, BrokerId, LeaderEpoch, PartitionEpoch, PartitionIndex};
+use crate::machine::MetadataUpdate;
 use crate::model::{Broker, Partition, Topic};
 use crate::node::ClusterView;
+use crate::topic_name::TopicName;
 use raftline_proto::pb;
 
 /// A topic for the wire.
@@ -56,4 +61,87 @@ pub fn cluster(view: &ClusterView) -> pb::DescribeClusterResponse {
             .collect(),
         metadata_version: view.version.0,
     }
+}
+
+/// A metadata update for the wire.
+pub fn update(update: &MetadataUpdate) -> pb::MetadataUpdate {
+    pb::MetadataUpdate {
+        offset: update.offset,
+        version: update.version.0,
+        full_image: update.full_image,
+        records: update.deltas.iter().map(record).collect(),
+    }
+}
+
+fn record(delta: &MetadataDelta) -> pb::MetadataRecord {
+    use pb::metadata_record::Record;
+    let record = match delta {
+        MetadataDelta::BrokerChanged(b) => Record::Broker(pb::BrokerRecord {
+            id: b.id.0,
+            epoch: b.epoch.0,
+            endpoints: b.endpoints.clone().into_iter().collect(),
+            rack: b.rack.clone(),
+            fenced: b.fenced,
+        }),
+        MetadataDelta::TopicChanged {
+            name,
+            id,
+            configs,
+            partition_count,
+        } => Record::Topic(pb::TopicRecord {
+            name: name.as_str().to_string(),
+            id: id.0,
+            configs: configs.clone().into_iter().collect(),
+            partition_count: *partition_count,
+        }),
+        MetadataDelta::PartitionChanged {
+            topic,
+            topic_id,
+            index,
+            partition: p,
+        } => Record::Partition(pb::PartitionRecord {
+            topic: topic.as_str().to_string(),
+            topic_id: topic_id.0,
+            index: index.0,
+            replicas: p.replicas.iter().map(|b| b.0).collect(),
+            isr: p.isr.iter().map(|b| b.0).collect(),
+            leader: p.leader.map(|b| b.0),
+            leader_epoch: p.leader_epoch.0,
+            partition_epoch: p.partition_epoch.0,
+        }),
+        MetadataDelta::TopicDeleted { name, id } => Record::TopicDeleted(pb::TopicDeletedRecord {
+            name: name.as_str().to_string(),
+            id: id.0,
+        }),
+    };
+    pb::MetadataRecord {
+        record: Some(record),
+    }
+}
+
+/// A partition's changed record for the wire; `None` for other deltas.
+pub fn partition_record(delta: &MetadataDelta) -> Option<pb::PartitionRecord> {
+    match record(delta).record {
+        Some(pb::metadata_record::Record::Partition(p)) => Some(p),
+        _ => None,
+    }
+}
+
+/// An AlterPartition request from the wire.
+pub fn alter_partition(
+    r: pb::AlterPartitionRequest,
+) -> Result<AlterPartitionRequest, MetadataError> {
+    Ok(AlterPartitionRequest {
+        topic: TopicName::new(r.topic)?,
+        partition: PartitionIndex(r.partition),
+        leader: BrokerId(r.leader),
+        leader_epoch: LeaderEpoch(r.leader_epoch),
+        partition_epoch: PartitionEpoch(r.partition_epoch),
+        new_isr: r.new_isr.into_iter().map(BrokerId).collect(),
+        broker_epochs: r
+            .broker_epochs
+            .into_iter()
+            .map(|(b, e)| (BrokerId(b), BrokerEpoch(e)))
+            .collect(),
+    })
 }

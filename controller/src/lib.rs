@@ -49,7 +49,9 @@ pub use ids::{
     BrokerEpoch, BrokerId, LeaderEpoch, MetadataVersion, PartitionEpoch, PartitionIndex, TopicId,
 };
 pub use lifecycle::BrokerLifecycle;
-pub use machine::{decode_response, encode_command, ApplyResult, ControllerMachine};
+pub use machine::{
+    decode_response, encode_command, ApplyResult, ControllerMachine, MetadataUpdate,
+};
 pub use model::{Broker, MetadataState, Partition, Topic, UNCLEAN_LEADER_ELECTION};
 pub use node::{ClusterView, ControllerError, ControllerNode};
 pub use placement::place_replicas;

@@ -13,7 +13,7 @@
 //! decisions die with its leadership; and commands carry the broker epoch they
 //! are about, which apply checks.
 
-use crate::command::{Command, MetadataDelta};
+use crate::command::{AlterPartitionRequest, Command, MetadataDelta};
 use crate::error::MetadataError;
 use crate::ids::{BrokerEpoch, BrokerId};
 use crate::node::{ControllerError, ControllerNode};
@@ -132,6 +132,22 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
             return Ok(false);
         }
         Ok(broker.fenced)
+    }
+
+    /// A partition leader's ISR change (compare-and-set on its epochs); returns
+    /// the partition's new record. From any node: the epochs make a stale
+    /// request harmless, so it may be forwarded to the leader.
+    pub async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+    ) -> Result<MetadataDelta, ControllerError> {
+        let (topic, partition) = (request.topic.clone(), request.partition);
+        let applied = self.node.propose(&Command::AlterPartition(request)).await?;
+        applied
+            .deltas
+            .into_iter()
+            .find(|d| matches!(d, MetadataDelta::PartitionChanged { topic: t, index, .. } if *t == topic && *index == partition))
+            .ok_or_else(|| ControllerError::Unavailable("the ISR change applied but was not reported".into()))
     }
 
     /// One pass of the session monitor: on the leader, fences every unfenced

@@ -4,18 +4,61 @@
 //! Commands, answers and snapshots are JSON: the metadata is small, and a
 //! readable snapshot is worth more than a compact one.
 
-use crate::command::{Applied, Command};
+use crate::command::{Applied, Command, MetadataDelta};
 use crate::error::MetadataError;
+use crate::ids::MetadataVersion;
 use crate::model::MetadataState;
 use raftline_raft_store::{RestoreError, StateMachine};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 use tracing::{error, warn};
 
 /// What a command's answer decodes to.
 pub type ApplyResult = Result<Applied, MetadataError>;
 
-/// The controller's Raft state machine: the metadata state behind byte commands.
-#[derive(Clone, Debug, Default)]
+/// How many updates a slow metadata subscriber may fall behind before it is
+/// sent a fresh full image instead.
+const UPDATE_BUFFER: usize = 1024;
+
+/// One accepted command's changes (or a full image), as published to
+/// metadata subscribers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetadataUpdate {
+    /// The Raft log index of the command (for an image: of the last command
+    /// applied): a broker's metadata offset.
+    pub offset: u64,
+    /// The metadata version after it.
+    pub version: MetadataVersion,
+    /// Whether this replaces everything (an image) or changes it (a delta).
+    pub full_image: bool,
+    /// The records changed, or every record for an image.
+    pub deltas: Vec<MetadataDelta>,
+}
+
+/// The controller's Raft state machine: the metadata state behind byte
+/// commands, publishing every accepted change to subscribers.
+#[derive(Clone, Debug)]
 pub struct ControllerMachine {
+    state: MetadataState,
+    /// The Raft index of the last command applied.
+    offset: u64,
+    updates: broadcast::Sender<MetadataUpdate>,
+}
+
+impl Default for ControllerMachine {
+    fn default() -> Self {
+        ControllerMachine {
+            state: MetadataState::default(),
+            offset: 0,
+            updates: broadcast::channel(UPDATE_BUFFER).0,
+        }
+    }
+}
+
+/// The snapshot: the state and the offset it reflects.
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    offset: u64,
     state: MetadataState,
 }
 
@@ -28,6 +71,50 @@ impl ControllerMachine {
     /// The metadata state.
     pub fn state(&self) -> &MetadataState {
         &self.state
+    }
+
+    /// The Raft index of the last command applied.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Every record as one full image.
+    pub fn image(&self) -> MetadataUpdate {
+        let mut deltas: Vec<MetadataDelta> = self
+            .state
+            .brokers()
+            .values()
+            .cloned()
+            .map(MetadataDelta::BrokerChanged)
+            .collect();
+        for topic in self.state.topics().values() {
+            deltas.push(MetadataDelta::TopicChanged {
+                name: topic.name.clone(),
+                id: topic.id,
+                configs: topic.configs.clone(),
+                partition_count: topic.partitions.len() as u32,
+            });
+            deltas.extend(topic.partitions.iter().map(|(&index, p)| {
+                MetadataDelta::PartitionChanged {
+                    topic: topic.name.clone(),
+                    topic_id: topic.id,
+                    index,
+                    partition: p.clone(),
+                }
+            }));
+        }
+        MetadataUpdate {
+            offset: self.offset,
+            version: self.state.version(),
+            full_image: true,
+            deltas,
+        }
+    }
+
+    /// A full image and a subscription to every update after it. Call it under
+    /// the state machine's lock (`with_machine`) so nothing falls between.
+    pub fn subscribe(&self) -> (MetadataUpdate, broadcast::Receiver<MetadataUpdate>) {
+        (self.image(), self.updates.subscribe())
     }
 }
 
@@ -54,6 +141,16 @@ impl StateMachine for ControllerMachine {
                 reason: e.to_string(),
             }),
         };
+        self.offset = index;
+        if let Ok(applied) = &result {
+            // No subscriber is not an error: brokers subscribe when they connect.
+            let _ = self.updates.send(MetadataUpdate {
+                offset: index,
+                version: applied.version,
+                full_image: false,
+                deltas: applied.deltas.clone(),
+            });
+        }
         serde_json::to_vec(&result).unwrap_or_else(|e| {
             // Unreachable for these plain types; answer something decodable.
             error!(error = %e, "cannot encode a metadata answer");
@@ -65,7 +162,11 @@ impl StateMachine for ControllerMachine {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.state).unwrap_or_else(|e| {
+        let snapshot = Snapshot {
+            offset: self.offset,
+            state: self.state.clone(),
+        };
+        serde_json::to_vec(&snapshot).unwrap_or_else(|e| {
             // Unreachable for these plain types; an empty snapshot fails to
             // restore loudly rather than restoring a wrong state.
             error!(error = %e, "cannot encode the metadata snapshot");
@@ -77,12 +178,15 @@ impl StateMachine for ControllerMachine {
     /// restored all the same (refusing it would stop the node for good) and
     /// reported.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        let state: MetadataState =
+        let snapshot: Snapshot =
             serde_json::from_slice(snapshot).map_err(|e| RestoreError(e.to_string()))?;
-        if let Err(broken) = state.check_invariants() {
+        if let Err(broken) = snapshot.state.check_invariants() {
             warn!(%broken, "restored metadata snapshot breaks an invariant");
         }
-        self.state = state;
+        self.state = snapshot.state;
+        self.offset = snapshot.offset;
+        // Subscribers' views are now stale: send them the whole new state.
+        let _ = self.updates.send(self.image());
         Ok(())
     }
 }

@@ -122,7 +122,6 @@ pub enum WriteError {
 /// through its [`RaftHandle`].
 pub struct RaftNode<M: StateMachine, D: RaftDisk> {
     handle: RaftHandle<M, D>,
-    shutdown: CancellationToken,
     server: JoinHandle<()>,
 }
 
@@ -133,6 +132,8 @@ pub struct RaftHandle<M: StateMachine, D: RaftDisk> {
     raft: Raft<TypeConfig>,
     connector: Arc<dyn Connector>,
     machine: StateMachineStore<M, D>,
+    /// Cancelled when the node shuts down: long-lived work (streams) ends then.
+    shutdown: CancellationToken,
 }
 
 impl<M: StateMachine, D: RaftDisk> Clone for RaftHandle<M, D> {
@@ -142,6 +143,7 @@ impl<M: StateMachine, D: RaftDisk> Clone for RaftHandle<M, D> {
             raft: self.raft.clone(),
             connector: self.connector.clone(),
             machine: self.machine.clone(),
+            shutdown: self.shutdown.clone(),
         }
     }
 }
@@ -177,18 +179,19 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
 
+        let shutdown = CancellationToken::new();
         let handle = RaftHandle {
             id: config.id,
             raft: raft.clone(),
             connector,
             machine: machine_store,
+            shutdown: shutdown.clone(),
         };
         let mut routes = RoutesBuilder::default();
         routes.add_service(RaftPeerServer::new(RaftPeerService::new(raft)));
         services(&handle, &mut routes);
         let routes = routes.routes();
 
-        let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let id = config.id;
         let server = tokio::spawn(async move {
@@ -201,11 +204,7 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
             }
         });
 
-        let node = RaftNode {
-            handle,
-            shutdown,
-            server,
-        };
+        let node = RaftNode { handle, server };
         node.handle.bootstrap(&config).await?;
         Ok(node)
     }
@@ -218,7 +217,7 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
     /// Stops Raft and the peer server. The disk keeps everything needed to start
     /// again.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        self.shutdown.cancel();
+        self.handle.shutdown.cancel();
         let stopped = self
             .handle
             .raft
@@ -326,6 +325,11 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
                 Err(elapsed) => return Err(unavailable(&elapsed)),
             };
         serde_json::from_slice(&reply.data).map_err(|e| unavailable(&e))?
+    }
+
+    /// Cancelled when the node shuts down, for long-lived work built on it.
+    pub fn shutdown_signal(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
     /// Reads the state machine linearizably: confirms with a quorum that this

@@ -1,6 +1,7 @@
 //! `raftline.v1.BrokerLifecycle`: registration and heartbeats from brokers.
 
 use super::status::status;
+use crate::convert;
 use crate::ids::{BrokerEpoch, BrokerId};
 use crate::lifecycle::BrokerLifecycle;
 use raftline_proto::pb;
@@ -53,5 +54,22 @@ impl<D: RaftDisk> BrokerLifecycleRpc for BrokerLifecycleService<D> {
         Ok(Response::new(pb::BrokerHeartbeatResponse {
             fenced: fenced.map_err(|e| status(&e))?,
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic, partition = request.get_ref().partition))]
+    async fn alter_partition(
+        &self,
+        request: Request<pb::AlterPartitionRequest>,
+    ) -> Result<Response<pb::PartitionRecord>, Status> {
+        let request =
+            convert::alter_partition(request.into_inner()).map_err(|e| status(&e.into()))?;
+        let changed = self
+            .lifecycle
+            .alter_partition(request)
+            .await
+            .map_err(|e| status(&e))?;
+        convert::partition_record(&changed)
+            .map(Response::new)
+            .ok_or_else(|| Status::internal("the ISR change was not reported as a partition"))
     }
 }

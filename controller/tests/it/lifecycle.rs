@@ -81,11 +81,11 @@ fn register(id: u32, incarnation: u64) -> pb::RegisterBrokerRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn brokers_register_heartbeat_and_are_fenced_when_silent() {
-    let stop = CancellationToken::new();
+/// Three controllers serving BrokerLifecycle, each with a session monitor
+/// that runs until `stop`.
+async fn start(stop: &CancellationToken) -> LocalCluster<ControllerMachine> {
     let monitor_stop = stop.clone();
-    let cluster = LocalCluster::start_with_services(
+    LocalCluster::start_with_services(
         3,
         ControllerMachine::new,
         |_| {},
@@ -103,7 +103,13 @@ async fn brokers_register_heartbeat_and_are_fenced_when_silent() {
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_register_heartbeat_and_are_fenced_when_silent() {
+    let stop = CancellationToken::new();
+    let cluster = start(&stop).await;
     let leader = cluster.leader().await.unwrap();
     let follower = (1..=3).find(|&id| id != leader).unwrap();
 
@@ -286,5 +292,86 @@ async fn brokers_register_heartbeat_and_are_fenced_when_silent() {
 
     stop.cancel();
     beating.await.unwrap();
+    cluster.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_partition_is_a_compare_and_set_on_the_partitions_epochs() {
+    let stop = CancellationToken::new();
+    let cluster = start(&stop).await;
+    crate::quorum::register_brokers(&cluster, 3).await;
+    let topic = TopicName::new("orders").unwrap();
+    let create = Command::CreateTopicPlaced {
+        name: topic.clone(),
+        configs: BTreeMap::new(),
+        partitions: 1,
+        replication_factor: 3,
+    };
+    propose(&cluster, &create).await.unwrap();
+    let partition = leader_state(&cluster)
+        .await
+        .topic(&topic)
+        .unwrap()
+        .partitions
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    let leader = partition.leader.unwrap().0;
+    let shrunk: Vec<u32> = partition
+        .replicas
+        .iter()
+        .map(|b| b.0)
+        .filter(|&b| b != 3 || leader == 3)
+        .take(2)
+        .collect();
+    assert!(shrunk.contains(&leader));
+    let controller_leader = cluster.leader().await.unwrap();
+    let follower = (1..=3).find(|&id| id != controller_leader).unwrap();
+    let mut c = client(&cluster, follower).await;
+    let request = pb::AlterPartitionRequest {
+        topic: "orders".into(),
+        partition: 0,
+        leader,
+        leader_epoch: partition.leader_epoch.0,
+        partition_epoch: partition.partition_epoch.0,
+        new_isr: shrunk.clone(),
+        broker_epochs: BTreeMap::new(),
+    };
+
+    tracing::info!(
+        "the leader shrinks the ISR at the current epochs: accepted, partition epoch bumped"
+    );
+    let record = c
+        .alter_partition(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        record.isr.iter().copied().collect::<BTreeSet<_>>(),
+        shrunk.iter().copied().collect()
+    );
+    assert_eq!(record.partition_epoch, partition.partition_epoch.0 + 1);
+    assert_eq!(record.leader_epoch, partition.leader_epoch.0);
+
+    tracing::info!(
+        "the same request again carries a stale partition epoch; a stale leader epoch is fenced"
+    );
+    let status = c.alter_partition(request.clone()).await.unwrap_err();
+    assert_eq!(
+        ErrorCode::try_from(error_of(&status).unwrap().code).unwrap(),
+        ErrorCode::InvalidUpdateVersion
+    );
+    let stale_leader = pb::AlterPartitionRequest {
+        leader_epoch: partition.leader_epoch.0 + 5,
+        partition_epoch: record.partition_epoch,
+        ..request
+    };
+    let status = c.alter_partition(stale_leader).await.unwrap_err();
+    assert_eq!(
+        ErrorCode::try_from(error_of(&status).unwrap().code).unwrap(),
+        ErrorCode::FencedLeaderEpoch
+    );
+    stop.cancel();
     cluster.stop_all().await.unwrap();
 }

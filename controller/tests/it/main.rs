@@ -13,5 +13,6 @@ mod partitions;
 mod placement;
 mod quorum;
 mod random_commands;
+mod stream;
 mod support;
 mod topics;
