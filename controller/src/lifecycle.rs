@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! RegisterBroker ─> Command::RegisterBroker (epoch = its Raft index; fenced)
+//!                  (a controlled shutdown is final for that epoch: a late
+//!                   heartbeat from it never unfences it again)
 //! BrokerHeartbeat ─> session renewed ─┬─ shutting down ──────────> FenceBroker
 //!                                     └─ fenced, offset >= epoch ─> UnfenceBroker
 //! monitor tick (leader only) ─> sessions expired ─────────────────> FenceBroker
@@ -19,7 +21,7 @@ use crate::ids::{BrokerEpoch, BrokerId};
 use crate::node::{ControllerError, ControllerNode};
 use crate::sessions::BrokerSessions;
 use raftline_raft_store::RaftDisk;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -36,6 +38,9 @@ pub struct BrokerLifecycle<D: RaftDisk> {
 
 struct Sessions {
     table: BrokerSessions,
+    /// Broker registrations that asked for a controlled shutdown: they stay
+    /// fenced whatever a late heartbeat says, until the broker registers anew.
+    shut_down: BTreeSet<(BrokerId, BrokerEpoch)>,
     /// Whether this node led at the last check (a new leader resets sessions).
     leading: bool,
 }
@@ -47,6 +52,7 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
             node,
             sessions: Mutex::new(Sessions {
                 table: BrokerSessions::new(session_timeout),
+                shut_down: BTreeSet::new(),
                 leading: false,
             }),
         }
@@ -110,7 +116,16 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
             }
             .into());
         }
-        self.lock().table.heartbeat(id, epoch, now);
+        {
+            let mut sessions = self.lock();
+            if sessions.shut_down.contains(&(id, epoch)) {
+                return Ok(true);
+            }
+            sessions.table.heartbeat(id, epoch, now);
+            if shutting_down {
+                sessions.shut_down.insert((id, epoch));
+            }
+        }
         if shutting_down {
             if !broker.fenced {
                 self.node

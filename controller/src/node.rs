@@ -32,6 +32,10 @@ pub enum ControllerError {
         /// The leader's node id, if known.
         leader: Option<NodeId>,
     },
+    /// The request cannot be carried out as asked (e.g. a membership change
+    /// while another is in progress, or removing an unknown controller).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// The quorum could not be reached or the node is stopping.
     #[error("controller unavailable: {0}")]
     Unavailable(String),
@@ -147,6 +151,26 @@ impl<D: RaftDisk> ControllerNode<D> {
         })
     }
 
+    /// Adds controller `id` (reachable at `peer_address`) as a voter. Runs on
+    /// the Raft leader; elsewhere `NotController` names it.
+    pub async fn add_controller(
+        &self,
+        id: NodeId,
+        peer_address: String,
+    ) -> Result<ClusterView, ControllerError> {
+        self.raft
+            .add_voter(id, peer_address)
+            .await
+            .map_err(controller_error)?;
+        Ok(self.cluster())
+    }
+
+    /// Removes controller `id` from the voters. Runs on the Raft leader.
+    pub async fn remove_controller(&self, id: NodeId) -> Result<ClusterView, ControllerError> {
+        self.raft.remove_voter(id).await.map_err(controller_error)?;
+        Ok(self.cluster())
+    }
+
     /// Topics by name (all of them if `names` is empty), as this node has them.
     pub fn topics(
         &self,
@@ -193,14 +217,20 @@ impl<D: RaftDisk> ControllerNode<D> {
     }
 }
 
+/// A failed write or membership change, as the controller's error.
+fn controller_error(error: WriteError) -> ControllerError {
+    match error {
+        WriteError::NotLeader { leader, .. } => ControllerError::NotController { leader },
+        WriteError::Membership(reason) | WriteError::MembershipInProgress(reason) => {
+            ControllerError::InvalidRequest(reason)
+        }
+        WriteError::Unavailable(reason) => ControllerError::Unavailable(reason),
+    }
+}
+
 /// A write's outcome as the controller's answer.
 fn answer(written: Result<(u64, Vec<u8>), WriteError>) -> Result<Applied, ControllerError> {
-    let (_, bytes) = written.map_err(|e| match e {
-        WriteError::NotLeader { leader, .. } => ControllerError::NotController { leader },
-        WriteError::Membership(reason) | WriteError::Unavailable(reason) => {
-            ControllerError::Unavailable(reason)
-        }
-    })?;
+    let (_, bytes) = written.map_err(controller_error)?;
     let result = decode_response(&bytes).ok_or_else(|| {
         ControllerError::Unavailable("the controller's answer did not decode".into())
     })?;

@@ -15,7 +15,9 @@ use crate::log_store::LogStore;
 use crate::network::{Connector, GrpcNetwork, RaftPeerService};
 use crate::sm_store::{StateMachine, StateMachineStore};
 use crate::types::{NodeId, Request, TypeConfig};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
+use openraft::error::{
+    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, InitializeError, RaftError,
+};
 use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, SnapshotPolicy};
 use raftline_proto::pb::raft_peer_client::RaftPeerClient;
 use raftline_proto::pb::raft_peer_server::RaftPeerServer;
@@ -110,9 +112,12 @@ pub enum WriteError {
         /// Its peer address, if known.
         leader_addr: Option<String>,
     },
-    /// The membership change was refused (e.g. one is already in progress).
+    /// The membership change was refused.
     #[error("membership change refused: {0}")]
     Membership(String),
+    /// Another membership change is still in progress: retry shortly.
+    #[error("a membership change is in progress: {0}")]
+    MembershipInProgress(String),
     /// The node is shutting down or failed.
     #[error("raft unavailable: {0}")]
     Unavailable(String),
@@ -349,28 +354,77 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
     }
 
     /// Adds a voter (joint consensus): it joins as a learner, catches up, then
-    /// becomes a voter.
+    /// becomes a voter. Only on the leader (else `NotLeader` names it); waits
+    /// out an election or a change still in progress for up to 5 s.
     pub async fn add_voter(&self, id: NodeId, addr: String) -> Result<(), WriteError> {
-        self.raft
-            .add_learner(id, BasicNode::new(addr), true)
-            .await
-            .map_err(write_error)?;
-        let voters = BTreeSet::from([id]);
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(voters), false)
-            .await
-            .map_err(write_error)?;
-        Ok(())
+        self.membership_change(|raft| {
+            let addr = addr.clone();
+            async move {
+                raft.add_learner(id, BasicNode::new(addr), true)
+                    .await
+                    .map_err(write_error)?;
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+                    .map_err(write_error)
+            }
+        })
+        .await
     }
 
-    /// Removes a voter (joint consensus); it is dropped from the cluster.
+    /// Removes a voter (joint consensus); it is dropped from the cluster. As
+    /// [`add_voter`](Self::add_voter), only on the leader.
     pub async fn remove_voter(&self, id: NodeId) -> Result<(), WriteError> {
-        let voters = BTreeSet::from([id]);
-        self.raft
-            .change_membership(ChangeMembers::RemoveVoters(voters), false)
-            .await
-            .map_err(write_error)?;
-        Ok(())
+        self.membership_change(|raft| async move {
+            raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                .await
+                .map_err(write_error)
+        })
+        .await
+    }
+
+    async fn membership_change<F, Fut, T>(&self, change: F) -> Result<(), WriteError>
+    where
+        F: Fn(Raft<TypeConfig>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, WriteError>>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let metrics = self.raft.metrics().borrow().clone();
+            if metrics.state != openraft::ServerState::Leader {
+                let voter = metrics
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == self.id);
+                if voter
+                    && metrics.current_leader.is_none()
+                    && tokio::time::Instant::now() < deadline
+                {
+                    // An election among the voters is running: wait for its outcome.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                let leader_addr = metrics.current_leader.and_then(|l| {
+                    metrics
+                        .membership_config
+                        .membership()
+                        .get_node(&l)
+                        .map(|n| n.addr.clone())
+                });
+                return Err(WriteError::NotLeader {
+                    leader: metrics.current_leader,
+                    leader_addr,
+                });
+            }
+            match change(self.raft.clone()).await {
+                Err(WriteError::MembershipInProgress(_))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                done => return done.map(|_| ()),
+            }
+        }
     }
 
     /// The node's Raft metrics (leader, term, applied index, membership, snapshot).
@@ -407,6 +461,9 @@ pub(crate) fn write_error(
             leader: forward.leader_id,
             leader_addr: forward.leader_node.map(|n| n.addr),
         },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(e),
+        )) => WriteError::MembershipInProgress(e.to_string()),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             WriteError::Membership(e.to_string())
         }

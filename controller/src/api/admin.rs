@@ -87,4 +87,31 @@ impl<D: RaftDisk> Admin for AdminService<D> {
     ) -> Result<Response<pb::DescribeClusterResponse>, Status> {
         Ok(Response::new(convert::cluster(&self.node.cluster())))
     }
+
+    #[tracing::instrument(skip_all, fields(controller = request.get_ref().id))]
+    async fn add_controller(
+        &self,
+        request: Request<pb::AddControllerRequest>,
+    ) -> Result<Response<pb::DescribeClusterResponse>, Status> {
+        let r = request.into_inner();
+        let view = self
+            .node
+            .add_controller(r.id, r.peer_address)
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(convert::cluster(&view)))
+    }
+
+    #[tracing::instrument(skip_all, fields(controller = request.get_ref().id))]
+    async fn remove_controller(
+        &self,
+        request: Request<pb::RemoveControllerRequest>,
+    ) -> Result<Response<pb::DescribeClusterResponse>, Status> {
+        let view = self
+            .node
+            .remove_controller(request.into_inner().id)
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(convert::cluster(&view)))
+    }
 }

@@ -13,6 +13,7 @@ pub fn status(error: &ControllerError) -> Status {
     let (code, grpc) = match error {
         ControllerError::Metadata(e) => metadata_code(e),
         ControllerError::NotController { .. } => (ErrorCode::NotController, Code::Unavailable),
+        ControllerError::InvalidRequest(_) => (ErrorCode::InvalidRequest, Code::FailedPrecondition),
         ControllerError::Unavailable(_) => (ErrorCode::RequestTimedOut, Code::Unavailable),
     };
     let message = error.to_string();

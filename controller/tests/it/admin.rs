@@ -33,6 +33,29 @@ async fn admin_on(cluster: &LocalCluster<ControllerMachine>, id: u64) -> AdminCl
         .unwrap()
 }
 
+/// Calls the Admin API on the controller leader as an admin tool does:
+/// following NOT_CONTROLLER to the current leader until the call succeeds.
+async fn on_leader<F, Fut, T>(cluster: &LocalCluster<ControllerMachine>, call: F) -> T
+where
+    F: Fn(AdminClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let leader = cluster.leader().await.unwrap();
+        match call(admin_on(cluster, leader).await).await {
+            Ok(response) => return response.into_inner(),
+            Err(status)
+                if code_of(&status) == ErrorCode::NotController
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+}
+
 fn code_of(status: &tonic::Status) -> ErrorCode {
     let error = error_of(status).unwrap_or_else(|| panic!("no typed error in {status:?}"));
     ErrorCode::try_from(error.code).unwrap()
@@ -204,5 +227,64 @@ async fn admin_api_creates_lists_grows_and_deletes_topics_with_typed_errors() {
         .await
         .unwrap_err();
     assert_eq!(code_of(&status), ErrorCode::UnknownTopicOrPartition);
+    cluster.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_are_added_and_removed_through_the_admin_api() {
+    let mut cluster = LocalCluster::start(3, ControllerMachine::new, |_| {})
+        .await
+        .unwrap();
+    cluster.start_extra(4).await.unwrap();
+    let leader = cluster.leader().await.unwrap();
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let voters = |view: &pb::DescribeClusterResponse| -> Vec<u64> {
+        view.controllers
+            .iter()
+            .filter(|c| c.voter)
+            .map(|c| c.id)
+            .collect()
+    };
+
+    tracing::info!("a membership change asked of a node that cannot lead is NOT_CONTROLLER");
+    let add = pb::AddControllerRequest {
+        id: 4,
+        peer_address: cluster.addr(4).unwrap(),
+    };
+    let status = admin_on(&cluster, 4)
+        .await
+        .add_controller(add)
+        .await
+        .unwrap_err();
+    let error = error_of(&status).unwrap();
+    assert_eq!(
+        ErrorCode::try_from(error.code).unwrap(),
+        ErrorCode::NotController,
+        "{}",
+        error.message
+    );
+
+    tracing::info!("the leader adds controller 4 as a voter, then removes the follower");
+    let add = pb::AddControllerRequest {
+        id: 4,
+        peer_address: cluster.addr(4).unwrap(),
+    };
+    let view = on_leader(&cluster, |mut admin| {
+        let add = add.clone();
+        async move { admin.add_controller(add).await }
+    })
+    .await;
+    assert_eq!(voters(&view), vec![1, 2, 3, 4]);
+    let view = on_leader(&cluster, |mut admin| async move {
+        admin
+            .remove_controller(pb::RemoveControllerRequest { id: follower })
+            .await
+    })
+    .await;
+    let expected: Vec<u64> = [1, 2, 3, 4]
+        .into_iter()
+        .filter(|&id| id != follower)
+        .collect();
+    assert_eq!(voters(&view), expected);
     cluster.stop_all().await.unwrap();
 }
