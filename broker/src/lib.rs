@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod error;
 pub mod log;
+pub mod metadata;
 pub mod position;
 pub mod storage;
 
