@@ -19,6 +19,7 @@
 //! task), [`storage::Storage`] (the narrow file interface, real or simulated).
 
 pub mod clock;
+pub mod controller_link;
 pub mod error;
 pub mod log;
 pub mod metadata;

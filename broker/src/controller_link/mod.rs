@@ -1,0 +1,268 @@
+//! The broker's link to the controller quorum: registration, heartbeats to the
+//! controller leader, and the metadata stream feeding the [`MetadataCache`].
+//!
+//! ```text
+//! spawn ─> RegisterBroker (any controller, retried) ─> epoch
+//!   loop (one task):
+//!     metadata stream message ─> MetadataCache::apply ─> changes ─> replica manager
+//!     every heartbeat interval ─> BrokerHeartbeat{epoch, metadata offset} ─> leader
+//!                                  (follows NOT_CONTROLLER hints; fenced flag back)
+//!   shutdown ─> a last heartbeat with shutting_down: controlled shutdown
+//! ```
+
+mod connector;
+
+pub use connector::{Connector, TcpConnector};
+
+use crate::metadata::{update_from_wire, BrokerId, MetadataCache, PartitionChange};
+use prost::Message;
+use raftline_proto::pb;
+use raftline_proto::pb::broker_lifecycle_client::BrokerLifecycleClient;
+use raftline_proto::pb::metadata_stream_client::MetadataStreamClient;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::Streaming;
+
+/// How a broker finds and talks to the controllers.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// This broker.
+    pub broker_id: BrokerId,
+    /// A random id of this process (a restart registers anew).
+    pub incarnation: u64,
+    /// Listener name -> `host:port`, as clients should reach this broker.
+    pub endpoints: BTreeMap<String, String>,
+    /// This broker's rack.
+    pub rack: Option<String>,
+    /// Controller node id -> peer address.
+    pub controllers: BTreeMap<u64, String>,
+    /// Between heartbeats. KRaft's default is 2 s; the session timeout should be
+    /// several of these.
+    pub heartbeat_interval: Duration,
+    /// Each RPC's deadline.
+    pub rpc_timeout: Duration,
+}
+
+/// What the link knows, published on a `watch`.
+#[derive(Clone, Debug)]
+pub struct LinkState {
+    /// This broker's registration epoch, once registered.
+    pub epoch: Option<u64>,
+    /// Whether the controller has this broker fenced (no leading, no ISR).
+    pub fenced: bool,
+    /// The metadata as of the last update.
+    pub metadata: Arc<MetadataCache>,
+}
+
+/// The running link: its published state, the partition changes for the
+/// replica manager, and the task.
+pub struct ControllerLink {
+    /// The latest state.
+    pub state: watch::Receiver<LinkState>,
+    /// Hosted-partition changes, in order.
+    pub changes: mpsc::Receiver<Vec<PartitionChange>>,
+    /// The task; it ends after `shutdown` is cancelled (with a controlled
+    /// shutdown heartbeat).
+    pub task: JoinHandle<()>,
+}
+
+/// Starts the link.
+pub fn spawn(
+    config: LinkConfig,
+    connector: Arc<dyn Connector>,
+    shutdown: CancellationToken,
+) -> ControllerLink {
+    let initial = LinkState {
+        epoch: None,
+        fenced: true,
+        metadata: Arc::new(MetadataCache::new(config.broker_id)),
+    };
+    let (state_tx, state) = watch::channel(initial);
+    let (changes_tx, changes) = mpsc::channel(256);
+    let link = Link {
+        config,
+        connector,
+        leader: None,
+        turn: 0,
+        state: state_tx,
+        changes: changes_tx,
+    };
+    let task = tokio::spawn(link.run(shutdown));
+    ControllerLink {
+        state,
+        changes,
+        task,
+    }
+}
+
+struct Link {
+    config: LinkConfig,
+    connector: Arc<dyn Connector>,
+    /// The controller that last answered a heartbeat or was named leader.
+    leader: Option<u64>,
+    /// Round-robin position for trying controllers.
+    turn: usize,
+    state: watch::Sender<LinkState>,
+    changes: mpsc::Sender<Vec<PartitionChange>>,
+}
+
+impl Link {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let epoch = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            epoch = self.register() => epoch,
+        };
+        self.state.send_modify(|s| s.epoch = Some(epoch));
+        let mut cache = MetadataCache::new(self.config.broker_id);
+        let mut stream: Option<Streaming<pb::MetadataUpdate>> = None;
+        let mut tick = tokio::time::interval(self.config.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if stream.is_none() {
+                stream = self.subscribe().await;
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    let fenced = self.heartbeat(epoch, cache.offset(), false).await;
+                    if let Some(fenced) = fenced {
+                        self.state.send_modify(|s| s.fenced = fenced);
+                    }
+                }
+                message = next_message(&mut stream) => match message {
+                    Some(update) => match cache.apply(update_from_wire(update)) {
+                        Ok(changes) => {
+                            self.state.send_modify(|s| s.metadata = Arc::new(cache.clone()));
+                            if !changes.is_empty() && self.changes.send(changes).await.is_err() {
+                                tracing::debug!("no replica manager listens for partition changes");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "metadata stream out of step: resubscribing");
+                            stream = None;
+                        }
+                    },
+                    None => stream = None,
+                },
+            }
+        }
+        // Controlled shutdown: move leaderships away before the process goes.
+        self.heartbeat(epoch, cache.offset(), true).await;
+    }
+
+    fn next_controller(&mut self) -> Option<(u64, String)> {
+        if let Some(id) = self.leader {
+            if let Some(addr) = self.config.controllers.get(&id) {
+                return Some((id, addr.clone()));
+            }
+        }
+        let n = self.config.controllers.len();
+        if n == 0 {
+            return None;
+        }
+        self.turn = (self.turn + 1) % n;
+        self.config
+            .controllers
+            .iter()
+            .nth(self.turn)
+            .map(|(&id, addr)| (id, addr.clone()))
+    }
+
+    /// Registers with any controller, retrying until one answers.
+    async fn register(&mut self) -> u64 {
+        loop {
+            if let Some((_, addr)) = self.next_controller() {
+                let request = pb::RegisterBrokerRequest {
+                    broker_id: self.config.broker_id.0,
+                    incarnation: self.config.incarnation,
+                    endpoints: self.config.endpoints.clone(),
+                    rack: self.config.rack.clone(),
+                };
+                if let Ok(channel) = self.connector.channel(&addr) {
+                    let mut call = tonic::Request::new(request);
+                    call.set_timeout(self.config.rpc_timeout);
+                    match BrokerLifecycleClient::new(channel)
+                        .register_broker(call)
+                        .await
+                    {
+                        Ok(reply) => return reply.into_inner().broker_epoch,
+                        Err(status) => {
+                            tracing::info!(%addr, %status, "registration not accepted; trying again")
+                        }
+                    }
+                }
+            }
+            self.leader = None;
+            tokio::time::sleep(
+                self.config
+                    .heartbeat_interval
+                    .min(Duration::from_millis(200)),
+            )
+            .await;
+        }
+    }
+
+    /// One heartbeat to the leader (following a NOT_CONTROLLER hint once);
+    /// `Some(fenced)` if a controller answered.
+    async fn heartbeat(&mut self, epoch: u64, offset: u64, shutting_down: bool) -> Option<bool> {
+        for _ in 0..=self.config.controllers.len() {
+            let (id, addr) = self.next_controller()?;
+            let channel = self.connector.channel(&addr).ok()?;
+            let mut call = tonic::Request::new(pb::BrokerHeartbeatRequest {
+                broker_id: self.config.broker_id.0,
+                broker_epoch: epoch,
+                metadata_offset: offset,
+                shutting_down,
+            });
+            call.set_timeout(self.config.rpc_timeout);
+            match BrokerLifecycleClient::new(channel)
+                .broker_heartbeat(call)
+                .await
+            {
+                Ok(reply) => {
+                    self.leader = Some(id);
+                    return Some(reply.into_inner().fenced);
+                }
+                Err(status) => {
+                    let hint = pb::Error::decode(status.details())
+                        .ok()
+                        .and_then(|e| e.leader_hint);
+                    self.leader = hint.filter(|h| *h != id);
+                }
+            }
+        }
+        None
+    }
+
+    /// Opens the metadata stream on some controller (any will do).
+    async fn subscribe(&mut self) -> Option<Streaming<pb::MetadataUpdate>> {
+        let (_, addr) = self.next_controller()?;
+        let channel = self.connector.channel(&addr).ok()?;
+        let mut client = MetadataStreamClient::new(channel);
+        let call = tokio::time::timeout(
+            self.config.rpc_timeout,
+            client.watch(pb::WatchMetadataRequest {}),
+        );
+        match call.await {
+            Ok(Ok(reply)) => Some(reply.into_inner()),
+            _ => None,
+        }
+    }
+}
+
+/// The next stream message; pends forever without a stream (the heartbeat
+/// tick then drives the loop and a new subscription is tried).
+async fn next_message(
+    stream: &mut Option<Streaming<pb::MetadataUpdate>>,
+) -> Option<pb::MetadataUpdate> {
+    match stream {
+        Some(s) => s.message().await.ok().flatten(),
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,125 @@
+//! A broker's controller link against three in-process controllers: it
+//! registers, is unfenced once its metadata has caught up, receives the
+//! partitions it hosts, and is fenced by its controlled shutdown.
+
+use raftline_broker::controller_link::{self, LinkConfig, TcpConnector};
+use raftline_broker::metadata::{BrokerId, PartitionChange};
+use raftline_controller::api::{BrokerLifecycleService, MetadataStreamService};
+use raftline_controller::{
+    decode_response, encode_command, BrokerLifecycle, Command, ControllerMachine, ControllerNode,
+    TopicName,
+};
+use raftline_proto::pb::broker_lifecycle_server::BrokerLifecycleServer;
+use raftline_proto::pb::metadata_stream_server::MetadataStreamServer;
+use raftline_raft_store::local_cluster::{wait_until, LocalCluster};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const WITHIN: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly() {
+    let stop = CancellationToken::new();
+    let monitor_stop = stop.clone();
+    let cluster = LocalCluster::start_with_services(
+        3,
+        ControllerMachine::new,
+        |_| {},
+        move |handle, routes| {
+            let node = Arc::new(ControllerNode::new(handle.clone(), Duration::from_secs(5)));
+            let lifecycle = Arc::new(BrokerLifecycle::new(node, Duration::from_secs(2)));
+            drop(
+                lifecycle
+                    .clone()
+                    .spawn_monitor(Duration::from_millis(50), monitor_stop.clone()),
+            );
+            routes.add_service(BrokerLifecycleServer::new(BrokerLifecycleService::new(
+                lifecycle,
+            )));
+            routes.add_service(MetadataStreamServer::new(MetadataStreamService::new(
+                handle.clone(),
+            )));
+        },
+    )
+    .await
+    .unwrap();
+
+    tracing::info!("the broker links up: registered, then unfenced once caught up");
+    let link_stop = CancellationToken::new();
+    let config = LinkConfig {
+        broker_id: BrokerId(1),
+        incarnation: 42,
+        endpoints: [("client".to_string(), "127.0.0.1:9091".to_string())].into(),
+        rack: None,
+        controllers: (1..=3).map(|id| (id, cluster.addr(id).unwrap())).collect(),
+        heartbeat_interval: Duration::from_millis(100),
+        rpc_timeout: Duration::from_secs(2),
+    };
+    let mut link =
+        controller_link::spawn(config, Arc::new(TcpConnector::default()), link_stop.clone());
+    let state = link.state.clone();
+    wait_until("the broker to be registered and unfenced", WITHIN, || {
+        let s = state.borrow();
+        (s.epoch.is_some() && !s.fenced).then_some(())
+    })
+    .await
+    .unwrap();
+    let epoch = state.borrow().epoch.unwrap();
+    assert!(
+        state.borrow().metadata.offset() >= epoch,
+        "unfenced only once caught up to its registration"
+    );
+
+    tracing::info!("a topic placed on it arrives as hosted partitions");
+    let create = Command::CreateTopicPlaced {
+        name: TopicName::new("orders").unwrap(),
+        configs: BTreeMap::new(),
+        partitions: 2,
+        replication_factor: 1,
+    };
+    let (_, answer) = cluster
+        .write(encode_command(&create).unwrap(), WITHIN)
+        .await
+        .unwrap();
+    decode_response(&answer).unwrap().unwrap();
+    let changes = tokio::time::timeout(WITHIN, link.changes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let hosted: Vec<(String, Option<u32>)> = changes
+        .iter()
+        .map(|c| match c {
+            PartitionChange::Changed {
+                partition, info, ..
+            } => (partition.to_string(), info.leader.map(|b| b.0)),
+            PartitionChange::Removed { partition, .. } => panic!("{partition} removed"),
+        })
+        .collect();
+    assert_eq!(
+        hosted,
+        vec![
+            ("orders-0".to_string(), Some(1)),
+            ("orders-1".to_string(), Some(1))
+        ]
+    );
+
+    tracing::info!("stopping the link is a controlled shutdown: the broker is fenced");
+    link_stop.cancel();
+    link.task.await.unwrap();
+    let fenced = cluster
+        .read(
+            |m| {
+                m.state()
+                    .broker(raftline_controller::BrokerId(1))
+                    .map(|b| b.fenced)
+            },
+            WITHIN,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fenced, Some(true));
+    stop.cancel();
+    cluster.stop_all().await.unwrap();
+}
