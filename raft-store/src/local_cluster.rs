@@ -247,6 +247,49 @@ impl<M: StateMachine> LocalCluster<M> {
         .await
     }
 
+    /// Adds node `id` as a voter through whichever node leads.
+    pub async fn add_voter(&self, id: NodeId, within: Duration) -> Result<(), LocalClusterError> {
+        let addr = self.addr(id)?;
+        self.through_leader("a voter to be added", within, |node| {
+            let addr = addr.clone();
+            async move { node.add_voter(id, addr).await }
+        })
+        .await
+    }
+
+    /// Removes voter `id` through whichever node leads.
+    pub async fn remove_voter(
+        &self,
+        id: NodeId,
+        within: Duration,
+    ) -> Result<(), LocalClusterError> {
+        self.through_leader("a voter to be removed", within, |node| async move {
+            node.remove_voter(id).await
+        })
+        .await
+    }
+
+    /// The voters as the leader has them, once they equal `expected`.
+    pub async fn voters_become(
+        &self,
+        expected: &[NodeId],
+        within: Duration,
+    ) -> Result<(), LocalClusterError> {
+        let leader = self.leader().await?;
+        let node = self.node(leader)?;
+        wait_until(&format!("voters {expected:?}"), within, || {
+            let voters: Vec<NodeId> = node
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
+            (voters == expected).then_some(())
+        })
+        .await
+    }
+
     /// Reads the state machine linearizably through whichever node leads.
     pub async fn read<T>(
         &self,

@@ -107,28 +107,10 @@ async fn a_voter_is_added_and_removed() {
 
     tracing::info!("node 4 starts empty and is added as a voter");
     cluster.start_extra(4).await.unwrap();
-    let leader = cluster.leader().await.unwrap();
-    let addr = cluster.addr(4).unwrap();
-    cluster
-        .node(leader)
-        .unwrap()
-        .add_voter(4, addr)
-        .await
-        .unwrap();
+    cluster.add_voter(4, WITHIN).await.unwrap();
     cluster.write(set("b", "2"), WITHIN).await.unwrap();
     converged(&cluster, 4, 2).await;
-    let voters = |cluster: &LocalCluster<Kv>, id| -> Vec<NodeId> {
-        cluster
-            .node(id)
-            .unwrap()
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect()
-    };
-    assert_eq!(voters(&cluster, leader), vec![1, 2, 3, 4]);
+    cluster.voters_become(&[1, 2, 3, 4], WITHIN).await.unwrap();
 
     tracing::info!("a voter other than the leader is removed");
     let leader = cluster.leader().await.unwrap();
@@ -137,17 +119,12 @@ async fn a_voter_is_added_and_removed() {
         .keys()
         .find(|&&id| id != leader && id != 4)
         .unwrap();
-    cluster
-        .node(leader)
-        .unwrap()
-        .remove_voter(removed)
-        .await
-        .unwrap();
+    cluster.remove_voter(removed, WITHIN).await.unwrap();
     let expected: Vec<NodeId> = [1, 2, 3, 4]
         .into_iter()
         .filter(|&id| id != removed)
         .collect();
-    assert_eq!(voters(&cluster, leader), expected);
+    cluster.voters_become(&expected, WITHIN).await.unwrap();
     cluster.kill(removed).await.unwrap();
     cluster.write(set("c", "3"), WITHIN).await.unwrap();
     converged(&cluster, 4, 3).await;
