@@ -24,6 +24,7 @@ pub mod error;
 pub mod log;
 pub mod metadata;
 pub mod position;
+pub mod replica;
 pub mod storage;
 
 pub use error::{LogError, LogResult};
