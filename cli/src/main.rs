@@ -1,13 +1,15 @@
-//! The `raftline` command.
-//!
-//! Today: `raftline dump-log DIR` inspects a partition directory offline, as
-//! Kafka's `kafka-dump-log.sh` does. `raftline serve` and the client commands
-//! (topics, produce, consume, groups) arrive with the cluster (issues 3 and 4).
+//! The `raftline` command: run a node (`serve`), administer a cluster (`topic`,
+//! `cluster`) and inspect a partition directory offline (`dump-log`).
 
+mod admin;
+mod config;
 mod dump_log;
+mod serve;
 mod table;
 
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,6 +35,42 @@ pub enum Output {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a node (controller and broker roles) from a config file.
+    Serve {
+        /// The node's TOML config (see docs/ARCHITECTURE.md or scripts/cluster.sh).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Create, list, describe and delete topics.
+    Topic {
+        #[command(subcommand)]
+        command: TopicCommand,
+        /// Nodes to ask, comma-separated host:port (client ports).
+        #[arg(
+            long,
+            global = true,
+            default_value = "127.0.0.1:9191,127.0.0.1:9192,127.0.0.1:9193"
+        )]
+        bootstrap_server: String,
+        /// Output format.
+        #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// The cluster: brokers and controllers.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+        /// Nodes to ask, comma-separated host:port (client ports).
+        #[arg(
+            long,
+            global = true,
+            default_value = "127.0.0.1:9191,127.0.0.1:9192,127.0.0.1:9193"
+        )]
+        bootstrap_server: String,
+        /// Output format.
+        #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Inspect a partition's log directory (`<topic>-<partition>/`) without
     /// changing it: segments, batches, offsets, leader epochs and CRC checks.
     DumpLog {
@@ -47,6 +85,48 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TopicCommand {
+    /// Create a topic.
+    Create {
+        /// The topic's name: [a-zA-Z0-9._-], up to 249 characters.
+        name: String,
+        /// Number of partitions.
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+        /// Replicas per partition (at most the number of live brokers).
+        #[arg(long, default_value_t = 1)]
+        replication_factor: u32,
+        /// A topic config, e.g. --config retention.ms=86400000 (repeatable).
+        #[arg(long = "config", value_parser = parse_config)]
+        configs: Vec<(String, String)>,
+    },
+    /// List topics.
+    List,
+    /// Describe topics (all if none named): partitions, leaders, ISRs.
+    Describe {
+        /// Topics to describe.
+        names: Vec<String>,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// The topic.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Controllers (and which leads) and brokers (live or fenced).
+    Describe,
+}
+
+fn parse_config(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not name=value"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -55,6 +135,7 @@ fn main() -> ExitCode {
             batches,
             output,
         } => dump_log::run(&dir, batches, output),
+        command => runtime().and_then(|rt| rt.block_on(run_async(command))),
     };
     match result {
         Ok(code) => code,
@@ -63,4 +144,76 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn run_async(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Serve { config } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                        tracing_subscriber::EnvFilter::new("info,openraft=error")
+                    }),
+                )
+                .init();
+            serve::run(config::NodeConfig::load(&config)?).await?;
+        }
+        Command::Topic {
+            command,
+            bootstrap_server,
+            output,
+        } => {
+            let mut client = admin::connect(&bootstrap_server).await?;
+            match command {
+                TopicCommand::Create {
+                    name,
+                    partitions,
+                    replication_factor,
+                    configs,
+                } => {
+                    let configs: BTreeMap<String, String> = configs.into_iter().collect();
+                    admin::create_topic(
+                        &mut client,
+                        name,
+                        partitions,
+                        replication_factor,
+                        configs,
+                        output,
+                    )
+                    .await?;
+                }
+                TopicCommand::List => {
+                    admin::list_topics(&mut client, Vec::new(), false, output).await?
+                }
+                TopicCommand::Describe { names } => {
+                    admin::list_topics(&mut client, names, true, output).await?
+                }
+                TopicCommand::Delete { name } => {
+                    admin::delete_topic(&mut client, name, output).await?
+                }
+            }
+        }
+        Command::Cluster {
+            command: ClusterCommand::Describe,
+            bootstrap_server,
+            output,
+        } => {
+            let mut client = admin::connect(&bootstrap_server).await?;
+            admin::describe_cluster(&mut client, output).await?;
+        }
+        Command::DumpLog { .. } => unreachable_command()?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dump-log` runs without the async runtime; it never reaches here.
+fn unreachable_command() -> Result<()> {
+    anyhow::bail!("internal: dump-log is handled before the runtime starts")
 }

@@ -4,3 +4,4 @@
 
 mod controller_link;
 mod dump_log;
+mod serve;

@@ -1,0 +1,250 @@
+//! The admin commands: topics and the cluster view, over the Admin gRPC API of
+//! any node (writes are forwarded to the controller leader by the server).
+
+use crate::table::print_rows;
+use crate::Output;
+use anyhow::{anyhow, bail, Result};
+use prost::Message;
+use raftline_proto::pb;
+use raftline_proto::pb::admin_client::AdminClient;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// Connects to the first of `servers` (comma-separated `host:port`) that answers.
+pub async fn connect(servers: &str) -> Result<AdminClient<Channel>> {
+    let mut last = None;
+    for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let endpoint = Endpoint::from_shared(format!("http://{server}"))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(15));
+        match endpoint.connect().await {
+            Ok(channel) => return Ok(AdminClient::new(channel)),
+            Err(e) => last = Some(format!("{server}: {e}")),
+        }
+    }
+    bail!(
+        "cannot reach any node at {servers} ({}). Is the cluster up? Start it with `scripts/cluster.sh up`, or pass --bootstrap-server host:port",
+        last.unwrap_or_else(|| "no address given".into())
+    )
+}
+
+/// A status as a readable error: the typed code first when the server sent one.
+pub fn explain(status: tonic::Status) -> anyhow::Error {
+    match pb::Error::decode(status.details()) {
+        Ok(e) => {
+            let code = pb::ErrorCode::try_from(e.code)
+                .map(|c| c.as_str_name())
+                .unwrap_or("UNKNOWN_ERROR");
+            anyhow!("{code}: {}", e.message)
+        }
+        Err(_) => anyhow!("{}: {}", status.code(), status.message()),
+    }
+}
+
+fn topic_json(t: &pb::TopicDescription) -> serde_json::Value {
+    json!({
+        "name": t.name,
+        "id": t.id,
+        "configs": t.configs,
+        "partitions": t.partitions.iter().map(|p| json!({
+            "partition": p.index,
+            "leader": p.leader,
+            "leader_epoch": p.leader_epoch,
+            "replicas": p.replicas,
+            "isr": p.isr,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn ids(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn print_topic(t: &pb::TopicDescription) {
+    let configs: Vec<String> = t.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!(
+        "Topic: {}  TopicId: {}  Partitions: {}  ReplicationFactor: {}  Configs: {}",
+        t.name,
+        t.id,
+        t.partitions.len(),
+        t.partitions.first().map_or(0, |p| p.replicas.len()),
+        if configs.is_empty() {
+            "-".to_string()
+        } else {
+            configs.join(",")
+        }
+    );
+    let rows: Vec<[String; 5]> = t
+        .partitions
+        .iter()
+        .map(|p| {
+            [
+                p.index.to_string(),
+                p.leader.map_or("none (offline)".into(), |l| l.to_string()),
+                p.leader_epoch.to_string(),
+                ids(&p.replicas),
+                ids(&p.isr),
+            ]
+        })
+        .collect();
+    print_rows(["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR"], &rows);
+}
+
+/// `topic create`.
+pub async fn create_topic(
+    admin: &mut AdminClient<Channel>,
+    name: String,
+    partitions: u32,
+    replication_factor: u32,
+    configs: BTreeMap<String, String>,
+    output: Output,
+) -> Result<()> {
+    let request = pb::CreateTopicRequest {
+        name,
+        partitions,
+        replication_factor,
+        configs,
+    };
+    let topic = admin
+        .create_topic(request)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&topic_json(&topic))?),
+        Output::Table => {
+            println!("Created topic {}.", topic.name);
+            print_topic(&topic);
+        }
+    }
+    Ok(())
+}
+
+/// `topic list` and `topic describe`.
+pub async fn list_topics(
+    admin: &mut AdminClient<Channel>,
+    names: Vec<String>,
+    describe: bool,
+    output: Output,
+) -> Result<()> {
+    let listed = admin
+        .list_topics(pb::ListTopicsRequest { names })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    match output {
+        Output::Json => {
+            let topics: Vec<_> = listed.topics.iter().map(topic_json).collect();
+            println!("{}", serde_json::to_string_pretty(&topics)?);
+        }
+        Output::Table if describe => {
+            for (i, topic) in listed.topics.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                print_topic(topic);
+            }
+        }
+        Output::Table => {
+            let rows: Vec<[String; 3]> = listed
+                .topics
+                .iter()
+                .map(|t| {
+                    [
+                        t.name.clone(),
+                        t.partitions.len().to_string(),
+                        t.partitions
+                            .first()
+                            .map_or(0, |p| p.replicas.len())
+                            .to_string(),
+                    ]
+                })
+                .collect();
+            print_rows(["TOPIC", "PARTITIONS", "REPLICATION_FACTOR"], &rows);
+        }
+    }
+    Ok(())
+}
+
+/// `topic delete`.
+pub async fn delete_topic(
+    admin: &mut AdminClient<Channel>,
+    name: String,
+    output: Output,
+) -> Result<()> {
+    admin
+        .delete_topic(pb::DeleteTopicRequest { name: name.clone() })
+        .await
+        .map_err(explain)?;
+    match output {
+        Output::Json => println!("{}", json!({ "deleted": name })),
+        Output::Table => println!("Deleted topic {name}."),
+    }
+    Ok(())
+}
+
+/// `cluster describe`.
+pub async fn describe_cluster(admin: &mut AdminClient<Channel>, output: Output) -> Result<()> {
+    let view = admin
+        .describe_cluster(pb::DescribeClusterRequest {})
+        .await
+        .map_err(explain)?
+        .into_inner();
+    match output {
+        Output::Json => {
+            let value = json!({
+                "metadata_version": view.metadata_version,
+                "controller_leader": view.controller_leader,
+                "controllers": view.controllers.iter().map(|c| json!({"id": c.id, "peer_address": c.peer_address, "voter": c.voter})).collect::<Vec<_>>(),
+                "brokers": view.brokers.iter().map(|b| json!({"id": b.id, "epoch": b.epoch, "fenced": b.fenced, "endpoints": b.endpoints, "rack": b.rack})).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Output::Table => {
+            let controllers: Vec<[String; 4]> = view
+                .controllers
+                .iter()
+                .map(|c| {
+                    let leader = if view.controller_leader == Some(c.id) {
+                        "yes"
+                    } else {
+                        ""
+                    };
+                    [
+                        c.id.to_string(),
+                        c.peer_address.clone(),
+                        if c.voter { "voter" } else { "learner" }.into(),
+                        leader.into(),
+                    ]
+                })
+                .collect();
+            print_rows(
+                ["CONTROLLER", "PEER_ADDRESS", "ROLE", "LEADER"],
+                &controllers,
+            );
+            println!();
+            let brokers: Vec<[String; 5]> = view
+                .brokers
+                .iter()
+                .map(|b| {
+                    let endpoints: Vec<String> = b
+                        .endpoints
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    [
+                        b.id.to_string(),
+                        b.epoch.to_string(),
+                        if b.fenced { "fenced" } else { "live" }.into(),
+                        endpoints.join(","),
+                        b.rack.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_rows(["BROKER", "EPOCH", "STATE", "ENDPOINTS", "RACK"], &brokers);
+        }
+    }
+    Ok(())
+}
