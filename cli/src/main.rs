@@ -45,31 +45,15 @@ enum Command {
     Topic {
         #[command(subcommand)]
         command: TopicCommand,
-        /// Nodes to ask, comma-separated host:port (client ports).
-        #[arg(
-            long,
-            global = true,
-            default_value = "127.0.0.1:9191,127.0.0.1:9192,127.0.0.1:9193"
-        )]
-        bootstrap_server: String,
-        /// Output format.
-        #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// The cluster: brokers and controllers.
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
-        /// Nodes to ask, comma-separated host:port (client ports).
-        #[arg(
-            long,
-            global = true,
-            default_value = "127.0.0.1:9191,127.0.0.1:9192,127.0.0.1:9193"
-        )]
-        bootstrap_server: String,
-        /// Output format.
-        #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Inspect a partition's log directory (`<topic>-<partition>/`) without
     /// changing it: segments, batches, offsets, leader epochs and CRC checks.
@@ -83,6 +67,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+}
+
+/// How the client commands reach the cluster and print.
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// Nodes to ask, comma-separated host:port (client ports).
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:9191,127.0.0.1:9192,127.0.0.1:9193"
+    )]
+    bootstrap_server: String,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 #[derive(Subcommand)]
@@ -167,8 +166,11 @@ async fn run_async(command: Command) -> Result<ExitCode> {
         }
         Command::Topic {
             command,
-            bootstrap_server,
-            output,
+            client:
+                ClientArgs {
+                    bootstrap_server,
+                    output,
+                },
         } => {
             let mut client = admin::connect(&bootstrap_server).await?;
             match command {
@@ -202,8 +204,11 @@ async fn run_async(command: Command) -> Result<ExitCode> {
         }
         Command::Cluster {
             command: ClusterCommand::Describe,
-            bootstrap_server,
-            output,
+            client:
+                ClientArgs {
+                    bootstrap_server,
+                    output,
+                },
         } => {
             let mut client = admin::connect(&bootstrap_server).await?;
             admin::describe_cluster(&mut client, output).await?;

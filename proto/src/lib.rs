@@ -11,7 +11,10 @@
 //!
 //! Main items: [`pb::ErrorCode`] (the wire error codes a client can see),
 //! [`pb::Error`], and the `RaftPeer` service (Raft between controller nodes,
-//! carrying openraft's serialized messages in [`pb::RaftPayload`]).
+//! carrying openraft's serialized messages in [`pb::RaftPayload`]), and
+//! [`transport::Connector`], the one way every crate makes channels to peers.
+
+pub mod transport;
 
 /// Generated protobuf and gRPC types of package `raftline.v1`.
 #[allow(clippy::all, missing_docs)]

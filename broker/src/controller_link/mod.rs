@@ -10,9 +10,7 @@
 //!   shutdown ─> a last heartbeat with shutting_down: controlled shutdown
 //! ```
 
-mod connector;
-
-pub use connector::{Connector, TcpConnector};
+pub use raftline_proto::transport::{Connector, TcpConnector};
 
 use crate::metadata::{update_from_wire, BrokerId, MetadataCache, PartitionChange};
 use prost::Message;

@@ -1,7 +1,6 @@
 //! openraft's `RaftNetwork` over gRPC: one client per peer, every call bounded by
 //! openraft's soft TTL (simulated TCP does not retransmit; a call must not hang).
 
-use super::connector::Connector;
 use crate::types::{NodeId, TypeConfig};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -14,6 +13,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use raftline_proto::pb::raft_peer_client::RaftPeerClient;
 use raftline_proto::pb::RaftPayload;
+use raftline_proto::transport::Connector;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;

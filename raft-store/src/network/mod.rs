@@ -10,9 +10,8 @@
 //! `RaftError` travels back inside the payload and becomes a `RemoteError`.
 
 mod client;
-mod connector;
 mod server;
 
 pub use client::{GrpcNetwork, PeerClient};
-pub use connector::{Connector, TcpConnector};
+pub use raftline_proto::transport::{Connector, TcpConnector};
 pub use server::RaftPeerService;

@@ -1,7 +1,7 @@
-//! How the broker reaches controllers: a gRPC channel per address, built
-//! lazily. The simulator supplies one over turmoil's network.
-//! (raft-store has the same small trait for Raft peers; the broker may not
-//! depend on raft-store, so it keeps its own.)
+//! How a node reaches other nodes' gRPC ports: a channel per `host:port`,
+//! built lazily, behind a trait so the simulator can supply channels over its
+//! own network. Shared by the Raft network (raft-store) and the broker's link
+//! to the controllers.
 
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
@@ -9,10 +9,11 @@ use tonic::transport::{Channel, Endpoint};
 /// Makes gRPC channels to `host:port` addresses.
 pub trait Connector: Send + Sync + 'static {
     /// A channel that connects on first use and reconnects after failures.
+    /// Fails only if the address cannot be a URI.
     fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error>;
 }
 
-/// Plain TCP.
+/// Plain TCP, for real nodes.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpConnector {
     /// How long a connection attempt may take.
