@@ -19,7 +19,7 @@ impl MetadataState {
         if self.topics.contains_key(name) {
             return Err(MetadataError::TopicAlreadyExists { name: name.clone() });
         }
-        validate_configs(configs)?;
+        validate_configs(configs, assignments.first().map_or(0, Vec::len))?;
         let partitions = self.new_partitions(assignments, 0, None)?;
         let id = TopicId(self.next_topic_id);
         Ok(topic_deltas(name, id, configs, partitions, 0))
@@ -132,15 +132,74 @@ impl MetadataState {
     }
 }
 
-/// Config values the state machine itself reads must parse.
-fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), MetadataError> {
-    match configs.get(UNCLEAN_LEADER_ELECTION) {
-        Some(v) if v != "true" && v != "false" => Err(MetadataError::InvalidConfig {
-            key: UNCLEAN_LEADER_ELECTION.into(),
-            reason: format!("{v:?} is neither \"true\" nor \"false\""),
-        }),
-        _ => Ok(()),
+/// The topic configs Raftline knows, under Kafka's names. Anything else is
+/// refused, so a typo never silently does nothing.
+pub const TOPIC_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "max.message.bytes",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+    UNCLEAN_LEADER_ELECTION,
+];
+
+/// Every config must be known and its value must parse; `replication_factor`
+/// bounds `min.insync.replicas`.
+fn validate_configs(
+    configs: &BTreeMap<String, String>,
+    replication_factor: usize,
+) -> Result<(), MetadataError> {
+    for (key, value) in configs {
+        let invalid = |reason: String| MetadataError::InvalidConfig {
+            key: key.clone(),
+            reason,
+        };
+        let int = |min: i64| -> Result<i64, MetadataError> {
+            match value.parse::<i64>() {
+                Ok(n) if n >= min => Ok(n),
+                _ => Err(invalid(format!("{value:?} is not an integer >= {min}"))),
+            }
+        };
+        match key.as_str() {
+            UNCLEAN_LEADER_ELECTION if value != "true" && value != "false" => {
+                return Err(invalid(format!(
+                    "{value:?} is neither \"true\" nor \"false\""
+                )));
+            }
+            "cleanup.policy" if value != "delete" => {
+                return Err(invalid(format!(
+                    "{value:?} is not supported: only \"delete\" (compaction is not built yet)"
+                )));
+            }
+            "min.insync.replicas" => {
+                let n = int(1)?;
+                if n > i64::try_from(replication_factor).unwrap_or(i64::MAX) {
+                    return Err(invalid(format!(
+                        "{n} exceeds the replication factor {replication_factor}"
+                    )));
+                }
+            }
+            "retention.bytes" | "retention.ms" => {
+                int(-1)?;
+            }
+            "segment.bytes" | "max.message.bytes" => {
+                int(1024)?;
+            }
+            "segment.ms" => {
+                int(1)?;
+            }
+            k if TOPIC_CONFIGS.contains(&k) => {}
+            _ => {
+                return Err(invalid(format!(
+                    "unknown topic config; known ones are {}",
+                    TOPIC_CONFIGS.join(", ")
+                )))
+            }
+        }
     }
+    Ok(())
 }
 
 /// The topic's record, then its new partitions numbered from `first`.

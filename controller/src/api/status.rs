@@ -28,6 +28,7 @@ pub fn status(error: &ControllerError) -> Status {
         code: code as i32,
         message: message.clone(),
         leader_hint,
+        leader_address: None,
     }
     .encode_to_vec();
     Status::with_details(grpc, message, details.into())

@@ -121,6 +121,41 @@ fn create_topic_rejections() {
         ("bad unclean config", "t", bad_config, vec![vec![1]], |e| {
             matches!(e, MetadataError::InvalidConfig { .. })
         }),
+        (
+            "a typo in a config name",
+            "t",
+            config("retention.mss", "1"),
+            vec![vec![1]],
+            |e| matches!(e, MetadataError::InvalidConfig { key, reason } if key == "retention.mss" && reason.contains("known ones")),
+        ),
+        (
+            "min.insync.replicas above the replication factor",
+            "t",
+            config("min.insync.replicas", "3"),
+            vec![vec![1, 2]],
+            |e| matches!(e, MetadataError::InvalidConfig { reason, .. } if reason.contains("replication factor 2")),
+        ),
+        (
+            "min.insync.replicas 0",
+            "t",
+            config("min.insync.replicas", "0"),
+            vec![vec![1]],
+            |e| matches!(e, MetadataError::InvalidConfig { .. }),
+        ),
+        (
+            "retention.ms not a number",
+            "t",
+            config("retention.ms", "1h"),
+            vec![vec![1]],
+            |e| matches!(e, MetadataError::InvalidConfig { .. }),
+        ),
+        (
+            "compaction",
+            "t",
+            config("cleanup.policy", "compact"),
+            vec![vec![1]],
+            |e| matches!(e, MetadataError::InvalidConfig { reason, .. } if reason.contains("not built")),
+        ),
     ];
     for (why, name, configs, assignments, want) in cases {
         let err = c.reject(Command::CreateTopic {
@@ -130,6 +165,10 @@ fn create_topic_rejections() {
         });
         assert!(want(&err), "{why}: {err:?}");
     }
+}
+
+fn config(key: &str, value: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(key.to_string(), value.to_string())])
 }
 
 #[test]
