@@ -96,6 +96,10 @@ pub enum LogError {
     /// The log's writer task has stopped.
     #[error("log writer stopped")]
     WriterStopped,
+    /// The partition changed role after the append was decided; nothing was
+    /// appended.
+    #[error("the partition changed role; nothing was appended")]
+    Fenced,
 }
 
 impl LogError {

@@ -23,7 +23,7 @@ mod writer;
 pub use batch::{parse_batches, BatchError, BatchHeader, HEADER_LEN};
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch_cache::LeaderEpochCache;
-pub use writer::{spawn_writer, LogHandle, WriterStats};
+pub use writer::{spawn_writer, Fence, LogHandle, WriterStats};
 
 use crate::error::{LogError, LogResult};
 use crate::position::{LeaderEpoch, Offset};
@@ -828,6 +828,31 @@ impl Log {
     /// Flushes and closes the log.
     pub fn close(mut self, now_ms: i64) -> LogResult<()> {
         self.flush(now_ms).map(|_| ())
+    }
+
+    /// Deletes every file of the log and its directory (a partition removed
+    /// from this broker). Whatever else lies in the directory goes too.
+    pub fn delete(self, _now_ms: i64) -> LogResult<()> {
+        let storage = self.storage.clone();
+        let dir = self.dir.clone();
+        drop(self);
+        let names = storage.list_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
+        for name in names {
+            let path = dir.join(&name);
+            storage
+                .remove_file(&path)
+                .map_err(|e| LogError::io(&path, e))?;
+        }
+        storage.sync_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
+        storage
+            .remove_dir(&dir)
+            .map_err(|e| LogError::io(&dir, e))?;
+        if let Some(parent) = dir.parent() {
+            storage
+                .sync_dir(parent)
+                .map_err(|e| LogError::io(parent, e))?;
+        }
+        Ok(())
     }
 
     fn active(&self) -> Option<&Segment> {

@@ -16,6 +16,7 @@ use crate::error::{LogError, LogResult};
 use crate::log::{AppendInfo, FlushPolicy, Log, LogRead};
 use crate::position::{LeaderEpoch, Offset};
 use bytes::Bytes;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -33,15 +34,46 @@ pub struct WriterStats {
     pub fsyncs: AtomicU64,
 }
 
+/// A guard on an append: it is carried out only if `current` still holds
+/// `expected` when the writer reaches it. A partition bumps its generation on
+/// every role change before it queues anything else, so an append queued under
+/// an old role (a leader's produce racing a step-down, a follower's fetch racing
+/// a promotion) can never land after the change.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    /// The partition's role generation.
+    pub current: Arc<AtomicU64>,
+    /// The generation the append was decided under.
+    pub expected: u64,
+}
+
+impl Fence {
+    /// Whether the role is still the one the caller decided under.
+    pub fn holds(&self) -> bool {
+        self.current.load(Ordering::SeqCst) == self.expected
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Log) + Send>;
+
 enum Request {
     AppendLeader {
         records: Bytes,
         epoch: LeaderEpoch,
+        fence: Option<Fence>,
         reply: oneshot::Sender<LogResult<AppendInfo>>,
     },
     AppendFollower {
         records: Bytes,
+        fence: Option<Fence>,
         reply: oneshot::Sender<LogResult<AppendInfo>>,
+    },
+    /// Any other work on the log, in queue order after every earlier append is
+    /// durable.
+    With(Job),
+    /// Close the log, delete its files, and stop.
+    Delete {
+        reply: oneshot::Sender<LogResult<()>>,
     },
     Read {
         from: Offset,
@@ -77,6 +109,19 @@ pub fn spawn_writer(log: Log, clock: Arc<dyn Clock>) -> (LogHandle, JoinHandle<L
     (LogHandle { tx, stats }, task)
 }
 
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Request::AppendLeader { .. } => "AppendLeader",
+            Request::AppendFollower { .. } => "AppendFollower",
+            Request::With(_) => "With",
+            Request::Delete { .. } => "Delete",
+            Request::Read { .. } => "Read",
+            Request::Flush { .. } => "Flush",
+        })
+    }
+}
+
 impl LogHandle {
     /// Appends as leader (see [`Log::append_as_leader`]); with the default flush
     /// policy, returns once the records are fsynced.
@@ -85,9 +130,21 @@ impl LogHandle {
         records: Bytes,
         epoch: LeaderEpoch,
     ) -> LogResult<AppendInfo> {
+        self.append_as_leader_fenced(records, epoch, None).await
+    }
+
+    /// [`append_as_leader`](Self::append_as_leader), carried out only while
+    /// `fence` holds (else [`LogError::Fenced`]).
+    pub async fn append_as_leader_fenced(
+        &self,
+        records: Bytes,
+        epoch: LeaderEpoch,
+        fence: Option<Fence>,
+    ) -> LogResult<AppendInfo> {
         self.call(|reply| Request::AppendLeader {
             records,
             epoch,
+            fence,
             reply,
         })
         .await
@@ -96,8 +153,46 @@ impl LogHandle {
     /// Appends as follower (see [`Log::append_as_follower`]); with the default
     /// flush policy, returns once the records are fsynced.
     pub async fn append_as_follower(&self, records: Bytes) -> LogResult<AppendInfo> {
-        self.call(|reply| Request::AppendFollower { records, reply })
+        self.append_as_follower_fenced(records, None).await
+    }
+
+    /// [`append_as_follower`](Self::append_as_follower), carried out only while
+    /// `fence` holds (else [`LogError::Fenced`]).
+    pub async fn append_as_follower_fenced(
+        &self,
+        records: Bytes,
+        fence: Option<Fence>,
+    ) -> LogResult<AppendInfo> {
+        self.call(|reply| Request::AppendFollower {
+            records,
+            fence,
+            reply,
+        })
+        .await
+    }
+
+    /// Runs `job` on the log in the writer task, after every append queued
+    /// before it is durable and acknowledged: truncation, epoch assignment,
+    /// lookups that must see a consistent log.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Log) -> T + Send + 'static,
+    ) -> LogResult<T> {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |log| {
+            let _ = reply.send(job(log));
+        });
+        self.tx
+            .send(Request::With(job))
             .await
+            .map_err(|_| LogError::WriterStopped)?;
+        rx.await.map_err(|_| LogError::WriterStopped)
+    }
+
+    /// Closes the log and deletes its files and directory; the writer stops and
+    /// every later call gets [`LogError::WriterStopped`].
+    pub async fn delete(&self) -> LogResult<()> {
+        self.call(|reply| Request::Delete { reply }).await
     }
 
     /// Reads (see [`Log::read`]).
@@ -163,32 +258,55 @@ impl Writer {
                 }
             };
             let Some(first) = first else { break };
-            self.handle(first);
+            let mut delete = self.handle(first);
             let mut taken = 1;
-            while taken < MAX_GROUP {
+            while delete.is_none() && taken < MAX_GROUP {
                 let Ok(request) = rx.try_recv() else { break };
-                self.handle(request);
+                delete = self.handle(request);
                 taken += 1;
             }
             self.commit_group();
+            if let Some(reply) = delete {
+                rx.close();
+                let _ = reply.send(self.log.delete(self.clock.now_ms()));
+                return Ok(());
+            }
         }
         self.log.close(self.clock.now_ms())
     }
 
-    fn handle(&mut self, request: Request) {
+    /// Carries out one request; a `Delete` is handed back for the loop to
+    /// finish once the group is committed.
+    fn handle(&mut self, request: Request) -> Option<oneshot::Sender<LogResult<()>>> {
         match request {
             Request::AppendLeader {
                 records,
                 epoch,
+                fence,
                 reply,
             } => {
-                let result = self.log.append_as_leader(&records, epoch);
+                let result = match fence.filter(|f| !f.holds()) {
+                    Some(_) => Err(LogError::Fenced),
+                    None => self.log.append_as_leader(&records, epoch),
+                };
                 self.after_append(result, reply);
             }
-            Request::AppendFollower { records, reply } => {
-                let result = self.log.append_as_follower(&records);
+            Request::AppendFollower {
+                records,
+                fence,
+                reply,
+            } => {
+                let result = match fence.filter(|f| !f.holds()) {
+                    Some(_) => Err(LogError::Fenced),
+                    None => self.log.append_as_follower(&records),
+                };
                 self.after_append(result, reply);
             }
+            Request::With(job) => {
+                self.commit_group();
+                job(&mut self.log);
+            }
+            Request::Delete { reply } => return Some(reply),
             Request::Read {
                 from,
                 max_bytes,
@@ -203,6 +321,7 @@ impl Writer {
                 let _ = reply.send(self.log.flush(self.clock.now_ms()));
             }
         }
+        None
     }
 
     fn after_append(

@@ -220,6 +220,21 @@ impl Storage for MemStorage {
             .ok_or_else(|| not_found(path))
     }
 
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut disk = lock(&self.disk);
+        if disk.live.keys().any(|path| path.starts_with(dir)) {
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                format!("{}: not empty", dir.display()),
+            ));
+        }
+        if !disk.dirs.remove(dir) {
+            return Err(not_found(dir));
+        }
+        disk.durable.retain(|path, _| !path.starts_with(dir));
+        Ok(())
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut disk = lock(&self.disk);
         let file = disk.live.remove(from).ok_or_else(|| not_found(from))?;
