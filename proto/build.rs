@@ -20,6 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Deterministic order wherever a map is iterated (tables, JSON, tests).
         .btree_map(".")
+        // Record batches pass through without copies.
+        .bytes(".raftline.v1.FetchResult.records")
+        .bytes(".raftline.v1.ProduceRequest.records")
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;

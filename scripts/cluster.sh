@@ -1,79 +1,114 @@
 #!/usr/bin/env bash
 # A local three-node Raftline cluster on this machine.
 #
-#   scripts/cluster.sh up      build (release) and start nodes 1-3, wait until ready
-#   scripts/cluster.sh status  show controllers and brokers
-#   scripts/cluster.sh down    stop the nodes (controlled shutdown); data stays
-#   scripts/cluster.sh clean   stop the nodes and delete their data
+#   scripts/cluster.sh up         build (release) if needed, start nodes 1-3, wait until healthy
+#   scripts/cluster.sh status     controllers and brokers
+#   scripts/cluster.sh down       stop every node (controlled shutdown); data stays
+#   scripts/cluster.sh clean      stop and delete all data
+#   scripts/cluster.sh kill N     SIGKILL node N (a crash)
+#   scripts/cluster.sh pause N    SIGSTOP node N (a hung process)
+#   scripts/cluster.sh resume N   SIGCONT node N
+#   scripts/cluster.sh restart N  start node N again (after kill or down), wait until it is back
+#   scripts/cluster.sh logs N     follow node N's log
 #
-# Node N: client (Admin gRPC) 127.0.0.1:919N, peer (Raft, controller services)
-# 127.0.0.1:929N, data and logs under .raftline/ in the repository.
-# (9092-9094 stay free for the Kafka protocol listener to come.)
+# Node N: client port (Admin and Broker gRPC) 127.0.0.1:5005N, peer port (Raft,
+# controller services, replication) 127.0.0.1:5015N; config, data, logs and
+# pids under .cluster/ in the repository (git-ignored). 9092-9094 stay free for
+# the Kafka protocol listener to come.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root="$PWD/.raftline"
+root="$PWD/.cluster"
 bin="$PWD/target/release/raftline"
-servers="127.0.0.1:9191,127.0.0.1:9192,127.0.0.1:9193"
+servers="127.0.0.1:50051,127.0.0.1:50052,127.0.0.1:50053"
 
 config() {
   local n=$1
   cat <<TOML
 node_id = $n
 data_dir = "$root/data/node$n"
-client_addr = "127.0.0.1:919$n"
-peer_addr = "127.0.0.1:929$n"
+client_addr = "127.0.0.1:5005$n"
+peer_addr = "127.0.0.1:5015$n"
 
 [controllers]
-1 = "127.0.0.1:9291"
-2 = "127.0.0.1:9292"
-3 = "127.0.0.1:9293"
+1 = "127.0.0.1:50151"
+2 = "127.0.0.1:50152"
+3 = "127.0.0.1:50153"
 TOML
 }
 
-running() { [ -f "$root/node$1.pid" ] && kill -0 "$(cat "$root/node$1.pid")" 2>/dev/null; }
+pid_of() { cat "$root/node$1.pid" 2>/dev/null || true; }
+running() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 
-up() {
-  echo "Building raftline (release)..."
-  cargo build --release --locked -p raftline
+check_node() {
+  case "${1:-}" in
+    1 | 2 | 3) ;;
+    *)
+      echo "which node? give 1, 2 or 3 (e.g. scripts/cluster.sh kill 2)" >&2
+      exit 2
+      ;;
+  esac
+}
+
+# cargo rebuilds only what changed; a built tree costs a second.
+build() {
+  [ -x "$bin" ] || echo "Building raftline (release); the first build takes a few minutes..."
+  cargo build --release --locked -q -p raftline
+}
+
+start() {
+  local n=$1
+  if running "$n"; then
+    echo "node $n already running (pid $(pid_of "$n"))"
+    return 0
+  fi
   mkdir -p "$root"
-  for n in 1 2 3; do
-    if running "$n"; then
-      echo "node $n already running (pid $(cat "$root/node$n.pid"))"
-      continue
-    fi
-    config "$n" > "$root/node$n.toml"
-    nohup "$bin" serve --config "$root/node$n.toml" > "$root/node$n.log" 2>&1 &
-    echo $! > "$root/node$n.pid"
-    echo "started node $n (pid $!), log: .raftline/node$n.log"
-  done
-  # Ready when a controller leads and all three brokers are registered and live.
-  for _ in $(seq 1 150); do
-    if json=$("$bin" cluster describe --bootstrap-server "$servers" --output json 2>/dev/null) &&
-      [ "$(printf '%s' "$json" | grep -c '"fenced": false')" -ge 3 ] &&
-      ! printf '%s' "$json" | grep -q '"controller_leader": null'; then
-      "$bin" cluster describe --bootstrap-server "$servers"
-      cat <<NEXT
+  config "$n" > "$root/node$n.toml"
+  nohup "$bin" serve --config "$root/node$n.toml" >> "$root/node$n.log" 2>&1 &
+  echo $! > "$root/node$n.pid"
+  echo "started node $n (pid $!), log: .cluster/node$n.log"
+}
 
-Raftline is up. Try:
-  $bin topic create orders --partitions 3 --replication-factor 3
-  $bin topic describe orders
-  $bin topic list --output json
-Stop it with: scripts/cluster.sh down
-NEXT
+# Healthy: a controller leads and `want` brokers are registered and unfenced.
+wait_healthy() {
+  local want=$1 json
+  for _ in $(seq 1 300); do
+    if json=$("$bin" cluster describe --bootstrap-server "$servers" --output json 2>/dev/null) &&
+      [ "$(printf '%s' "$json" | grep -c '"fenced": false')" -ge "$want" ] &&
+      ! printf '%s' "$json" | grep -q '"controller_leader": null'; then
       return 0
     fi
     sleep 0.2
   done
-  echo "the cluster did not become ready within 30 s; see .raftline/node*.log" >&2
-  exit 1
+  return 1
 }
 
-down() {
+up() {
+  build
+  for n in 1 2 3; do start "$n"; done
+  if ! wait_healthy 3; then
+    echo "the cluster did not become healthy within 60 s; see .cluster/node*.log" >&2
+    exit 1
+  fi
+  "$bin" cluster describe --bootstrap-server "$servers"
+  cat <<NEXT
+
+Raftline is up. Client endpoints: $servers
+Try:
+  $bin topic create orders --partitions 3 --replication-factor 3
+  seq 1 5 | $bin produce orders
+  $bin consume orders --from-beginning --timeout-ms 2000
+Stop it with: scripts/cluster.sh down
+NEXT
+}
+
+stop_pids() {
+  local signal=$1
+  shift
   local pids=()
-  for n in 1 2 3; do
+  for n in "$@"; do
     if running "$n"; then
-      kill -TERM "$(cat "$root/node$n.pid")"
-      pids+=("$(cat "$root/node$n.pid")")
+      kill "-$signal" "$(pid_of "$n")"
+      pids+=("$(pid_of "$n")")
     fi
   done
   for pid in "${pids[@]}"; do
@@ -86,8 +121,14 @@ down() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
+}
+
+down() {
+  # A paused node cannot act on SIGTERM: wake it first.
+  for n in 1 2 3; do running "$n" && kill -CONT "$(pid_of "$n")" 2>/dev/null || true; done
+  stop_pids TERM 1 2 3
   rm -f "$root"/node*.pid
-  echo "stopped (data kept in .raftline/data; 'scripts/cluster.sh clean' deletes it)"
+  echo "stopped (data kept in .cluster/data; 'scripts/cluster.sh clean' deletes it)"
 }
 
 case "${1:-}" in
@@ -99,10 +140,47 @@ case "${1:-}" in
   clean)
     down
     rm -rf "$root"
-    echo "deleted .raftline"
+    echo "deleted .cluster"
+    ;;
+  kill)
+    check_node "${2:-}"
+    if running "$2"; then
+      kill -KILL "$(pid_of "$2")"
+      echo "killed node $2 (SIGKILL)"
+    else
+      echo "node $2 is not running"
+    fi
+    ;;
+  pause)
+    check_node "${2:-}"
+    running "$2" && kill -STOP "$(pid_of "$2")" && echo "paused node $2 (SIGSTOP)"
+    ;;
+  resume)
+    check_node "${2:-}"
+    running "$2" && kill -CONT "$(pid_of "$2")" && echo "resumed node $2 (SIGCONT)"
+    ;;
+  restart)
+    check_node "${2:-}"
+    if running "$2"; then
+      kill -CONT "$(pid_of "$2")" 2>/dev/null || true
+      stop_pids TERM "$2"
+    fi
+    build
+    start "$2"
+    live=0
+    for n in 1 2 3; do running "$n" && live=$((live + 1)); done
+    if ! wait_healthy "$live"; then
+      echo "node $2 did not rejoin within 60 s; see .cluster/node$2.log" >&2
+      exit 1
+    fi
+    echo "node $2 is back"
+    ;;
+  logs)
+    check_node "${2:-}"
+    exec tail -n 100 -f "$root/node$2.log"
     ;;
   *)
-    echo "usage: scripts/cluster.sh up|status|down|clean" >&2
+    echo "usage: scripts/cluster.sh up|status|down|clean|kill N|pause N|resume N|restart N|logs N" >&2
     exit 2
     ;;
 esac

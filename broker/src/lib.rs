@@ -18,6 +18,7 @@
 //! retention, recovery), [`log::LogHandle`] (the cloneable handle to its writer
 //! task), [`storage::Storage`] (the narrow file interface, real or simulated).
 
+pub mod api;
 pub mod clock;
 pub mod controller_link;
 pub mod error;

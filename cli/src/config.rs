@@ -4,8 +4,8 @@
 //! ```toml
 //! node_id = 1
 //! data_dir = "data/node1"
-//! client_addr = "127.0.0.1:9091"   # Admin (and, later, produce/fetch)
-//! peer_addr = "127.0.0.1:9191"     # Raft, broker lifecycle, metadata stream
+//! client_addr = "127.0.0.1:9091"   # Admin, Broker (metadata, produce, fetch)
+//! peer_addr = "127.0.0.1:9191"     # Raft, broker lifecycle, metadata stream, replication
 //! [controllers]                    # the first controller quorum: id = peer address
 //! 1 = "127.0.0.1:9191"
 //! 2 = "127.0.0.1:9192"
@@ -38,6 +38,13 @@ struct RawConfig {
     /// Broker session timeout, ms: a broker silent this long is fenced. Default 6000.
     #[serde(default = "default_session_ms")]
     broker_session_timeout_ms: u64,
+    /// A follower not caught up for this long leaves the ISR, ms. Default 10000.
+    #[serde(default = "default_lag_ms")]
+    replica_lag_time_max_ms: u64,
+}
+
+fn default_lag_ms() -> u64 {
+    10_000
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -67,6 +74,8 @@ pub struct NodeConfig {
     pub broker_heartbeat: Duration,
     /// A broker silent this long is fenced.
     pub broker_session_timeout: Duration,
+    /// A follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max: Duration,
 }
 
 impl NodeConfig {
@@ -112,6 +121,7 @@ impl NodeConfig {
             rack: raw.rack,
             broker_heartbeat: Duration::from_millis(raw.broker_heartbeat_ms),
             broker_session_timeout: Duration::from_millis(raw.broker_session_timeout_ms),
+            replica_lag_time_max: Duration::from_millis(raw.replica_lag_time_max_ms.max(1)),
         })
     }
 }

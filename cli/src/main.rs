@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod data;
 mod dump_log;
 mod serve;
 mod table;
@@ -48,6 +49,52 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Send stdin to a topic, one record per line.
+    Produce {
+        /// The topic.
+        topic: String,
+        /// Acknowledgement: all (every in-sync replica), 1 (the leader), 0 (none).
+        #[arg(long, value_enum, default_value_t = data::AcksArg::All)]
+        acks: data::AcksArg,
+        /// Split each line at the first SEP into key and value; the key picks
+        /// the partition (murmur2, as Kafka's default partitioner).
+        #[arg(long, value_name = "SEP")]
+        key_separator: Option<String>,
+        /// How long a batch is retried (leader changes, too few replicas)
+        /// before the command gives up.
+        #[arg(long, default_value_t = 30_000)]
+        delivery_timeout_ms: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print a topic's records, one value per line.
+    Consume {
+        /// The topic.
+        topic: String,
+        /// Start at the beginning of each partition (default: only new records).
+        #[arg(long)]
+        from_beginning: bool,
+        /// Read only this partition.
+        #[arg(long)]
+        partition: Option<u32>,
+        /// Start at this offset (needs --partition).
+        #[arg(long, requires = "partition")]
+        offset: Option<u64>,
+        /// Exit after this many records.
+        #[arg(long)]
+        max_messages: Option<u64>,
+        /// Exit when no record has come for this long.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Print each record's key before its value.
+        #[arg(long)]
+        print_key: bool,
+        /// Print each record's partition and offset before its value.
+        #[arg(long)]
+        print_offset: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// The cluster: brokers and controllers.
     Cluster {
         #[command(subcommand)]
@@ -72,11 +119,13 @@ enum Command {
 /// How the client commands reach the cluster and print.
 #[derive(clap::Args)]
 struct ClientArgs {
-    /// Nodes to ask, comma-separated host:port (client ports).
+    /// Nodes to ask, comma-separated host:port (client ports). Any one that
+    /// is up will do.
     #[arg(
         long,
         global = true,
-        default_value = "127.0.0.1:9191,127.0.0.1:9192,127.0.0.1:9193"
+        env = "RAFTLINE_BOOTSTRAP",
+        default_value = "127.0.0.1:50051,127.0.0.1:50052,127.0.0.1:50053"
     )]
     bootstrap_server: String,
     /// Output format.
@@ -117,6 +166,7 @@ enum TopicCommand {
 #[derive(Subcommand)]
 enum ClusterCommand {
     /// Controllers (and which leads) and brokers (live or fenced).
+    #[command(visible_alias = "status")]
     Describe,
 }
 
@@ -201,6 +251,43 @@ async fn run_async(command: Command) -> Result<ExitCode> {
                     admin::delete_topic(&mut client, name, output).await?
                 }
             }
+        }
+        Command::Produce {
+            topic,
+            acks,
+            key_separator,
+            delivery_timeout_ms,
+            client,
+        } => {
+            let c = data::connect(
+                &client.bootstrap_server,
+                Some(std::time::Duration::from_millis(delivery_timeout_ms)),
+            )
+            .await?;
+            data::produce(c, &topic, acks, key_separator, client.output).await?;
+        }
+        Command::Consume {
+            topic,
+            from_beginning,
+            partition,
+            offset,
+            max_messages,
+            timeout_ms,
+            print_key,
+            print_offset,
+            client,
+        } => {
+            let c = data::connect(&client.bootstrap_server, None).await?;
+            let options = data::ConsumeOptions {
+                from_beginning,
+                partition,
+                offset,
+                max_messages,
+                timeout: timeout_ms.map(std::time::Duration::from_millis),
+                print_key,
+                print_offset,
+            };
+            data::consume(c, &topic, options, client.output).await?;
         }
         Command::Cluster {
             command: ClusterCommand::Describe,

@@ -1,18 +1,23 @@
-//! `raftline serve`: one node, assembled from the crates. Today a node runs the
-//! controller role (a Raft voter with the Admin, BrokerLifecycle and
-//! MetadataStream services) and the broker role's link to the controllers
-//! (registration, heartbeats, metadata). Partition replicas come next.
+//! `raftline serve`: one node, assembled from the crates: the controller role
+//! (a Raft voter with the Admin, BrokerLifecycle and MetadataStream services)
+//! and the broker role (the link to the controllers, the replica manager with
+//! its partition logs under `data_dir/logs`, produce, fetch and replication).
 //!
 //! ```text
-//! peer port:   RaftPeer + BrokerLifecycle + MetadataStream  (RaftNode, sled)
-//! client port: Admin
+//! peer port:   RaftPeer + BrokerLifecycle + MetadataStream (RaftNode, sled) + Replication
+//! client port: Admin + Broker (Metadata, Produce, Fetch, ListOffsets)
 //! broker:      ControllerLink ─ register/heartbeat/stream ─> controllers
+//!              └─ partition changes ─> ReplicaManager ─> leaders, fetchers
 //! ```
 
 use crate::config::NodeConfig;
 use anyhow::{Context, Result};
-use raftline_broker::controller_link::{self, LinkConfig};
-use raftline_broker::metadata::{BrokerId, PartitionChange};
+use raftline_broker::api::{BrokerService, ReplicationService};
+use raftline_broker::clock::SystemClock;
+use raftline_broker::controller_link::{self, ControllerClient, LinkConfig};
+use raftline_broker::metadata::BrokerId;
+use raftline_broker::replica::{ReplicaManager, ReplicaManagerConfig};
+use raftline_broker::storage::FsStorage;
 use raftline_controller::api::{AdminService, BrokerLifecycleService, MetadataStreamService};
 use raftline_controller::{BrokerLifecycle, ControllerMachine, ControllerNode};
 use raftline_proto::pb::admin_server::AdminServer;
@@ -52,6 +57,42 @@ pub async fn run(config: NodeConfig) -> Result<()> {
             )
         })?;
 
+    let broker_id = BrokerId(u32::try_from(config.node_id).context("node_id must fit in 32 bits")?);
+    let link_stop = CancellationToken::new();
+    let link_config = LinkConfig {
+        broker_id,
+        incarnation: rand::random(),
+        endpoints: [
+            ("client".to_string(), config.client_addr.to_string()),
+            ("peer".to_string(), config.peer_addr.to_string()),
+        ]
+        .into(),
+        rack: config.rack.clone(),
+        controllers: config.controllers.clone(),
+        heartbeat_interval: config.broker_heartbeat,
+        rpc_timeout: Duration::from_secs(2),
+    };
+    let connector = Arc::new(controller_link::TcpConnector::default());
+    let link = controller_link::spawn(link_config, connector.clone(), link_stop.clone());
+    let replicas_stop = CancellationToken::new();
+    let mut replica_config = ReplicaManagerConfig::new(broker_id, config.data_dir.join("logs"));
+    replica_config.lag_max = config.replica_lag_time_max;
+    let manager = ReplicaManager::new(
+        replica_config,
+        Arc::new(FsStorage),
+        Arc::new(SystemClock),
+        connector.clone(),
+        link.state.clone(),
+        ControllerClient::new(
+            config.controllers.clone(),
+            connector,
+            Duration::from_secs(2),
+        ),
+        replicas_stop.clone(),
+    );
+    let replicas = tokio::spawn(manager.clone().run(link.changes));
+    let link_task = link.task;
+
     let monitor_stop = CancellationToken::new();
     let mut controller = None;
     let mut monitor = None;
@@ -77,6 +118,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
             routes.add_service(MetadataStreamServer::new(MetadataStreamService::new(
                 handle.clone(),
             )));
+            routes.add_service(ReplicationService::new(manager.clone()).into_server());
             controller = Some(node);
         },
     )
@@ -87,47 +129,15 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let admin = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(AdminServer::new(AdminService::new(controller)))
+            .add_service(BrokerService::new(manager.clone()).into_server())
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(client),
                 admin_stop.clone().cancelled_owned(),
             ),
     );
 
-    let link_stop = CancellationToken::new();
-    let link_config = LinkConfig {
-        broker_id: BrokerId(u32::try_from(config.node_id).context("node_id must fit in 32 bits")?),
-        incarnation: rand::random(),
-        endpoints: [("client".to_string(), config.client_addr.to_string())].into(),
-        rack: config.rack.clone(),
-        controllers: config.controllers.clone(),
-        heartbeat_interval: config.broker_heartbeat,
-        rpc_timeout: Duration::from_secs(2),
-    };
-    let mut link = controller_link::spawn(
-        link_config,
-        Arc::new(controller_link::TcpConnector::default()),
-        link_stop.clone(),
-    );
-    // Until the replica manager exists, hosted-partition changes are logged.
-    let changes = tokio::spawn(async move {
-        while let Some(changes) = link.changes.recv().await {
-            for change in changes {
-                match change {
-                    PartitionChange::Changed {
-                        partition, info, ..
-                    } => {
-                        tracing::info!(%partition, leader = ?info.leader, epoch = %info.leader_epoch, "hosted partition changed (replicas not built yet)")
-                    }
-                    PartitionChange::Removed { partition, .. } => {
-                        tracing::info!(%partition, "hosted partition removed")
-                    }
-                }
-            }
-        }
-    });
-
     println!(
-        "raftline node {} up: client {} (Admin), peer {} (Raft, controller services); data in {}",
+        "raftline node {} up: client {} (Admin, Broker), peer {} (Raft, controller, replication); data in {}",
         config.node_id,
         config.client_addr,
         config.peer_addr,
@@ -136,8 +146,9 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: controlled shutdown of the broker first");
     link_stop.cancel();
-    let _ = link.task.await;
-    changes.abort();
+    let _ = link_task.await;
+    replicas_stop.cancel();
+    let _ = replicas.await;
     monitor_stop.cancel();
     if let Some(monitor) = monitor {
         let _ = monitor.await;

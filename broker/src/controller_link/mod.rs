@@ -10,12 +10,13 @@
 //!   shutdown ─> a last heartbeat with shutting_down: controlled shutdown
 //! ```
 
+mod client;
+
+pub use client::ControllerClient;
 pub use raftline_proto::transport::{Connector, TcpConnector};
 
 use crate::metadata::{update_from_wire, BrokerId, MetadataCache, PartitionChange};
-use prost::Message;
 use raftline_proto::pb;
-use raftline_proto::pb::broker_lifecycle_client::BrokerLifecycleClient;
 use raftline_proto::pb::metadata_stream_client::MetadataStreamClient;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -81,11 +82,10 @@ pub fn spawn(
     };
     let (state_tx, state) = watch::channel(initial);
     let (changes_tx, changes) = mpsc::channel(256);
+    let client = ControllerClient::new(config.controllers.clone(), connector, config.rpc_timeout);
     let link = Link {
         config,
-        connector,
-        leader: None,
-        turn: 0,
+        client,
         state: state_tx,
         changes: changes_tx,
     };
@@ -99,11 +99,7 @@ pub fn spawn(
 
 struct Link {
     config: LinkConfig,
-    connector: Arc<dyn Connector>,
-    /// The controller that last answered a heartbeat or was named leader.
-    leader: Option<u64>,
-    /// Round-robin position for trying controllers.
-    turn: usize,
+    client: ControllerClient,
     state: watch::Sender<LinkState>,
     changes: mpsc::Sender<Vec<PartitionChange>>,
 }
@@ -154,49 +150,28 @@ impl Link {
         self.heartbeat(epoch, cache.offset(), true).await;
     }
 
-    fn next_controller(&mut self) -> Option<(u64, String)> {
-        if let Some(id) = self.leader {
-            if let Some(addr) = self.config.controllers.get(&id) {
-                return Some((id, addr.clone()));
-            }
-        }
-        let n = self.config.controllers.len();
-        if n == 0 {
-            return None;
-        }
-        self.turn = (self.turn + 1) % n;
-        self.config
-            .controllers
-            .iter()
-            .nth(self.turn)
-            .map(|(&id, addr)| (id, addr.clone()))
-    }
-
-    /// Registers with any controller, retrying until one answers.
+    /// Registers with the controller leader, retrying until one answers.
     async fn register(&mut self) -> u64 {
         loop {
-            if let Some((_, addr)) = self.next_controller() {
-                let request = pb::RegisterBrokerRequest {
-                    broker_id: self.config.broker_id.0,
-                    incarnation: self.config.incarnation,
-                    endpoints: self.config.endpoints.clone(),
-                    rack: self.config.rack.clone(),
-                };
-                if let Ok(channel) = self.connector.channel(&addr) {
-                    let mut call = tonic::Request::new(request);
-                    call.set_timeout(self.config.rpc_timeout);
-                    match BrokerLifecycleClient::new(channel)
-                        .register_broker(call)
-                        .await
-                    {
-                        Ok(reply) => return reply.into_inner().broker_epoch,
-                        Err(status) => {
-                            tracing::info!(%addr, %status, "registration not accepted; trying again")
-                        }
-                    }
+            let request = pb::RegisterBrokerRequest {
+                broker_id: self.config.broker_id.0,
+                incarnation: self.config.incarnation,
+                endpoints: self.config.endpoints.clone(),
+                rack: self.config.rack.clone(),
+            };
+            match self
+                .client
+                .call(|mut c| {
+                    let request = request.clone();
+                    async move { c.register_broker(request).await }
+                })
+                .await
+            {
+                Ok(reply) => return reply.broker_epoch,
+                Err(status) => {
+                    tracing::info!(%status, "registration not accepted; trying again")
                 }
             }
-            self.leader = None;
             tokio::time::sleep(
                 self.config
                     .heartbeat_interval
@@ -206,42 +181,25 @@ impl Link {
         }
     }
 
-    /// One heartbeat to the leader (following a NOT_CONTROLLER hint once);
-    /// `Some(fenced)` if a controller answered.
+    /// One heartbeat to the leader; `Some(fenced)` if a controller answered.
     async fn heartbeat(&mut self, epoch: u64, offset: u64, shutting_down: bool) -> Option<bool> {
-        for _ in 0..=self.config.controllers.len() {
-            let (id, addr) = self.next_controller()?;
-            let channel = self.connector.channel(&addr).ok()?;
-            let mut call = tonic::Request::new(pb::BrokerHeartbeatRequest {
-                broker_id: self.config.broker_id.0,
-                broker_epoch: epoch,
-                metadata_offset: offset,
-                shutting_down,
-            });
-            call.set_timeout(self.config.rpc_timeout);
-            match BrokerLifecycleClient::new(channel)
-                .broker_heartbeat(call)
-                .await
-            {
-                Ok(reply) => {
-                    self.leader = Some(id);
-                    return Some(reply.into_inner().fenced);
-                }
-                Err(status) => {
-                    let hint = pb::Error::decode(status.details())
-                        .ok()
-                        .and_then(|e| e.leader_hint);
-                    self.leader = hint.filter(|h| *h != id);
-                }
-            }
-        }
-        None
+        let request = pb::BrokerHeartbeatRequest {
+            broker_id: self.config.broker_id.0,
+            broker_epoch: epoch,
+            metadata_offset: offset,
+            shutting_down,
+        };
+        self.client
+            .call(|mut c| async move { c.broker_heartbeat(request).await })
+            .await
+            .ok()
+            .map(|reply| reply.fenced)
     }
 
     /// Opens the metadata stream on some controller (any will do).
     async fn subscribe(&mut self) -> Option<Streaming<pb::MetadataUpdate>> {
-        let (_, addr) = self.next_controller()?;
-        let channel = self.connector.channel(&addr).ok()?;
+        let (_, addr) = self.client.next_controller()?;
+        let channel = self.client.channel(&addr)?;
         let mut client = MetadataStreamClient::new(channel);
         let call = tokio::time::timeout(
             self.config.rpc_timeout,

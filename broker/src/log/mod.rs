@@ -380,7 +380,27 @@ impl Log {
         epoch: LeaderEpoch,
     ) -> LogResult<AppendInfo> {
         self.check_healthy()?;
-        let headers = self.validate(records)?;
+        check_epoch_range(epoch)?;
+        if let Some((latest, _)) = self.epochs.latest().filter(|&(latest, _)| epoch < latest) {
+            return Err(LogError::FencedLeaderEpoch { epoch, latest });
+        }
+        // The leader's stamp goes on first: producers send base offset 0 and
+        // partition leader epoch -1, both outside the CRC.
+        let mut buf = std::mem::take(&mut self.write_buf);
+        buf.clear();
+        buf.extend_from_slice(records);
+        let base = self.log_end();
+        if buf.len() >= HEADER_LEN {
+            batch::set_base_offset(&mut buf, base);
+            batch::set_leader_epoch(&mut buf, epoch);
+        }
+        let result = self.append_stamped(&buf);
+        self.write_buf = buf;
+        result
+    }
+
+    fn append_stamped(&mut self, buf: &[u8]) -> LogResult<AppendInfo> {
+        let headers = self.validate(buf)?;
         let [header] = headers[..] else {
             return Err(invalid(format!(
                 "a produce request must carry exactly one record batch, not {}",
@@ -395,24 +415,7 @@ impl Log {
                 header.record_count, header.last_offset_delta
             )));
         }
-        check_epoch_range(epoch)?;
-        if let Some((latest, _)) = self.epochs.latest().filter(|&(latest, _)| epoch < latest) {
-            return Err(LogError::FencedLeaderEpoch { epoch, latest });
-        }
-        let mut buf = std::mem::take(&mut self.write_buf);
-        buf.clear();
-        buf.extend_from_slice(records);
-        let base = self.log_end();
-        batch::set_base_offset(&mut buf, base);
-        batch::set_leader_epoch(&mut buf, epoch);
-        let stamped = BatchHeader {
-            base_offset: base,
-            leader_epoch: epoch,
-            ..header
-        };
-        let result = self.append_validated(&buf, &[stamped]);
-        self.write_buf = buf;
-        result
+        self.append_validated(buf, &[header])
     }
 
     /// Appends batches fetched from the leader, offsets and epochs as given. The

@@ -93,6 +93,16 @@ impl MetadataCache {
         self.brokers.get(&id)
     }
 
+    /// Every registered broker by id.
+    pub fn brokers(&self) -> &BTreeMap<BrokerId, BrokerInfo> {
+        &self.brokers
+    }
+
+    /// The local broker's id.
+    pub fn local(&self) -> BrokerId {
+        self.local
+    }
+
     /// A topic, if it exists.
     pub fn topic(&self, name: &str) -> Option<&TopicInfo> {
         self.topics.get(name)

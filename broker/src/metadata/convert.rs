@@ -24,6 +24,17 @@ fn ids(ids: Vec<u32>) -> Vec<BrokerId> {
     ids.into_iter().map(BrokerId).collect()
 }
 
+/// A partition record (from the stream or an AlterPartition answer).
+pub fn partition_from_wire(p: pb::PartitionRecord) -> PartitionInfo {
+    PartitionInfo {
+        replicas: ids(p.replicas),
+        isr: ids(p.isr),
+        leader: p.leader.map(BrokerId),
+        leader_epoch: LeaderEpoch(p.leader_epoch),
+        partition_epoch: p.partition_epoch,
+    }
+}
+
 fn record(record: pb::metadata_record::Record) -> MetadataRecord {
     use pb::metadata_record::Record;
     match record {
@@ -41,16 +52,10 @@ fn record(record: pb::metadata_record::Record) -> MetadataRecord {
             partition_count: t.partition_count,
         },
         Record::Partition(p) => MetadataRecord::Partition {
-            topic: p.topic,
+            topic: p.topic.clone(),
             topic_id: p.topic_id,
             index: p.index,
-            info: PartitionInfo {
-                replicas: ids(p.replicas),
-                isr: ids(p.isr),
-                leader: p.leader.map(BrokerId),
-                leader_epoch: LeaderEpoch(p.leader_epoch),
-                partition_epoch: p.partition_epoch,
-            },
+            info: partition_from_wire(p),
         },
         Record::TopicDeleted(t) => MetadataRecord::TopicDeleted {
             name: t.name,

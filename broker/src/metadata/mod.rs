@@ -14,7 +14,7 @@ mod cache;
 mod convert;
 
 pub use cache::{MetadataCache, MetadataError, PartitionChange};
-pub use convert::update_from_wire;
+pub use convert::{partition_from_wire, update_from_wire};
 
 use crate::position::LeaderEpoch;
 use std::collections::BTreeMap;

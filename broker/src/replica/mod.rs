@@ -1,6 +1,8 @@
 //! Partition replicas: the decisions a partition leader makes about its
-//! followers, as a pure state type (`now` passed in, no I/O). The runtime that
-//! owns a partition's log and carries these decisions out comes next.
+//! followers, as a pure state type ([`LeaderState`], `now` passed in, no I/O);
+//! the run-time replica that carries them out ([`Partition`]); the fetchers
+//! that pull followers' data from leaders; and the [`ReplicaManager`] that
+//! turns the controller's metadata into roles.
 //!
 //! ```text
 //! follower fetch ─> LeaderState::on_fetch ─┬─ fenced / unknown epoch ─> error
@@ -11,8 +13,18 @@
 //! lag check ─> ISR shrink proposal; AlterPartition answer ─> committed or rolled back
 //! ```
 
+mod error;
+mod fetcher;
 mod leader;
+mod manager;
+mod partition;
 
+pub use error::ReplicaError;
 pub use leader::{
     Diverging, FetchError, FetchOutcome, FollowerFetch, IsrChange, LeaderState, NotEnoughReplicas,
+};
+pub use manager::{ReplicaManager, ReplicaManagerConfig};
+pub use partition::{
+    min_insync_for, truncation_point, Acks, FollowerPosition, IsrProposal, Partition, Produced,
+    Progress, ReadResult, ReplicaSettings, Transition,
 };

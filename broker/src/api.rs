@@ -1,0 +1,520 @@
+//! The broker's gRPC front end: `Broker` (Metadata, Produce, Fetch,
+//! ListOffsets) on the client port and `Replication` (ReplicaFetch) on the
+//! peer port. Thin adapters: wire types in, [`ReplicaManager`] and
+//! [`Partition`] calls, wire types out; every [`ReplicaError`] becomes one
+//! typed code with the partition named and, for NOT_LEADER, the leader.
+//!
+//! ```text
+//! Produce ─> partition.produce (acks 0: answered at once, appended in the background)
+//! Fetch / ReplicaFetch ─> a pass over the partitions ─> enough bytes, an error,
+//!     or the deadline? answer : wait for any partition's progress, pass again
+//! ```
+
+use crate::metadata::{BrokerId, MetadataCache};
+use crate::position::{LeaderEpoch, Offset, TopicPartition};
+use crate::replica::{Acks, FollowerFetch, Partition, ReadResult, ReplicaError, ReplicaManager};
+use futures_util::future::select_all;
+use raftline_proto::pb::{self, ErrorCode};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+/// acks=all's wait when the request names none (Kafka's `request.timeout.ms`).
+const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest long poll a client may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// A partition's read bound when the request names none.
+const DEFAULT_PARTITION_MAX_BYTES: u32 = 1 << 20;
+/// The most a fetch answer carries (Kafka's `fetch.max.bytes` default).
+pub const MAX_FETCH_RESPONSE_BYTES: u32 = 50 << 20;
+/// The largest request a broker service decodes: a 1 MiB batch and headroom,
+/// or a fetch request naming many partitions.
+pub const MAX_REQUEST_BYTES: usize = 8 << 20;
+/// The largest answer it encodes.
+pub const MAX_RESPONSE_BYTES: usize = (MAX_FETCH_RESPONSE_BYTES as usize) + (1 << 20);
+
+/// The wire code of an error.
+pub fn error_code(error: &ReplicaError) -> ErrorCode {
+    match error {
+        ReplicaError::UnknownTopicOrPartition { .. } => ErrorCode::UnknownTopicOrPartition,
+        ReplicaError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
+        ReplicaError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
+        ReplicaError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
+        ReplicaError::UnknownLeaderEpoch { .. } => ErrorCode::UnknownLeaderEpoch,
+        ReplicaError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        ReplicaError::RecordTooLarge { .. } => ErrorCode::RecordTooLarge,
+        ReplicaError::CorruptRecord { .. } => ErrorCode::CorruptRecord,
+        ReplicaError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+        ReplicaError::Storage { .. } => ErrorCode::KafkaStorageError,
+        ReplicaError::Timeout { .. } => ErrorCode::RequestTimedOut,
+    }
+}
+
+/// An error as the wire carries it, with the leader's address for NOT_LEADER.
+pub fn error_to_wire(error: &ReplicaError, metadata: &MetadataCache) -> pb::Error {
+    let leader = match error {
+        ReplicaError::NotLeader { leader, .. } => *leader,
+        _ => None,
+    };
+    pb::Error {
+        code: error_code(error) as i32,
+        message: error.to_string(),
+        leader_hint: leader.map(|b| u64::from(b.0)),
+        leader_address: leader
+            .and_then(|b| metadata.broker(b))
+            .and_then(|b| b.endpoints.get("client").cloned()),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Status {
+    let error = ReplicaError::InvalidRequest(message.into());
+    let details = prost::Message::encode_to_vec(&pb::Error {
+        code: ErrorCode::InvalidRequest as i32,
+        message: error.to_string(),
+        leader_hint: None,
+        leader_address: None,
+    });
+    Status::with_details(
+        tonic::Code::InvalidArgument,
+        error.to_string(),
+        details.into(),
+    )
+}
+
+/// The hosted partition `tp`, or why a client cannot use this broker for it.
+fn lookup(manager: &ReplicaManager, tp: &TopicPartition) -> Result<Arc<Partition>, ReplicaError> {
+    if let Some(p) = manager.partition(tp) {
+        return Ok(p);
+    }
+    let link = manager.link();
+    match link
+        .metadata
+        .topic(&tp.topic)
+        .and_then(|t| t.partitions.get(&tp.partition))
+    {
+        Some(info) => Err(ReplicaError::NotLeader {
+            partition: tp.clone(),
+            local: manager.local(),
+            leader: info.leader,
+        }),
+        None => Err(ReplicaError::UnknownTopicOrPartition {
+            partition: tp.clone(),
+        }),
+    }
+}
+
+fn result_of(
+    tp: &TopicPartition,
+    read: Result<ReadResult, ReplicaError>,
+    metadata: &MetadataCache,
+) -> (pb::FetchResult, bool) {
+    let mut result = pb::FetchResult {
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+        ..pb::FetchResult::default()
+    };
+    match read {
+        Ok(read) => {
+            result.high_watermark = read.high_watermark.0;
+            result.log_start = read.log_start.0;
+            result.log_end = read.log_end.0;
+            result.records = read.records;
+            let done = read.diverging.is_some();
+            result.diverging = read.diverging.map(|d| pb::DivergingEpoch {
+                epoch: d.epoch.0,
+                end_offset: d.end_offset.0,
+            });
+            (result, done)
+        }
+        Err(e) => {
+            if let ReplicaError::OffsetOutOfRange {
+                log_start, log_end, ..
+            } = &e
+            {
+                result.log_start = log_start.0;
+                result.log_end = log_end.0;
+            }
+            result.error = Some(error_to_wire(&e, metadata));
+            (result, true)
+        }
+    }
+}
+
+/// Runs `pass` until it has `min_bytes`, reports something to answer at once
+/// (an error, a divergence), or `max_wait` is over; between passes it waits
+/// for any of the partitions' progress to change.
+async fn long_poll<F, Fut>(
+    partitions: &[Arc<Partition>],
+    max_wait: Duration,
+    min_bytes: usize,
+    mut pass: F,
+) -> Vec<pb::FetchResult>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = (Vec<pb::FetchResult>, usize, bool)>,
+{
+    let deadline = tokio::time::Instant::now() + max_wait.min(MAX_WAIT);
+    let mut watches: Vec<_> = partitions.iter().map(|p| p.watch()).collect();
+    loop {
+        for w in &mut watches {
+            w.borrow_and_update();
+        }
+        let (results, bytes, answer_now) = pass().await;
+        if answer_now
+            || bytes >= min_bytes.max(1)
+            || watches.is_empty()
+            || tokio::time::Instant::now() >= deadline
+        {
+            return results;
+        }
+        let any = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        let woke = match tokio::time::timeout_at(deadline, any).await {
+            Err(_) => return results,
+            Ok((changed, index, _)) => changed.err().map(|_| index),
+        };
+        // A partition that went away wakes no one again.
+        if let Some(index) = woke {
+            watches.remove(index);
+        }
+    }
+}
+
+fn topic_partition(p: &pb::FetchPartition) -> TopicPartition {
+    TopicPartition {
+        topic: p.topic.clone(),
+        partition: p.partition,
+    }
+}
+
+fn partition_max(p: &pb::FetchPartition) -> usize {
+    let max = if p.max_bytes == 0 {
+        DEFAULT_PARTITION_MAX_BYTES
+    } else {
+        p.max_bytes
+    };
+    max.min(MAX_FETCH_RESPONSE_BYTES) as usize
+}
+
+/// The client port's data-path service.
+#[derive(Clone)]
+pub struct BrokerService {
+    manager: Arc<ReplicaManager>,
+}
+
+impl BrokerService {
+    /// The service over `manager`.
+    pub fn new(manager: Arc<ReplicaManager>) -> Self {
+        BrokerService { manager }
+    }
+
+    /// As a tonic server with its message size limits set.
+    pub fn into_server(self) -> pb::broker_server::BrokerServer<Self> {
+        pb::broker_server::BrokerServer::new(self)
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::broker_server::Broker for BrokerService {
+    async fn metadata(
+        &self,
+        request: Request<pb::MetadataRequest>,
+    ) -> Result<Response<pb::MetadataResponse>, Status> {
+        let wanted = request.into_inner().topics;
+        let metadata = self.manager.link().metadata;
+        let brokers = metadata
+            .brokers()
+            .values()
+            .map(|b| pb::BrokerMetadata {
+                id: b.id.0,
+                address: b.endpoints.get("client").cloned().unwrap_or_default(),
+                rack: b.rack.clone(),
+                fenced: b.fenced,
+            })
+            .collect();
+        let names: Vec<String> = if wanted.is_empty() {
+            metadata.topics().keys().cloned().collect()
+        } else {
+            wanted
+        };
+        let topics = names
+            .into_iter()
+            .map(|name| match metadata.topic(&name) {
+                Some(topic) => pb::TopicMetadata {
+                    name: name.clone(),
+                    id: topic.id,
+                    error: None,
+                    partitions: topic
+                        .partitions
+                        .iter()
+                        .map(|(&index, p)| pb::PartitionMetadata {
+                            index,
+                            leader: p.leader.map(|b| b.0),
+                            leader_epoch: p.leader_epoch.0,
+                            replicas: p.replicas.iter().map(|b| b.0).collect(),
+                            isr: p.isr.iter().map(|b| b.0).collect(),
+                        })
+                        .collect(),
+                },
+                None => pb::TopicMetadata {
+                    error: Some(pb::Error {
+                        code: ErrorCode::UnknownTopicOrPartition as i32,
+                        message: format!(
+                            "unknown topic {name:?}: create it with `raftline topic create`"
+                        ),
+                        leader_hint: None,
+                        leader_address: None,
+                    }),
+                    name,
+                    ..pb::TopicMetadata::default()
+                },
+            })
+            .collect();
+        Ok(Response::new(pb::MetadataResponse {
+            brokers,
+            topics,
+            metadata_version: metadata.version(),
+        }))
+    }
+
+    async fn produce(
+        &self,
+        request: Request<pb::ProduceRequest>,
+    ) -> Result<Response<pb::ProduceResponse>, Status> {
+        let r = request.into_inner();
+        let acks = match pb::Acks::try_from(r.acks) {
+            Ok(pb::Acks::All) => Acks::All,
+            Ok(pb::Acks::Leader) => Acks::Leader,
+            Ok(pb::Acks::None) => Acks::None,
+            Err(_) => {
+                return Err(invalid(format!(
+                    "acks {} is not ALL, LEADER or NONE",
+                    r.acks
+                )))
+            }
+        };
+        let timeout = match r.timeout_ms {
+            0 => DEFAULT_PRODUCE_TIMEOUT,
+            ms => Duration::from_millis(u64::from(ms)),
+        };
+        let tp = TopicPartition {
+            topic: r.topic,
+            partition: r.partition,
+        };
+        let produced = match lookup(&self.manager, &tp) {
+            Ok(partition) if acks == Acks::None => {
+                tokio::spawn(async move {
+                    if let Err(e) = partition.produce(r.records, Acks::Leader, timeout).await {
+                        tracing::debug!(error = %e, "acks=0 produce failed");
+                    }
+                });
+                return Ok(Response::new(pb::ProduceResponse::default()));
+            }
+            Ok(partition) => partition.produce(r.records, acks, timeout).await,
+            Err(e) => Err(e),
+        };
+        Ok(Response::new(match produced {
+            Ok(p) => pb::ProduceResponse {
+                error: None,
+                base_offset: p.base_offset.0,
+                log_start: p.log_start.0,
+            },
+            Err(e) => pb::ProduceResponse {
+                error: Some(error_to_wire(&e, &self.manager.link().metadata)),
+                ..pb::ProduceResponse::default()
+            },
+        }))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<pb::FetchRequest>,
+    ) -> Result<Response<pb::FetchResponse>, Status> {
+        let r = request.into_inner();
+        if r.partitions.is_empty() {
+            return Err(invalid("a fetch must name at least one partition"));
+        }
+        if r.partitions.iter().any(|p| p.last_fetched_epoch.is_some()) {
+            return Err(invalid(
+                "last_fetched_epoch is for replicas: use Replication.ReplicaFetch",
+            ));
+        }
+        let hosted: Vec<Arc<Partition>> = r
+            .partitions
+            .iter()
+            .filter_map(|p| self.manager.partition(&topic_partition(p)))
+            .collect();
+        let total_max = match r.max_bytes {
+            0 => MAX_FETCH_RESPONSE_BYTES,
+            n => n.min(MAX_FETCH_RESPONSE_BYTES),
+        } as usize;
+        let manager = &self.manager;
+        let partitions = &r.partitions;
+        let results = long_poll(
+            &hosted,
+            Duration::from_millis(u64::from(r.max_wait_ms)),
+            r.min_bytes as usize,
+            || async move {
+                let metadata = manager.link().metadata;
+                let mut results = Vec::with_capacity(partitions.len());
+                let (mut bytes, mut answer_now) = (0usize, false);
+                for p in partitions {
+                    let tp = topic_partition(p);
+                    let budget = partition_max(p).min(total_max.saturating_sub(bytes));
+                    let read = if budget == 0 && bytes > 0 {
+                        Ok(ReadResult::default())
+                    } else {
+                        match lookup(manager, &tp) {
+                            Ok(partition) => {
+                                partition
+                                    .fetch(
+                                        Offset(p.offset),
+                                        p.current_leader_epoch.map(LeaderEpoch),
+                                        budget.max(1),
+                                    )
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        }
+                    };
+                    let (result, now) = result_of(&tp, read, &metadata);
+                    bytes += result.records.len();
+                    answer_now |= now;
+                    results.push(result);
+                }
+                (results, bytes, answer_now)
+            },
+        )
+        .await;
+        Ok(Response::new(pb::FetchResponse {
+            partitions: results,
+        }))
+    }
+
+    async fn list_offsets(
+        &self,
+        request: Request<pb::ListOffsetsRequest>,
+    ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        let r = request.into_inner();
+        let mut results = Vec::with_capacity(r.partitions.len());
+        for p in r.partitions {
+            let tp = TopicPartition {
+                topic: p.topic.clone(),
+                partition: p.partition,
+            };
+            let found = match lookup(&self.manager, &tp) {
+                Ok(partition) => partition.list_offset(p.timestamp).await,
+                Err(e) => Err(e),
+            };
+            let mut result = pb::ListOffsetsResult {
+                topic: p.topic,
+                partition: p.partition,
+                timestamp: -1,
+                ..pb::ListOffsetsResult::default()
+            };
+            match found {
+                Ok((offset, timestamp, epoch)) => {
+                    result.offset = offset.map(|o| o.0);
+                    result.timestamp = timestamp;
+                    result.leader_epoch = epoch.0;
+                }
+                Err(e) => result.error = Some(error_to_wire(&e, &self.manager.link().metadata)),
+            }
+            results.push(result);
+        }
+        Ok(Response::new(pb::ListOffsetsResponse {
+            partitions: results,
+        }))
+    }
+}
+
+/// The peer port's replication service.
+#[derive(Clone)]
+pub struct ReplicationService {
+    manager: Arc<ReplicaManager>,
+}
+
+impl ReplicationService {
+    /// The service over `manager`.
+    pub fn new(manager: Arc<ReplicaManager>) -> Self {
+        ReplicationService { manager }
+    }
+
+    /// As a tonic server with its message size limits set.
+    pub fn into_server(self) -> pb::replication_server::ReplicationServer<Self> {
+        pb::replication_server::ReplicationServer::new(self)
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(usize::MAX)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::replication_server::Replication for ReplicationService {
+    async fn replica_fetch(
+        &self,
+        request: Request<pb::ReplicaFetchRequest>,
+    ) -> Result<Response<pb::FetchResponse>, Status> {
+        let r = request.into_inner();
+        let follower = BrokerId(r.replica_id);
+        let mut fetches = Vec::with_capacity(r.partitions.len());
+        for p in &r.partitions {
+            let Some(epoch) = p.current_leader_epoch else {
+                return Err(invalid(
+                    "a replica fetch must carry each partition's current_leader_epoch",
+                ));
+            };
+            fetches.push((
+                topic_partition(p),
+                FollowerFetch {
+                    follower,
+                    broker_epoch: r.broker_epoch,
+                    current_leader_epoch: LeaderEpoch(epoch),
+                    fetch_offset: Offset(p.offset),
+                    last_fetched_epoch: p.last_fetched_epoch.map(LeaderEpoch),
+                },
+                partition_max(p),
+            ));
+        }
+        let hosted: Vec<Arc<Partition>> = fetches
+            .iter()
+            .filter_map(|(tp, _, _)| self.manager.partition(tp))
+            .collect();
+        let manager = &self.manager;
+        let fetches = &fetches;
+        let results = long_poll(
+            &hosted,
+            Duration::from_millis(u64::from(r.max_wait_ms)),
+            r.min_bytes as usize,
+            || async move {
+                let metadata = manager.link().metadata;
+                let mut results = Vec::with_capacity(fetches.len());
+                let (mut bytes, mut answer_now) = (0usize, false);
+                for (tp, fetch, max_bytes) in fetches {
+                    let read = match lookup(manager, tp) {
+                        Ok(partition) => match partition.replica_fetch(*fetch, *max_bytes).await {
+                            Ok((read, proposal)) => {
+                                if let Some(proposal) = proposal {
+                                    manager.propose_isr(partition, proposal);
+                                }
+                                Ok(read)
+                            }
+                            Err(e) => Err(e),
+                        },
+                        Err(e) => Err(e),
+                    };
+                    let (result, now) = result_of(tp, read, &metadata);
+                    bytes += result.records.len();
+                    answer_now |= now;
+                    results.push(result);
+                }
+                (results, bytes, answer_now)
+            },
+        )
+        .await;
+        Ok(Response::new(pb::FetchResponse {
+            partitions: results,
+        }))
+    }
+}

@@ -1,0 +1,351 @@
+//! [`ReplicaManager`]: the partitions this broker hosts, made leaders or
+//! followers as the controller's metadata says, with one fetcher per source
+//! broker, the lag check, retention, and ISR proposals to the controller.
+//!
+//! ```text
+//! ControllerLink.changes ─> apply_changes ─┬─ Changed: open the log if new; Partition::apply
+//!                                          │    Lead ─> drop from fetchers
+//!                                          │    Follow(leader) ─> fetcher[leader].add
+//!                                          └─ Removed: drop from fetchers; delete the log
+//! tick ─> check_lagging ─> AlterPartition (controller leader) ─> on_isr_answer
+//! ```
+
+use super::fetcher::{self, FetcherCommand, FetcherConfig};
+use super::partition::{min_insync_for, IsrProposal, Partition, ReplicaSettings, Transition};
+use super::ReplicaError;
+use crate::clock::Clock;
+use crate::controller_link::{Connector, ControllerClient, LinkState};
+use crate::log::LogConfig;
+use crate::metadata::{partition_from_wire, BrokerId, PartitionChange, PartitionInfo};
+use crate::position::TopicPartition;
+use crate::storage::Storage;
+use raftline_proto::pb;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// The replica manager's settings.
+#[derive(Clone, Debug)]
+pub struct ReplicaManagerConfig {
+    /// This broker.
+    pub local: BrokerId,
+    /// Where partition directories live.
+    pub log_dir: PathBuf,
+    /// Log settings before topic configs override them.
+    pub log_defaults: LogConfig,
+    /// `replica.lag.time.max.ms`.
+    pub lag_max: Duration,
+    /// A follower fetch's long-poll wait.
+    pub fetch_max_wait: Duration,
+    /// A follower fetch's size bound, per partition.
+    pub fetch_partition_max_bytes: u32,
+    /// Each RPC's deadline beyond its long poll.
+    pub rpc_timeout: Duration,
+    /// Between retention passes.
+    pub retention_check: Duration,
+}
+
+impl ReplicaManagerConfig {
+    /// Defaults for broker `local` with partitions under `log_dir`.
+    pub fn new(local: BrokerId, log_dir: PathBuf) -> Self {
+        ReplicaManagerConfig {
+            local,
+            log_dir,
+            log_defaults: LogConfig::default(),
+            lag_max: Duration::from_secs(10),
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_partition_max_bytes: 1 << 20,
+            rpc_timeout: Duration::from_secs(2),
+            retention_check: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The hosted partitions and their fetchers.
+pub struct ReplicaManager {
+    config: ReplicaManagerConfig,
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    connector: Arc<dyn Connector>,
+    link: watch::Receiver<LinkState>,
+    controller: ControllerClient,
+    partitions: Mutex<BTreeMap<TopicPartition, Arc<Partition>>>,
+    fetchers: Mutex<BTreeMap<BrokerId, mpsc::UnboundedSender<FetcherCommand>>>,
+    shutdown: CancellationToken,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The log settings of a topic: the defaults with its configs applied.
+pub fn log_config_for(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> LogConfig {
+    let mut config = defaults.clone();
+    let int = |key: &str| configs.get(key).and_then(|v| v.parse::<i64>().ok());
+    let ms = |n: i64| (n >= 0).then(|| Duration::from_millis(n.unsigned_abs()));
+    if let Some(n) = int("retention.ms") {
+        config.retention_age = ms(n);
+    }
+    if let Some(n) = int("retention.bytes") {
+        config.retention_bytes = u64::try_from(n).ok();
+    }
+    if let Some(n) = int("segment.bytes").and_then(|n| u64::try_from(n).ok()) {
+        config.segment_bytes = n;
+    }
+    if let Some(n) = int("segment.ms") {
+        config.segment_age = ms(n);
+    }
+    if let Some(n) = int("max.message.bytes").and_then(|n| u64::try_from(n).ok()) {
+        config.max_batch_bytes = n;
+    }
+    config
+}
+
+impl ReplicaManager {
+    /// A manager with no partitions yet; [`run`](Self::run) feeds it.
+    pub fn new(
+        config: ReplicaManagerConfig,
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        connector: Arc<dyn Connector>,
+        link: watch::Receiver<LinkState>,
+        controller: ControllerClient,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(ReplicaManager {
+            config,
+            storage,
+            clock,
+            connector,
+            link,
+            controller,
+            partitions: Mutex::new(BTreeMap::new()),
+            fetchers: Mutex::new(BTreeMap::new()),
+            shutdown,
+        })
+    }
+
+    /// This broker.
+    pub fn local(&self) -> BrokerId {
+        self.config.local
+    }
+
+    /// What the controller link knows (metadata, broker epoch).
+    pub fn link(&self) -> LinkState {
+        self.link.borrow().clone()
+    }
+
+    /// A hosted partition.
+    pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
+        lock(&self.partitions).get(tp).cloned()
+    }
+
+    /// Every hosted partition.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        lock(&self.partitions).values().cloned().collect()
+    }
+
+    /// Applies partition changes until the link's channel closes or shutdown;
+    /// runs the lag check and retention on their intervals meanwhile.
+    pub async fn run(self: Arc<Self>, mut changes: mpsc::Receiver<Vec<PartitionChange>>) {
+        let mut lag_tick =
+            tokio::time::interval((self.config.lag_max / 4).max(Duration::from_millis(50)));
+        lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retention_tick = tokio::time::interval(self.config.retention_check);
+        retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => break,
+                batch = changes.recv() => match batch {
+                    Some(batch) => self.apply_changes(batch).await,
+                    None => break,
+                },
+                _ = lag_tick.tick() => self.check_lagging(),
+                _ = retention_tick.tick() => self.apply_retention().await,
+            }
+        }
+        for partition in self.partitions() {
+            partition.stop();
+        }
+        lock(&self.fetchers).clear();
+    }
+
+    /// Acts on each change in order.
+    pub async fn apply_changes(self: &Arc<Self>, changes: Vec<PartitionChange>) {
+        for change in changes {
+            match change {
+                PartitionChange::Changed {
+                    partition,
+                    topic_id,
+                    info,
+                } => {
+                    if let Err(e) = self.apply_change(&partition, topic_id, info).await {
+                        tracing::error!(%partition, error = %e, "cannot take up the replica's role");
+                    }
+                }
+                PartitionChange::Removed {
+                    partition,
+                    topic_id,
+                } => self.remove(&partition, topic_id).await,
+            }
+        }
+    }
+
+    async fn apply_change(
+        self: &Arc<Self>,
+        tp: &TopicPartition,
+        topic_id: u64,
+        info: PartitionInfo,
+    ) -> Result<(), ReplicaError> {
+        let configs = self
+            .link
+            .borrow()
+            .metadata
+            .topic(&tp.topic)
+            .map(|t| t.configs.clone())
+            .unwrap_or_default();
+        let settings = ReplicaSettings {
+            min_insync: min_insync_for(&configs, info.replicas.len()),
+            lag_max_ms: i64::try_from(self.config.lag_max.as_millis()).unwrap_or(i64::MAX),
+        };
+        let existing = self.partition(tp);
+        let partition = match existing {
+            Some(p) if p.topic_id() == topic_id => p,
+            other => {
+                if other.is_some() {
+                    self.remove(tp, 0).await;
+                }
+                let dir = self.config.log_dir.join(tp.dir_name());
+                let partition = Partition::open(
+                    tp.clone(),
+                    topic_id,
+                    self.config.local,
+                    self.storage.clone(),
+                    dir,
+                    log_config_for(&self.config.log_defaults, &configs),
+                    settings,
+                    self.clock.clone(),
+                )?;
+                lock(&self.partitions).insert(tp.clone(), partition.clone());
+                partition
+            }
+        };
+        match partition.apply(info, settings).await? {
+            Transition::Lead | Transition::Offline => self.unfollow(tp, None),
+            Transition::Follow { leader, generation } => {
+                self.unfollow(tp, Some(leader));
+                self.fetcher(leader).map(|f| {
+                    f.send(FetcherCommand::Add {
+                        partition: partition.clone(),
+                        generation,
+                    })
+                });
+            }
+            Transition::Unchanged => {}
+        }
+        Ok(())
+    }
+
+    /// Drops `tp` from every fetcher except `keep`'s.
+    fn unfollow(&self, tp: &TopicPartition, keep: Option<BrokerId>) {
+        for (source, fetcher) in lock(&self.fetchers).iter() {
+            if Some(*source) != keep {
+                let _ = fetcher.send(FetcherCommand::Remove(tp.clone()));
+            }
+        }
+    }
+
+    /// The fetcher for `source`, started on first use.
+    fn fetcher(&self, source: BrokerId) -> Option<mpsc::UnboundedSender<FetcherCommand>> {
+        if source == self.config.local {
+            return None;
+        }
+        let mut fetchers = lock(&self.fetchers);
+        let fetcher = fetchers.entry(source).or_insert_with(|| {
+            fetcher::spawn(
+                source,
+                FetcherConfig {
+                    local: self.config.local,
+                    max_wait: self.config.fetch_max_wait,
+                    partition_max_bytes: self.config.fetch_partition_max_bytes,
+                    rpc_timeout: self.config.rpc_timeout,
+                },
+                self.connector.clone(),
+                self.link.clone(),
+                self.shutdown.child_token(),
+            )
+        });
+        Some(fetcher.clone())
+    }
+
+    async fn remove(&self, tp: &TopicPartition, _topic_id: u64) {
+        self.unfollow(tp, None);
+        let removed = lock(&self.partitions).remove(tp);
+        if let Some(partition) = removed {
+            match partition.delete().await {
+                Ok(()) => tracing::info!(partition = %tp, "replica removed and its log deleted"),
+                Err(e) => {
+                    tracing::error!(partition = %tp, error = %e, "cannot delete the replica's log")
+                }
+            }
+        }
+    }
+
+    fn check_lagging(self: &Arc<Self>) {
+        for partition in self.partitions() {
+            if let Some(proposal) = partition.check_lagging() {
+                self.propose_isr(partition, proposal);
+            }
+        }
+    }
+
+    async fn apply_retention(&self) {
+        for partition in self.partitions() {
+            if let Err(e) = partition.apply_retention().await {
+                tracing::warn!(partition = %partition.topic_partition(), error = %e, "retention failed");
+            }
+        }
+    }
+
+    /// Sends an ISR change to the controller leader (in the background) and
+    /// hands the answer back to the partition.
+    pub fn propose_isr(self: &Arc<Self>, partition: Arc<Partition>, proposal: IsrProposal) {
+        tracing::info!(partition = %proposal.partition, isr = ?proposal.change.new_isr, "proposing an ISR change");
+        let controller = self.controller.clone();
+        tokio::spawn(async move {
+            let request = pb::AlterPartitionRequest {
+                topic: proposal.partition.topic.clone(),
+                partition: proposal.partition.partition,
+                leader: proposal.leader.0,
+                leader_epoch: proposal.leader_epoch.0,
+                partition_epoch: proposal.partition_epoch,
+                new_isr: proposal.change.new_isr.iter().map(|b| b.0).collect(),
+                broker_epochs: proposal
+                    .change
+                    .broker_epochs
+                    .iter()
+                    .map(|(b, e)| (b.0, *e))
+                    .collect(),
+            };
+            let answer = controller
+                .call(|mut c| {
+                    let request = request.clone();
+                    async move { c.alter_partition(request).await }
+                })
+                .await;
+            match answer {
+                Ok(record) => partition.on_isr_answer(&proposal, Some(partition_from_wire(record))),
+                Err(status) => {
+                    tracing::info!(partition = %proposal.partition, %status, "ISR change refused");
+                    partition.on_isr_answer(&proposal, None)
+                }
+            }
+        });
+    }
+}

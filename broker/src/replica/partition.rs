@@ -1,0 +1,889 @@
+//! [`Partition`]: one hosted partition replica at run time. It owns the log's
+//! writer handle and the replica's role: as leader it runs [`LeaderState`] over
+//! produce and follower fetches; as follower it applies what its fetcher brings.
+//!
+//! ```text
+//! metadata record ─> apply ─┬─ leader here:  generation++, assign epoch, LeaderState
+//!                           └─ elsewhere:    generation++, follow (fetcher re-added)
+//! produce ─> role check ─> fenced append (fsync) ─> on_append ─> HW ─> waiters
+//! replica fetch ─> on_fetch ─┬─ diverging ─> {epoch, end}
+//!                            └─ read up to the log end; maybe an ISR expansion
+//! fetch result (follower) ─> truncate (diverging) | fenced append ─> position
+//! ```
+//!
+//! Every role change bumps the generation before anything else is queued on
+//! the log, and every append carries the generation it was decided under, so
+//! an append can never land under a role that did not decide it.
+
+use super::leader::{Diverging, FetchError, FetchOutcome, FollowerFetch, IsrChange, LeaderState};
+use super::ReplicaError;
+use crate::clock::Clock;
+use crate::error::LogError;
+use crate::log::{spawn_writer, Fence, Log, LogConfig, LogHandle};
+use crate::metadata::{BrokerId, PartitionInfo};
+use crate::position::{LeaderEpoch, Offset, TopicPartition};
+use crate::storage::{self, Storage};
+use bytes::Bytes;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The file in a partition's directory naming the topic id its data belongs to.
+const TOPIC_ID_FILE: &str = "partition.metadata";
+
+/// How many replicas must have a batch before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    /// Every in-sync replica, at least `min.insync.replicas`.
+    All,
+    /// The leader's log.
+    Leader,
+    /// Nobody waits.
+    None,
+}
+
+/// A replica's positions and role, published on every change: delayed produce
+/// and long-poll fetches wait on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The role generation: changes with every role change.
+    pub generation: u64,
+    /// Whether this replica leads.
+    pub leader: bool,
+    /// The leader epoch of the current role.
+    pub leader_epoch: LeaderEpoch,
+    /// The log start offset.
+    pub log_start: Offset,
+    /// The log end this replica has counted (a leader: its durable end).
+    pub log_end: Offset,
+    /// The high watermark.
+    pub high_watermark: Offset,
+}
+
+/// A produce that was appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Produced {
+    /// The offset of the batch's first record.
+    pub base_offset: Offset,
+    /// The log start offset.
+    pub log_start: Offset,
+}
+
+/// What a read returns (consumer or follower).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole batches.
+    pub records: Bytes,
+    /// The high watermark.
+    pub high_watermark: Offset,
+    /// The log start offset.
+    pub log_start: Offset,
+    /// The leader's log end.
+    pub log_end: Offset,
+    /// For followers: truncate first.
+    pub diverging: Option<Diverging>,
+}
+
+/// A follower's position in its own log: where it fetches from next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerPosition {
+    /// Its log end.
+    pub fetch_offset: Offset,
+    /// The epoch of its last batch.
+    pub last_fetched_epoch: Option<LeaderEpoch>,
+}
+
+/// An ISR change for the controller (AlterPartition).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsrProposal {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The proposing leader.
+    pub leader: BrokerId,
+    /// Its leader epoch.
+    pub leader_epoch: LeaderEpoch,
+    /// The partition epoch the change is based on (compare-and-set).
+    pub partition_epoch: u32,
+    /// The change.
+    pub change: IsrChange,
+}
+
+/// Which role a metadata record put the replica in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// It leads now.
+    Lead,
+    /// It follows `leader`: (re)start fetching under `generation`.
+    Follow {
+        /// The leader.
+        leader: BrokerId,
+        /// The role generation the fetches are fenced with.
+        generation: u64,
+    },
+    /// No leader: stop fetching.
+    Offline,
+    /// Same role and epoch (an ISR change, say): nothing to restart.
+    Unchanged,
+}
+
+/// The replica's settings that come from its topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaSettings {
+    /// `min.insync.replicas`.
+    pub min_insync: usize,
+    /// `replica.lag.time.max.ms`.
+    pub lag_max_ms: i64,
+}
+
+/// `min.insync.replicas` from the topic configs, or the default: 2 when there
+/// are at least 3 replicas, else 1.
+pub fn min_insync_for(configs: &std::collections::BTreeMap<String, String>, rf: usize) -> usize {
+    configs
+        .get("min.insync.replicas")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(if rf >= 3 { 2 } else { 1 })
+        .max(1)
+}
+
+enum Role {
+    Follower,
+    Leader(Box<LeaderState>),
+}
+
+struct Inner {
+    role: Role,
+    info: Option<PartitionInfo>,
+    settings: ReplicaSettings,
+    high_watermark: Offset,
+    log_start: Offset,
+    log_end: Offset,
+}
+
+/// One partition replica on this broker. See the module docs.
+pub struct Partition {
+    tp: TopicPartition,
+    topic_id: u64,
+    local: BrokerId,
+    log: LogHandle,
+    clock: Arc<dyn Clock>,
+    generation: Arc<AtomicU64>,
+    inner: Mutex<Inner>,
+    progress: watch::Sender<Progress>,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("partition", &self.tp)
+            .field("progress", &*self.progress.borrow())
+            .finish()
+    }
+}
+
+fn lock(mutex: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Kafka's follower truncation on a diverging epoch (KIP-320, truncate on
+/// fetch): `local` is this log's `end_offset_for_epoch(diverging.epoch)`. If
+/// this log knows the leader's epoch, both logs agree up to the smaller of the
+/// two ends; otherwise cut to where this log's largest earlier epoch ends and
+/// let the next fetch check again.
+pub fn truncation_point(
+    diverging: Diverging,
+    local: Option<(LeaderEpoch, Offset)>,
+    log_end: Offset,
+) -> Offset {
+    let point = match local {
+        Some((epoch, end)) if epoch == diverging.epoch => diverging.end_offset.min(end),
+        Some((_, end)) => end,
+        None => diverging.end_offset,
+    };
+    point.min(log_end)
+}
+
+impl Partition {
+    /// Opens the replica's log in `dir` (emptying it first if it holds another
+    /// incarnation of the topic) and starts its writer. The replica starts as a
+    /// follower with no leader until [`apply`](Self::apply).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        tp: TopicPartition,
+        topic_id: u64,
+        local: BrokerId,
+        storage: Arc<dyn Storage>,
+        dir: PathBuf,
+        config: LogConfig,
+        settings: ReplicaSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Partition>, ReplicaError> {
+        let to_err = |e: LogError| ReplicaError::from_log(&tp, e);
+        let id_file = dir.join(TOPIC_ID_FILE);
+        let stale = storage.exists(&id_file)
+            && storage::read_file(&*storage, &id_file)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                != Some(topic_id);
+        if stale {
+            tracing::info!(partition = %tp, topic_id, "removing the data of a deleted incarnation of the topic");
+            Log::open(storage.clone(), dir.clone(), config.clone())
+                .and_then(|log| log.delete(clock.now_ms()))
+                .map_err(to_err)?;
+        }
+        let log = Log::open(storage.clone(), dir.clone(), config).map_err(to_err)?;
+        if !storage.exists(&id_file) {
+            storage::write_file_atomic(
+                &*storage,
+                &dir,
+                TOPIC_ID_FILE,
+                format!("{topic_id}\n").as_bytes(),
+            )
+            .map_err(|e| ReplicaError::Storage {
+                partition: tp.clone(),
+                reason: format!("writing {TOPIC_ID_FILE}: {e}"),
+            })?;
+        }
+        let report = log.recovery();
+        if report.truncated_bytes > 0 || !report.deleted_segments.is_empty() {
+            tracing::warn!(partition = %tp, ?report, "log recovered from a crash");
+        }
+        let (log_start, log_end) = (log.log_start(), log.log_end());
+        let (handle, _task) = spawn_writer(log, clock.clone());
+        let progress = Progress {
+            generation: 0,
+            leader: false,
+            leader_epoch: LeaderEpoch(0),
+            log_start,
+            log_end,
+            high_watermark: Offset(0),
+        };
+        Ok(Arc::new(Partition {
+            tp,
+            topic_id,
+            local,
+            log: handle,
+            clock,
+            generation: Arc::new(AtomicU64::new(0)),
+            inner: Mutex::new(Inner {
+                role: Role::Follower,
+                info: None,
+                settings,
+                high_watermark: Offset(0),
+                log_start,
+                log_end,
+            }),
+            progress: watch::channel(progress).0,
+        }))
+    }
+
+    /// The partition.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    /// The topic id its data belongs to.
+    pub fn topic_id(&self) -> u64 {
+        self.topic_id
+    }
+
+    /// The log's writer handle (tools and tests).
+    pub fn log(&self) -> &LogHandle {
+        &self.log
+    }
+
+    /// The current positions and role.
+    pub fn progress(&self) -> Progress {
+        *self.progress.borrow()
+    }
+
+    /// A receiver of every progress change, for long polls.
+    pub fn watch(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// The current role generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn fence(&self, generation: u64) -> Fence {
+        Fence {
+            current: self.generation.clone(),
+            expected: generation,
+        }
+    }
+
+    fn publish(&self, inner: &Inner) {
+        let (leader, epoch) = match (&inner.role, &inner.info) {
+            (Role::Leader(_), Some(info)) => (true, info.leader_epoch),
+            (_, Some(info)) => (false, info.leader_epoch),
+            (_, None) => (false, LeaderEpoch(0)),
+        };
+        self.progress.send_replace(Progress {
+            generation: self.generation(),
+            leader,
+            leader_epoch: epoch,
+            log_start: inner.log_start,
+            log_end: inner.log_end,
+            high_watermark: inner.high_watermark,
+        });
+    }
+
+    fn not_leader(&self, inner: &Inner) -> ReplicaError {
+        ReplicaError::NotLeader {
+            partition: self.tp.clone(),
+            local: self.local,
+            leader: inner.info.as_ref().and_then(|i| i.leader),
+        }
+    }
+
+    fn log_err(&self, e: LogError) -> ReplicaError {
+        ReplicaError::from_log(&self.tp, e)
+    }
+
+    /// Acts on the partition's metadata record: lead, follow, or update the ISR.
+    pub async fn apply(
+        &self,
+        info: PartitionInfo,
+        settings: ReplicaSettings,
+    ) -> Result<Transition, ReplicaError> {
+        let unchanged = {
+            let mut inner = lock(&self.inner);
+            inner.settings = settings;
+            let same_role = inner.info.as_ref().is_some_and(|old| {
+                old.leader_epoch == info.leader_epoch && old.leader == info.leader
+            });
+            let newer = inner
+                .info
+                .as_ref()
+                .is_none_or(|old| info.partition_epoch >= old.partition_epoch);
+            if same_role && newer {
+                let log_end = inner.log_end;
+                if let Role::Leader(state) = &mut inner.role {
+                    state.on_isr_answer(Some(&info.isr), log_end);
+                    inner.high_watermark = state.high_watermark();
+                }
+                inner.info = Some(info.clone());
+                self.publish(&inner);
+            }
+            same_role
+        };
+        if unchanged {
+            return Ok(Transition::Unchanged);
+        }
+        if info.leader == Some(self.local) {
+            self.become_leader(info, settings).await?;
+            Ok(Transition::Lead)
+        } else {
+            let leader = info.leader;
+            let generation = self.become_follower(info).await?;
+            Ok(match leader {
+                Some(leader) => Transition::Follow { leader, generation },
+                None => Transition::Offline,
+            })
+        }
+    }
+
+    async fn become_leader(
+        &self,
+        info: PartitionInfo,
+        settings: ReplicaSettings,
+    ) -> Result<(), ReplicaError> {
+        let generation = self.step_down();
+        let epoch = info.leader_epoch;
+        let clock = self.clock.clone();
+        let fence = self.fence(generation);
+        let positions = self
+            .log
+            .with(move |log| {
+                if !fence.holds() {
+                    return Err(LogError::Fenced);
+                }
+                // KIP-279: the new epoch starts at the log end at once.
+                log.assign_epoch(epoch)?;
+                log.flush(clock.now_ms())?;
+                Ok((log.log_start(), log.durable_end()))
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(|e| self.log_err(e))?;
+        let (log_start, log_end) = positions;
+        let mut inner = lock(&self.inner);
+        if self.generation() != generation {
+            return Err(self.not_leader(&inner));
+        }
+        let mut state = LeaderState::new(
+            self.local,
+            epoch,
+            &info.replicas,
+            &info.isr,
+            log_end,
+            inner.high_watermark,
+            settings.min_insync,
+            settings.lag_max_ms,
+            self.clock.now_ms(),
+        );
+        // A sole in-sync replica (RF 1, or the others out) commits at once.
+        state.on_append(log_end);
+        inner.high_watermark = state.high_watermark();
+        inner.role = Role::Leader(Box::new(state));
+        inner.log_start = log_start;
+        inner.log_end = log_end;
+        inner.info = Some(info);
+        self.publish(&inner);
+        tracing::info!(partition = %self.tp, %epoch, %log_end, "leading");
+        Ok(())
+    }
+
+    /// Ends any leadership: a new generation under which no old append lands.
+    fn step_down(&self) -> u64 {
+        let mut inner = lock(&self.inner);
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.role = Role::Follower;
+        self.publish(&inner);
+        generation
+    }
+
+    async fn become_follower(&self, info: PartitionInfo) -> Result<u64, ReplicaError> {
+        let generation = self.step_down();
+        let (log_start, log_end) = self
+            .log
+            .with(|log| (log.log_start(), log.log_end()))
+            .await
+            .map_err(|e| self.log_err(e))?;
+        let mut inner = lock(&self.inner);
+        inner.log_start = log_start;
+        inner.log_end = log_end;
+        inner.high_watermark = inner.high_watermark.min(log_end);
+        tracing::info!(partition = %self.tp, epoch = %info.leader_epoch, leader = ?info.leader, "following");
+        inner.info = Some(info);
+        self.publish(&inner);
+        Ok(generation)
+    }
+
+    /// Appends one producer batch as leader. With `Acks::All` it returns once
+    /// the high watermark has passed the batch (or the timeout or a role change
+    /// ends the wait).
+    pub async fn produce(
+        &self,
+        records: Bytes,
+        acks: Acks,
+        timeout: Duration,
+    ) -> Result<Produced, ReplicaError> {
+        let (epoch, generation) = {
+            let inner = lock(&self.inner);
+            let Role::Leader(state) = &inner.role else {
+                return Err(self.not_leader(&inner));
+            };
+            if acks == Acks::All {
+                state
+                    .check_acks_all()
+                    .map_err(|e| ReplicaError::NotEnoughReplicas {
+                        partition: self.tp.clone(),
+                        isr: e.isr,
+                        min: e.min,
+                    })?;
+            }
+            let epoch = inner
+                .info
+                .as_ref()
+                .map_or(LeaderEpoch(0), |i| i.leader_epoch);
+            (epoch, self.generation())
+        };
+        let appended = self
+            .log
+            .append_as_leader_fenced(records, epoch, Some(self.fence(generation)))
+            .await;
+        let info = match appended {
+            Ok(info) => info,
+            Err(LogError::Fenced | LogError::FencedLeaderEpoch { .. }) => {
+                return Err(self.not_leader(&lock(&self.inner)))
+            }
+            Err(e) => return Err(self.log_err(e)),
+        };
+        let end = info.last_offset.plus(1);
+        let log_start = {
+            let mut inner = lock(&self.inner);
+            if self.generation() != generation {
+                return Err(self.not_leader(&inner));
+            }
+            inner.log_end = inner.log_end.max(end);
+            let log_end = inner.log_end;
+            if let Role::Leader(state) = &mut inner.role {
+                state.on_append(log_end);
+                inner.high_watermark = state.high_watermark();
+            }
+            self.publish(&inner);
+            inner.log_start
+        };
+        if acks == Acks::All {
+            self.wait_for_high_watermark(end, generation, timeout)
+                .await?;
+        }
+        Ok(Produced {
+            base_offset: info.first_offset,
+            log_start,
+        })
+    }
+
+    async fn wait_for_high_watermark(
+        &self,
+        end: Offset,
+        generation: u64,
+        timeout: Duration,
+    ) -> Result<(), ReplicaError> {
+        let mut rx = self.progress.subscribe();
+        let wait = async {
+            loop {
+                {
+                    let p = rx.borrow_and_update();
+                    if p.generation != generation || !p.leader {
+                        return false;
+                    }
+                    if p.high_watermark >= end {
+                        return true;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.not_leader(&lock(&self.inner))),
+            Err(_) => Err(ReplicaError::Timeout {
+                partition: self.tp.clone(),
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            }),
+        }
+    }
+
+    /// A follower's fetch, on the leader: its position updates the high
+    /// watermark and maybe the ISR (returned as a proposal for the controller);
+    /// the answer is records up to the log end, or where to truncate.
+    pub async fn replica_fetch(
+        &self,
+        fetch: FollowerFetch,
+        max_bytes: usize,
+    ) -> Result<(ReadResult, Option<IsrProposal>), ReplicaError> {
+        let end_for = match fetch.last_fetched_epoch {
+            Some(epoch) => self
+                .log
+                .with(move |log| log.end_offset_for_epoch(epoch))
+                .await
+                .map_err(|e| self.log_err(e))?,
+            None => None,
+        };
+        let (outcome, proposal, hw, log_start, log_end) = {
+            let mut inner = lock(&self.inner);
+            let now = self.clock.now_ms();
+            let log_end = inner.log_end;
+            let Role::Leader(state) = &mut inner.role else {
+                return Err(self.not_leader(&inner));
+            };
+            let outcome = state
+                .on_fetch(fetch, log_end, now, |_| end_for)
+                .map_err(|e| self.fetch_error(e))?;
+            let hw = state.high_watermark();
+            inner.high_watermark = hw;
+            let proposal = match &outcome {
+                FetchOutcome::Serve {
+                    expand: Some(change),
+                } => self.proposal(&inner, change.clone()),
+                _ => None,
+            };
+            self.publish(&inner);
+            (outcome, proposal, hw, inner.log_start, log_end)
+        };
+        let mut result = ReadResult {
+            high_watermark: hw,
+            log_start,
+            log_end,
+            ..ReadResult::default()
+        };
+        match outcome {
+            FetchOutcome::Diverging(d) => result.diverging = Some(d),
+            FetchOutcome::Serve { .. } => {
+                // Only what the leader has counted durable goes to followers.
+                let read = self
+                    .log
+                    .read(fetch.fetch_offset, max_bytes, log_end)
+                    .await
+                    .map_err(|e| self.log_err(e))?;
+                result.records = read.records;
+                result.log_start = read.log_start;
+            }
+        }
+        Ok((result, proposal))
+    }
+
+    fn fetch_error(&self, error: FetchError) -> ReplicaError {
+        match error {
+            FetchError::FencedLeaderEpoch { given, current } => ReplicaError::FencedLeaderEpoch {
+                partition: self.tp.clone(),
+                given,
+                current,
+            },
+            FetchError::UnknownLeaderEpoch { given, current } => ReplicaError::UnknownLeaderEpoch {
+                partition: self.tp.clone(),
+                given,
+                current,
+            },
+            FetchError::NotAReplica(b) => {
+                ReplicaError::InvalidRequest(format!("broker {b} is not a replica of {}", self.tp))
+            }
+        }
+    }
+
+    fn proposal(&self, inner: &Inner, change: IsrChange) -> Option<IsrProposal> {
+        let info = inner.info.as_ref()?;
+        Some(IsrProposal {
+            partition: self.tp.clone(),
+            leader: self.local,
+            leader_epoch: info.leader_epoch,
+            partition_epoch: info.partition_epoch,
+            change,
+        })
+    }
+
+    /// A consumer's fetch, on the leader: committed records only (below the
+    /// high watermark).
+    pub async fn fetch(
+        &self,
+        offset: Offset,
+        current_leader_epoch: Option<LeaderEpoch>,
+        max_bytes: usize,
+    ) -> Result<ReadResult, ReplicaError> {
+        let hw = self.check_leader(current_leader_epoch)?;
+        let read = self
+            .log
+            .read(offset, max_bytes, hw)
+            .await
+            .map_err(|e| self.log_err(e))?;
+        Ok(ReadResult {
+            records: read.records,
+            high_watermark: hw,
+            log_start: read.log_start,
+            log_end: read.log_end,
+            diverging: None,
+        })
+    }
+
+    /// Checks that this replica leads (at `epoch`, if given); returns the
+    /// high watermark.
+    fn check_leader(&self, epoch: Option<LeaderEpoch>) -> Result<Offset, ReplicaError> {
+        let inner = lock(&self.inner);
+        let (Role::Leader(_), Some(info)) = (&inner.role, &inner.info) else {
+            return Err(self.not_leader(&inner));
+        };
+        match epoch {
+            Some(given) if given < info.leader_epoch => Err(ReplicaError::FencedLeaderEpoch {
+                partition: self.tp.clone(),
+                given,
+                current: info.leader_epoch,
+            }),
+            Some(given) if given > info.leader_epoch => Err(ReplicaError::UnknownLeaderEpoch {
+                partition: self.tp.clone(),
+                given,
+                current: info.leader_epoch,
+            }),
+            _ => Ok(inner.high_watermark),
+        }
+    }
+
+    /// ListOffsets on the leader: -2 the log start, -1 the high watermark,
+    /// else the first committed record at or after the timestamp, as
+    /// `(offset, timestamp)`.
+    pub async fn list_offset(
+        &self,
+        timestamp: i64,
+    ) -> Result<(Option<Offset>, i64, LeaderEpoch), ReplicaError> {
+        let hw = self.check_leader(None)?;
+        let epoch = self.progress().leader_epoch;
+        match timestamp {
+            -2 => {
+                let start = self
+                    .log
+                    .with(|log| log.log_start())
+                    .await
+                    .map_err(|e| self.log_err(e))?;
+                Ok((Some(start), -1, epoch))
+            }
+            -1 => Ok((Some(hw), -1, epoch)),
+            t if t < 0 => Err(ReplicaError::InvalidRequest(format!(
+                "timestamp {t}: use -2 (earliest), -1 (latest) or a time in ms"
+            ))),
+            t => {
+                let found = self
+                    .log
+                    .with(move |log| log.offset_for_timestamp(t))
+                    .await
+                    .and_then(|r| r)
+                    .map_err(|e| self.log_err(e))?;
+                Ok(match found.filter(|(offset, _)| *offset < hw) {
+                    Some((offset, ts)) => (Some(offset), ts, epoch),
+                    None => (None, -1, epoch),
+                })
+            }
+        }
+    }
+
+    /// Where this follower's next fetch starts.
+    pub async fn follower_position(&self) -> Result<FollowerPosition, ReplicaError> {
+        self.log
+            .with(|log| FollowerPosition {
+                fetch_offset: log.log_end(),
+                last_fetched_epoch: log.latest_epoch().map(|(e, _)| e),
+            })
+            .await
+            .map_err(|e| self.log_err(e))
+    }
+
+    /// Applies a leader's answer to this follower's fetch under `generation`:
+    /// truncates on a divergence, appends records (durable before this returns,
+    /// with the default flush policy), and takes the leader's high watermark.
+    /// Returns the next fetch position.
+    pub async fn apply_fetched(
+        &self,
+        generation: u64,
+        result: ReadResult,
+    ) -> Result<FollowerPosition, ReplicaError> {
+        let fence = self.fence(generation);
+        if let Some(diverging) = result.diverging {
+            let fence = fence.clone();
+            let tp = self.tp.clone();
+            self.log
+                .with(move |log| {
+                    if !fence.holds() {
+                        return Err(LogError::Fenced);
+                    }
+                    let local = log.end_offset_for_epoch(diverging.epoch);
+                    let point = truncation_point(diverging, local, log.log_end());
+                    tracing::info!(partition = %tp, ?diverging, %point, "truncating a divergent suffix");
+                    log.truncate_to(point)
+                })
+                .await
+                .and_then(|r| r)
+                .map_err(|e| self.log_err(e))?;
+        } else if !result.records.is_empty() {
+            self.log
+                .append_as_follower_fenced(result.records, Some(fence))
+                .await
+                .map_err(|e| self.log_err(e))?;
+        }
+        let position = self.follower_position().await?;
+        let mut inner = lock(&self.inner);
+        if self.generation() == generation {
+            inner.log_end = position.fetch_offset;
+            inner.log_start = inner.log_start.max(result.log_start.min(inner.log_end));
+            inner.high_watermark = result.high_watermark.min(inner.log_end);
+            self.publish(&inner);
+        }
+        Ok(position)
+    }
+
+    /// The follower's fetch offset fell outside the leader's log: below its
+    /// start (retention), start over there; above its end (the leader lost
+    /// records in an unclean election), cut back to it.
+    pub async fn reset_to_leader(
+        &self,
+        generation: u64,
+        leader_start: Offset,
+        leader_end: Offset,
+    ) -> Result<FollowerPosition, ReplicaError> {
+        let fence = self.fence(generation);
+        self.log
+            .with(move |log| {
+                if !fence.holds() {
+                    return Err(LogError::Fenced);
+                }
+                if log.log_end() < leader_start {
+                    log.truncate_fully_and_start_at(leader_start)
+                } else if log.log_end() > leader_end {
+                    log.truncate_to(leader_end).map(|_| ())
+                } else {
+                    Ok(())
+                }
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(|e| self.log_err(e))?;
+        self.follower_position().await
+    }
+
+    /// The lag check, on the leader: a shrink to propose, if any.
+    pub fn check_lagging(&self) -> Option<IsrProposal> {
+        let mut inner = lock(&self.inner);
+        let now = self.clock.now_ms();
+        let Role::Leader(state) = &mut inner.role else {
+            return None;
+        };
+        let change = state.check_lagging(now)?;
+        self.proposal(&inner, change)
+    }
+
+    /// The controller's answer to `proposal`: the new record, or `None` if it
+    /// was refused (the next metadata record sets things right).
+    pub fn on_isr_answer(&self, proposal: &IsrProposal, record: Option<PartitionInfo>) {
+        let mut inner = lock(&self.inner);
+        let current = inner
+            .info
+            .as_ref()
+            .map(|i| (i.leader_epoch, i.partition_epoch));
+        let log_end = inner.log_end;
+        let accepted = record.filter(|r| {
+            Some(r.leader_epoch) == current.map(|c| c.0)
+                && current.is_some_and(|c| r.partition_epoch > c.1)
+        });
+        if current.map(|c| c.0) != Some(proposal.leader_epoch) {
+            return;
+        }
+        let Role::Leader(state) = &mut inner.role else {
+            return;
+        };
+        state.on_isr_answer(accepted.as_ref().map(|r| r.isr.as_slice()), log_end);
+        inner.high_watermark = state.high_watermark();
+        if let Some(record) = accepted {
+            tracing::info!(partition = %self.tp, isr = ?record.isr, "ISR changed");
+            inner.info = Some(record);
+        }
+        self.publish(&inner);
+    }
+
+    /// Retention: deletes old segments entirely below the high watermark.
+    pub async fn apply_retention(&self) -> Result<(), ReplicaError> {
+        let hw = self.progress().high_watermark;
+        let now = self.clock.now_ms();
+        let outcome = self
+            .log
+            .with(move |log| log.apply_retention(now, hw))
+            .await
+            .and_then(|r| r)
+            .map_err(|e| self.log_err(e))?;
+        if !outcome.deleted_segments.is_empty() {
+            tracing::info!(partition = %self.tp, segments = outcome.deleted_segments.len(), log_start = %outcome.log_start, "retention deleted segments");
+            let mut inner = lock(&self.inner);
+            inner.log_start = inner.log_start.max(outcome.log_start);
+            self.publish(&inner);
+        }
+        Ok(())
+    }
+
+    /// Stops the replica and deletes its log.
+    pub async fn delete(&self) -> Result<(), ReplicaError> {
+        self.step_down();
+        self.log.delete().await.map_err(|e| self.log_err(e))
+    }
+
+    /// Stops the replica: no more appends; the writer flushes and closes when
+    /// the last handle goes.
+    pub fn stop(&self) {
+        self.step_down();
+    }
+}

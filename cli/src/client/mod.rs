@@ -1,0 +1,478 @@
+//! The Rust client: bootstrap, metadata, and produce, fetch and offset calls
+//! routed to partition leaders, with retries on the errors that say "ask the
+//! new leader" (Kafka's retriable errors), up to a deadline.
+//!
+//! ```text
+//! Client::connect(bootstrap) ─> Metadata from the first node that answers
+//! produce(topic, p, batch) ─> leader of p ─┬─ ok ─> base offset
+//!                                         └─ NOT_LEADER(leader address) / unavailable
+//!                                            ─> re-route (or refresh metadata), back off, retry
+//! Producer: partitioner + batching per partition; Consumer: positions + fetch per leader
+//! ```
+
+mod consumer;
+mod partitioner;
+mod producer;
+mod records;
+
+pub use consumer::{Consumer, StartAt};
+pub use partitioner::{murmur2, partition_for_key};
+pub use producer::{Producer, Sent};
+pub use records::{decode_batches, encode_batch, ConsumerRecord, ProducerRecord, ProducerStamp};
+
+use prost::Message;
+use raftline_proto::pb::{self, broker_client::BrokerClient, ErrorCode};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use thiserror::Error;
+use tonic::transport::{Channel, Endpoint};
+
+pub use pb::Acks;
+
+/// What can go wrong talking to the cluster.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ClientError {
+    /// No bootstrap server answered.
+    #[error("cannot reach any node at {servers} ({last}). Is the cluster up? Start it with `scripts/cluster.sh up`, or pass --bootstrap-server host:port")]
+    NoBroker {
+        /// The servers tried.
+        servers: String,
+        /// The last failure.
+        last: String,
+    },
+    /// The server answered with a typed error.
+    #[error("{}: {message}", code.as_str_name())]
+    Server {
+        /// The code.
+        code: ErrorCode,
+        /// The server's message (names the partition).
+        message: String,
+        /// For NOT_LEADER: the leader's client address.
+        leader_address: Option<String>,
+    },
+    /// The connection or call failed.
+    #[error("{0}")]
+    Transport(String),
+    /// Records could not be decoded.
+    #[error("corrupt records: {0}")]
+    Corrupt(String),
+    /// The caller's input is unusable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ClientError {
+    /// The typed code, when the server sent one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again (after re-routing) may succeed, as Kafka's
+    /// clients treat these codes.
+    pub fn retriable(&self) -> bool {
+        match self {
+            ClientError::Server { code, .. } => matches!(
+                code,
+                ErrorCode::NotLeaderOrFollower
+                    | ErrorCode::UnknownLeaderEpoch
+                    | ErrorCode::FencedLeaderEpoch
+                    | ErrorCode::NotEnoughReplicas
+                    | ErrorCode::RequestTimedOut
+                    | ErrorCode::UnknownTopicOrPartition
+                    | ErrorCode::KafkaStorageError
+            ),
+            ClientError::Transport(_) | ClientError::NoBroker { .. } => true,
+            ClientError::Corrupt(_) | ClientError::Invalid(_) => false,
+        }
+    }
+
+    fn from_wire(error: pb::Error) -> ClientError {
+        ClientError::Server {
+            code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
+            message: error.message,
+            leader_address: error.leader_address,
+        }
+    }
+
+    fn from_status(status: tonic::Status) -> ClientError {
+        match pb::Error::decode(status.details()) {
+            Ok(e) if e.code != 0 => ClientError::from_wire(e),
+            _ => ClientError::Transport(format!("{}: {}", status.code(), status.message())),
+        }
+    }
+}
+
+/// How the client connects and how long it keeps trying.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Client ports to ask first, `host:port`.
+    pub bootstrap: Vec<String>,
+    /// One call's deadline (beyond a fetch's long poll).
+    pub request_timeout: Duration,
+    /// A connection attempt's deadline.
+    pub connect_timeout: Duration,
+    /// Between retries.
+    pub retry_backoff: Duration,
+    /// How long a produce keeps retrying before it fails (Kafka's
+    /// `delivery.timeout.ms`).
+    pub delivery_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults for `bootstrap` (comma-separated `host:port` also accepted).
+    pub fn new(bootstrap: &str) -> Self {
+        ClientConfig {
+            bootstrap: bootstrap
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(2),
+            retry_backoff: Duration::from_millis(100),
+            delivery_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The cluster as one node described it.
+#[derive(Clone, Debug, Default)]
+pub struct Metadata {
+    /// Broker id -> its description.
+    pub brokers: BTreeMap<u32, pb::BrokerMetadata>,
+    /// Topic name -> its description.
+    pub topics: BTreeMap<String, pb::TopicMetadata>,
+}
+
+impl Metadata {
+    /// The client address of `topic`'s partition `p`'s leader.
+    pub fn leader_address(&self, topic: &str, p: u32) -> Option<String> {
+        let leader = self
+            .topics
+            .get(topic)?
+            .partitions
+            .iter()
+            .find(|m| m.index == p)?
+            .leader?;
+        self.brokers
+            .get(&leader)
+            .map(|b| b.address.clone())
+            .filter(|a| !a.is_empty())
+    }
+}
+
+struct State {
+    channels: BTreeMap<String, Channel>,
+    metadata: Arc<Metadata>,
+    /// Leaders learned from NOT_LEADER errors, ahead of metadata.
+    leaders: BTreeMap<(String, u32), String>,
+}
+
+/// A cloneable connection to a Raftline cluster.
+#[derive(Clone)]
+pub struct Client {
+    config: Arc<ClientConfig>,
+    state: Arc<Mutex<State>>,
+}
+
+impl Client {
+    /// Connects: asks the bootstrap servers for metadata until one answers.
+    pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        let client = Client {
+            config: Arc::new(config),
+            state: Arc::new(Mutex::new(State {
+                channels: BTreeMap::new(),
+                metadata: Arc::new(Metadata::default()),
+                leaders: BTreeMap::new(),
+            })),
+        };
+        client.refresh_metadata().await?;
+        Ok(client)
+    }
+
+    /// The client's settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
+        let mut state = self.state();
+        if let Some(channel) = state.channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ClientError::Invalid(format!("{addr:?} is not host:port: {e}")))?
+            .connect_timeout(self.config.connect_timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        state.channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    fn broker(&self, addr: &str) -> Result<BrokerClient<Channel>, ClientError> {
+        Ok(BrokerClient::new(self.channel(addr)?)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX))
+    }
+
+    /// The metadata last fetched.
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.state().metadata.clone()
+    }
+
+    /// Fetches metadata from the known brokers, then the bootstrap servers.
+    pub async fn refresh_metadata(&self) -> Result<Arc<Metadata>, ClientError> {
+        let known: Vec<String> = self
+            .metadata()
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.address.clone())
+            .collect();
+        let mut last = String::from("no address given");
+        for addr in known.iter().chain(self.config.bootstrap.iter()) {
+            let mut broker = match self.broker(addr) {
+                Ok(b) => b,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let call = broker.metadata(pb::MetadataRequest { topics: Vec::new() });
+            match tokio::time::timeout(self.config.connect_timeout * 2, call).await {
+                Ok(Ok(reply)) => {
+                    let reply = reply.into_inner();
+                    let metadata = Arc::new(Metadata {
+                        brokers: reply.brokers.into_iter().map(|b| (b.id, b)).collect(),
+                        topics: reply
+                            .topics
+                            .into_iter()
+                            .map(|t| (t.name.clone(), t))
+                            .collect(),
+                    });
+                    let mut state = self.state();
+                    state.metadata = metadata.clone();
+                    state.leaders.clear();
+                    return Ok(metadata);
+                }
+                Ok(Err(status)) => last = format!("{addr}: {}", status.message()),
+                Err(_) => last = format!("{addr}: no answer in time"),
+            }
+        }
+        Err(ClientError::NoBroker {
+            servers: self.config.bootstrap.join(","),
+            last,
+        })
+    }
+
+    /// `topic`'s partitions (from metadata, refreshed once if it is unknown).
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<pb::PartitionMetadata>, ClientError> {
+        let mut metadata = self.metadata();
+        if !metadata.topics.contains_key(topic) {
+            metadata = self.refresh_metadata().await?;
+        }
+        match metadata.topics.get(topic) {
+            Some(t) if t.error.is_none() => Ok(t.partitions.clone()),
+            _ => Err(ClientError::Server {
+                code: ErrorCode::UnknownTopicOrPartition,
+                message: format!(
+                    "unknown topic {topic:?}: create it with `raftline topic create {topic} --partitions N --replication-factor R`"
+                ),
+                leader_address: None,
+            }),
+        }
+    }
+
+    /// Where to send requests for `topic`'s partition `p`.
+    fn leader(&self, topic: &str, p: u32) -> Option<String> {
+        let state = self.state();
+        state
+            .leaders
+            .get(&(topic.to_string(), p))
+            .cloned()
+            .or_else(|| state.metadata.leader_address(topic, p))
+    }
+
+    /// After a failed call for `topic`/`p`: learn the leader from the error,
+    /// or refresh metadata.
+    async fn reroute(&self, topic: &str, p: u32, error: &ClientError) {
+        if let ClientError::Server {
+            leader_address: Some(addr),
+            ..
+        } = error
+        {
+            self.state()
+                .leaders
+                .insert((topic.to_string(), p), addr.clone());
+            return;
+        }
+        let _ = self.refresh_metadata().await;
+    }
+
+    /// Runs `call` against `topic`/`p`'s leader, re-routing and retrying
+    /// retriable failures until `deadline` has passed.
+    async fn with_leader<T, F, Fut>(
+        &self,
+        topic: &str,
+        p: u32,
+        deadline: Duration,
+        call: F,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn(BrokerClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let give_up = tokio::time::Instant::now() + deadline;
+        loop {
+            let result = match self.leader(topic, p) {
+                Some(addr) => match self.broker(&addr) {
+                    Ok(broker) => call(broker).await,
+                    Err(e) => Err(e),
+                },
+                None => Err(ClientError::Server {
+                    code: ErrorCode::NotLeaderOrFollower,
+                    message: format!("{topic}-{p} has no leader right now"),
+                    leader_address: None,
+                }),
+            };
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) if e.retriable() && tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(self.config.retry_backoff).await;
+                    self.reroute(topic, p, &e).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Appends one batch to `topic`/`p` on its leader; the base offset
+    /// (`None` with acks=0). Retries retriable errors for the delivery timeout.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        p: u32,
+        records: bytes::Bytes,
+        acks: Acks,
+    ) -> Result<Option<u64>, ClientError> {
+        let timeout_ms = u32::try_from(self.config.request_timeout.as_millis()).unwrap_or(u32::MAX);
+        let request = pb::ProduceRequest {
+            topic: topic.to_string(),
+            partition: p,
+            acks: acks as i32,
+            timeout_ms,
+            records,
+        };
+        let rpc_deadline = self.config.request_timeout + self.config.connect_timeout;
+        self.with_leader(topic, p, self.config.delivery_timeout, |mut broker| {
+            let request = request.clone();
+            async move {
+                let reply = tokio::time::timeout(rpc_deadline, broker.produce(request))
+                    .await
+                    .map_err(|_| ClientError::Transport("produce: no answer in time".into()))?
+                    .map_err(ClientError::from_status)?
+                    .into_inner();
+                match reply.error {
+                    Some(e) => Err(ClientError::from_wire(e)),
+                    None if acks == Acks::None => Ok(None),
+                    None => Ok(Some(reply.base_offset)),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads committed records of `topic`/`p` from `offset` (long poll up to
+    /// `max_wait`): the result as the leader sent it.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        p: u32,
+        offset: u64,
+        max_wait: Duration,
+        max_bytes: u32,
+    ) -> Result<pb::FetchResult, ClientError> {
+        let request = pb::FetchRequest {
+            partitions: vec![pb::FetchPartition {
+                topic: topic.to_string(),
+                partition: p,
+                offset,
+                current_leader_epoch: None,
+                max_bytes,
+                last_fetched_epoch: None,
+            }],
+            max_wait_ms: u32::try_from(max_wait.as_millis()).unwrap_or(u32::MAX),
+            min_bytes: 1,
+            max_bytes,
+        };
+        let rpc_deadline = max_wait + self.config.request_timeout;
+        self.with_leader(topic, p, self.config.request_timeout, |mut broker| {
+            let request = request.clone();
+            async move {
+                let reply = tokio::time::timeout(rpc_deadline, broker.fetch(request))
+                    .await
+                    .map_err(|_| ClientError::Transport("fetch: no answer in time".into()))?
+                    .map_err(ClientError::from_status)?
+                    .into_inner();
+                let result = reply
+                    .partitions
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| ClientError::Transport("fetch: an empty answer".into()))?;
+                match result.error.clone() {
+                    Some(e) if e.code != ErrorCode::OffsetOutOfRange as i32 => {
+                        Err(ClientError::from_wire(e))
+                    }
+                    _ => Ok(result),
+                }
+            }
+        })
+        .await
+    }
+
+    /// ListOffsets for `topic`/`p`: -2 earliest, -1 latest, else a timestamp.
+    pub async fn list_offset(
+        &self,
+        topic: &str,
+        p: u32,
+        timestamp: i64,
+    ) -> Result<Option<u64>, ClientError> {
+        let request = pb::ListOffsetsRequest {
+            partitions: vec![pb::ListOffsetsPartition {
+                topic: topic.to_string(),
+                partition: p,
+                timestamp,
+            }],
+        };
+        let rpc_deadline = self.config.request_timeout;
+        self.with_leader(topic, p, self.config.request_timeout, |mut broker| {
+            let request = request.clone();
+            async move {
+                let reply = tokio::time::timeout(rpc_deadline, broker.list_offsets(request))
+                    .await
+                    .map_err(|_| ClientError::Transport("list offsets: no answer in time".into()))?
+                    .map_err(ClientError::from_status)?
+                    .into_inner();
+                let result = reply.partitions.into_iter().next().ok_or_else(|| {
+                    ClientError::Transport("list offsets: an empty answer".into())
+                })?;
+                match result.error {
+                    Some(e) => Err(ClientError::from_wire(e)),
+                    None => Ok(result.offset),
+                }
+            }
+        })
+        .await
+    }
+}
