@@ -47,7 +47,11 @@ pub fn error_code(error: &ReplicaError) -> ErrorCode {
         ReplicaError::CorruptRecord { .. } => ErrorCode::CorruptRecord,
         ReplicaError::InvalidRequest(_) => ErrorCode::InvalidRequest,
         ReplicaError::Storage { .. } => ErrorCode::KafkaStorageError,
-        ReplicaError::Timeout { .. } => ErrorCode::RequestTimedOut,
+        ReplicaError::Timeout { .. } | ReplicaError::Unavailable { .. } => {
+            ErrorCode::RequestTimedOut
+        }
+        ReplicaError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+        ReplicaError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
     }
 }
 
@@ -390,6 +394,24 @@ impl pb::broker_server::Broker for BrokerService {
         .await;
         Ok(Response::new(pb::FetchResponse {
             partitions: results,
+        }))
+    }
+
+    async fn init_producer_id(
+        &self,
+        _request: Request<pb::InitProducerIdRequest>,
+    ) -> Result<Response<pb::InitProducerIdResponse>, Status> {
+        Ok(Response::new(match self.manager.next_producer_id().await {
+            Ok(producer_id) => pb::InitProducerIdResponse {
+                error: None,
+                producer_id,
+                producer_epoch: 0,
+            },
+            Err(e) => pb::InitProducerIdResponse {
+                error: Some(error_to_wire(&e, &self.manager.link().metadata)),
+                producer_id: -1,
+                producer_epoch: -1,
+            },
         }))
     }
 

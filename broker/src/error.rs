@@ -93,6 +93,27 @@ pub enum LogError {
         /// The failure that stopped it.
         reason: String,
     },
+    /// An idempotent producer's batch does not follow its last one (a batch
+    /// was lost in between); nothing was appended.
+    #[error("producer {producer_id}: sequence {got} does not follow the last batch (expected {expected})")]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The sequence the next batch must start with.
+        expected: i32,
+        /// The batch's.
+        got: i32,
+    },
+    /// A batch from an older epoch of the producer (a zombie instance).
+    #[error("producer {producer_id}: epoch {epoch} is older than its current epoch {current}")]
+    InvalidProducerEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The newest epoch seen.
+        current: i16,
+    },
     /// The log's writer task has stopped.
     #[error("log writer stopped")]
     WriterStopped,

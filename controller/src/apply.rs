@@ -5,7 +5,7 @@
 //! committed by writing those records. A rejected command therefore cannot leave
 //! anything half-done: planning has no `&mut` to do it with.
 
-use crate::command::{Applied, Command, MetadataDelta};
+use crate::command::{Applied, Command, MetadataDelta, PRODUCER_ID_BLOCK};
 use crate::error::MetadataError;
 use crate::model::{MetadataState, Topic};
 use crate::placement::place_replicas;
@@ -84,6 +84,19 @@ impl MetadataState {
                 partition,
                 election,
             } => self.plan_elect_leader(topic, *partition, *election),
+            Command::AllocateProducerIds {
+                broker,
+                broker_epoch,
+            } => {
+                self.current_broker(*broker, Some(*broker_epoch))?;
+                // 2^63 ids at 1000 per block: never exhausted in practice.
+                let first = self.next_producer_id;
+                Ok(vec![MetadataDelta::ProducerIdsAllocated {
+                    broker: *broker,
+                    first,
+                    count: PRODUCER_ID_BLOCK,
+                }])
+            }
         }
     }
 
@@ -118,6 +131,9 @@ impl MetadataState {
             }
             MetadataDelta::TopicDeleted { name, .. } => {
                 self.topics.remove(name);
+            }
+            MetadataDelta::ProducerIdsAllocated { first, count, .. } => {
+                self.next_producer_id = self.next_producer_id.max(first.saturating_add(*count));
             }
         }
     }

@@ -108,7 +108,7 @@ impl MetadataState {
     }
 
     /// The registered broker `id`, checked against `epoch` if one is given.
-    fn current_broker(
+    pub(crate) fn current_broker(
         &self,
         id: BrokerId,
         epoch: Option<BrokerEpoch>,

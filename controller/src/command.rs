@@ -86,6 +86,14 @@ pub enum Command {
     },
     /// A partition leader's compare-and-set of its ISR.
     AlterPartition(AlterPartitionRequest),
+    /// A broker asks for a block of producer ids to hand to idempotent
+    /// producers (KIP-730): ids are unique across the cluster for ever.
+    AllocateProducerIds {
+        /// The broker.
+        broker: BrokerId,
+        /// Its current registration epoch.
+        broker_epoch: BrokerEpoch,
+    },
     /// Asks for a leader election of one partition.
     ElectLeader {
         /// The topic.
@@ -174,4 +182,16 @@ pub enum MetadataDelta {
         /// Its id.
         id: TopicId,
     },
+    /// Producer ids `first..first + count` now belong to `broker`.
+    ProducerIdsAllocated {
+        /// The broker.
+        broker: BrokerId,
+        /// The block's first id.
+        first: u64,
+        /// Ids in the block.
+        count: u64,
+    },
 }
+
+/// Producer ids per [`Command::AllocateProducerIds`].
+pub const PRODUCER_ID_BLOCK: u64 = 1000;

@@ -76,6 +76,11 @@ pub fn update(update: &MetadataUpdate) -> pb::MetadataUpdate {
 fn record(delta: &MetadataDelta) -> pb::MetadataRecord {
     use pb::metadata_record::Record;
     let record = match delta {
+        // Controller bookkeeping, nothing for brokers' caches: a record
+        // without a body, which subscribers skip.
+        MetadataDelta::ProducerIdsAllocated { .. } => {
+            return pb::MetadataRecord { record: None };
+        }
         MetadataDelta::BrokerChanged(b) => Record::Broker(pb::BrokerRecord {
             id: b.id.0,
             epoch: b.epoch.0,

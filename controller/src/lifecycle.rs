@@ -165,6 +165,30 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
             .ok_or_else(|| ControllerError::Unavailable("the ISR change applied but was not reported".into()))
     }
 
+    /// A block of producer ids for broker `id` at registration `epoch`:
+    /// `(first, count)`.
+    pub async fn allocate_producer_ids(
+        &self,
+        id: BrokerId,
+        epoch: BrokerEpoch,
+    ) -> Result<(u64, u64), ControllerError> {
+        let applied = self
+            .node
+            .propose(&Command::AllocateProducerIds {
+                broker: id,
+                broker_epoch: epoch,
+            })
+            .await?;
+        applied
+            .deltas
+            .into_iter()
+            .find_map(|d| match d {
+                MetadataDelta::ProducerIdsAllocated { first, count, .. } => Some((first, count)),
+                _ => None,
+            })
+            .ok_or_else(|| ControllerError::Unavailable("the producer ids were allocated but not reported".into()))
+    }
+
     /// One pass of the session monitor: on the leader, fences every unfenced
     /// broker whose session has expired. Returns the brokers fenced.
     pub async fn check_sessions(&self, now: Instant) -> Result<Vec<BrokerId>, ControllerError> {

@@ -93,6 +93,9 @@ pub struct MetadataState {
     pub(crate) topics: BTreeMap<TopicName, Topic>,
     /// The id the next created topic gets; larger than every id ever given.
     pub(crate) next_topic_id: u64,
+    /// The first producer id not yet handed to a broker.
+    #[serde(default)]
+    pub(crate) next_producer_id: u64,
 }
 
 impl Default for MetadataState {
@@ -102,6 +105,7 @@ impl Default for MetadataState {
             brokers: BTreeMap::new(),
             topics: BTreeMap::new(),
             next_topic_id: 1,
+            next_producer_id: 0,
         }
     }
 }
@@ -115,6 +119,11 @@ impl MetadataState {
     /// The number of commands accepted so far.
     pub fn version(&self) -> MetadataVersion {
         self.version
+    }
+
+    /// The first producer id not yet handed out.
+    pub fn next_producer_id(&self) -> u64 {
+        self.next_producer_id
     }
 
     /// Every registered broker, by id.

@@ -75,6 +75,12 @@ pub struct BatchHeader {
     /// `recordsCount`: records in the batch (fewer than the offset span after
     /// compaction).
     pub record_count: u32,
+    /// The idempotent producer's id; -1 for none.
+    pub producer_id: i64,
+    /// The producer's epoch.
+    pub producer_epoch: i16,
+    /// The first record's sequence number.
+    pub base_sequence: i32,
 }
 
 fn be_i64(buf: &[u8], at: usize) -> i64 {
@@ -129,6 +135,9 @@ impl BatchHeader {
             max_timestamp: be_i64(buf, 35),
             crc: u32::from_be_bytes([buf[17], buf[18], buf[19], buf[20]]),
             record_count,
+            producer_id: be_i64(buf, 43),
+            producer_epoch: i16::from_be_bytes([buf[51], buf[52]]),
+            base_sequence: be_i32(buf, 53),
         })
     }
 

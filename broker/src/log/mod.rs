@@ -17,12 +17,14 @@ mod batch;
 mod config;
 mod epoch_cache;
 mod index;
+mod producers;
 mod segment;
 mod writer;
 
 pub use batch::{parse_batches, BatchError, BatchHeader, HEADER_LEN};
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch_cache::LeaderEpochCache;
+pub use producers::{ProducerStates, SequenceCheck};
 pub use writer::{spawn_writer, Fence, LogHandle, WriterStats};
 
 use crate::error::{LogError, LogResult};
@@ -42,7 +44,8 @@ pub struct AppendInfo {
     pub first_offset: Offset,
     /// Offset of the last record appended.
     pub last_offset: Offset,
-    /// Batches appended.
+    /// Batches appended; 0 when an idempotent producer's retry was answered
+    /// with its first append's offsets and nothing was written.
     pub batches: usize,
     /// Bytes appended.
     pub bytes: u64,
@@ -110,6 +113,8 @@ pub struct Log {
     failed: Option<String>,
     /// Reused for the leader's rewrite of offsets and epochs.
     write_buf: Vec<u8>,
+    /// Idempotent producers' recent batches.
+    producers: ProducerStates,
     recovery: RecoveryReport,
 }
 
@@ -177,6 +182,7 @@ impl Log {
             last_flush_ms: 0,
             failed: None,
             write_buf: Vec::new(),
+            producers: ProducerStates::default(),
             recovery: RecoveryReport::default(),
         };
         let scanned_epochs = log.load_segments(&bases)?;
@@ -187,7 +193,36 @@ impl Log {
             active.sync().map_err(|e| LogError::io(active.path(), e))?;
         }
         log.durable_end = log.log_end();
+        log.rebuild_producers()?;
         Ok(log)
+    }
+
+    /// Segments scanned for producer state on open and after truncation.
+    const PRODUCER_SCAN_SEGMENTS: usize = 2;
+
+    /// Rebuilds producer state from the batch headers of the last segments.
+    fn rebuild_producers(&mut self) -> LogResult<()> {
+        let mut states = ProducerStates::default();
+        for segment in self
+            .segments
+            .values()
+            .rev()
+            .take(Self::PRODUCER_SCAN_SEGMENTS)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            for header in segment.headers()? {
+                states.record(&header);
+            }
+        }
+        self.producers = states;
+        Ok(())
+    }
+
+    /// The idempotent producers' state (tests and tools).
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
     }
 
     /// Loads every segment; returns the epoch starts seen in scanned segments.
@@ -415,6 +450,21 @@ impl Log {
                 header.record_count, header.last_offset_delta
             )));
         }
+        if let SequenceCheck::Duplicate {
+            first_offset,
+            last_offset,
+        } = self.producers.check(&header)?
+        {
+            // A retry of a batch already stored: its first append's offsets,
+            // nothing written (`batches` 0 says so).
+            return Ok(AppendInfo {
+                first_offset,
+                last_offset,
+                batches: 0,
+                bytes: 0,
+                max_timestamp: header.max_timestamp,
+            });
+        }
         self.append_validated(buf, &[header])
     }
 
@@ -548,6 +598,9 @@ impl Log {
         }
         let records: u64 = headers.iter().map(|h| u64::from(h.record_count)).sum();
         self.unflushed_records += records;
+        for h in headers {
+            self.producers.record(h);
+        }
         Ok(AppendInfo {
             first_offset: first.base_offset,
             last_offset: last.last_offset(),
@@ -703,6 +756,7 @@ impl Log {
         if epochs.truncate_from_end(end) {
             self.persist_epochs(epochs)?;
         }
+        self.rebuild_producers()?;
         Ok(end)
     }
 
@@ -729,6 +783,7 @@ impl Log {
             created.map_err(|e| self.fail(format!("creating segment {offset} failed: {e}")))?;
         self.segments.insert(offset, segment);
         self.durable_end = offset;
+        self.producers.clear();
         Ok(())
     }
 

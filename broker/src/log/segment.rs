@@ -511,6 +511,16 @@ impl Segment {
         Ok(())
     }
 
+    /// Every batch header in the segment, in order.
+    pub fn headers(&self) -> LogResult<Vec<BatchHeader>> {
+        let mut headers = Vec::new();
+        self.walk_from(0, self.base, |h| {
+            headers.push(*h);
+            false
+        })?;
+        Ok(headers)
+    }
+
     /// The leader epochs that start in this segment: `(epoch, first offset)` for
     /// each batch whose epoch is newer than every batch before it.
     pub fn epoch_starts(&self) -> LogResult<Vec<(LeaderEpoch, Offset)>> {

@@ -102,6 +102,30 @@ pub enum ReplicaError {
         /// What failed.
         reason: String,
     },
+    /// An idempotent producer's batch does not follow its last one.
+    #[error("{partition}: {reason}; nothing was appended")]
+    OutOfOrderSequence {
+        /// The partition.
+        partition: TopicPartition,
+        /// The log's explanation.
+        reason: String,
+    },
+    /// A batch from an older epoch of its producer.
+    #[error("{partition}: {reason}; nothing was appended")]
+    InvalidProducerEpoch {
+        /// The partition.
+        partition: TopicPartition,
+        /// The log's explanation.
+        reason: String,
+    },
+    /// A cluster service the request needs (the controller) did not answer.
+    #[error("{what} is unavailable right now: {reason}; retry shortly")]
+    Unavailable {
+        /// What.
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// The wait for replicas ran out; the batch may or may not be committed.
     #[error("timed out after {timeout_ms} ms waiting for the replicas of {partition}; the batch is in the leader's log and may yet be committed")]
     Timeout {
@@ -143,6 +167,14 @@ impl ReplicaError {
                 offset,
                 log_start,
                 log_end,
+            },
+            e @ LogError::OutOfOrderSequence { .. } => ReplicaError::OutOfOrderSequence {
+                partition,
+                reason: e.to_string(),
+            },
+            e @ LogError::InvalidProducerEpoch { .. } => ReplicaError::InvalidProducerEpoch {
+                partition,
+                reason: e.to_string(),
             },
             other => ReplicaError::Storage {
                 partition,

@@ -74,6 +74,8 @@ pub struct ReplicaManager {
     controller: ControllerClient,
     partitions: Mutex<BTreeMap<TopicPartition, Arc<Partition>>>,
     fetchers: Mutex<BTreeMap<BrokerId, mpsc::UnboundedSender<FetcherCommand>>>,
+    /// The unused rest of this broker's producer id block: `next..end`.
+    producer_ids: tokio::sync::Mutex<(u64, u64)>,
     shutdown: CancellationToken,
 }
 
@@ -126,6 +128,7 @@ impl ReplicaManager {
             controller,
             partitions: Mutex::new(BTreeMap::new()),
             fetchers: Mutex::new(BTreeMap::new()),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
             shutdown,
         })
     }
@@ -311,6 +314,39 @@ impl ReplicaManager {
                 tracing::warn!(partition = %partition.topic_partition(), error = %e, "retention failed");
             }
         }
+    }
+
+    /// A new producer id, from this broker's block (a new block from the
+    /// controller when it runs out).
+    pub async fn next_producer_id(&self) -> Result<i64, ReplicaError> {
+        let mut block = self.producer_ids.lock().await;
+        if block.0 >= block.1 {
+            let unavailable = |reason: String| ReplicaError::Unavailable {
+                what: "the controller (producer id allocation)".into(),
+                reason,
+            };
+            let epoch = self
+                .link
+                .borrow()
+                .epoch
+                .ok_or_else(|| unavailable("this broker is not registered yet".into()))?;
+            let request = pb::AllocateProducerIdsRequest {
+                broker_id: self.config.local.0,
+                broker_epoch: epoch,
+            };
+            let reply = self
+                .controller
+                .call(|mut c| async move { c.allocate_producer_ids(request).await })
+                .await
+                .map_err(|s| unavailable(s.message().to_string()))?;
+            *block = (reply.first, reply.first.saturating_add(reply.count));
+        }
+        let id = block.0;
+        block.0 += 1;
+        i64::try_from(id).map_err(|_| ReplicaError::Unavailable {
+            what: "producer ids".into(),
+            reason: "exhausted".into(),
+        })
     }
 
     /// Sends an ISR change to the controller leader (in the background) and

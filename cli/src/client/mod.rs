@@ -441,6 +441,50 @@ impl Client {
         .await
     }
 
+    /// A producer id and epoch for an idempotent producer, from any broker.
+    pub async fn init_producer_id(&self) -> Result<(i64, i16), ClientError> {
+        let give_up = tokio::time::Instant::now() + self.config.delivery_timeout;
+        loop {
+            let metadata = self.metadata();
+            let addrs: Vec<String> = metadata
+                .brokers
+                .values()
+                .filter(|b| !b.fenced && !b.address.is_empty())
+                .map(|b| b.address.clone())
+                .chain(self.config.bootstrap.iter().cloned())
+                .collect();
+            let mut last = ClientError::Transport("no broker to ask".into());
+            for addr in addrs {
+                let mut broker = self.broker(&addr)?;
+                let call = broker.init_producer_id(pb::InitProducerIdRequest {});
+                let answer = match tokio::time::timeout(self.config.request_timeout, call).await {
+                    Ok(Ok(reply)) => {
+                        let reply = reply.into_inner();
+                        match reply.error {
+                            Some(e) => Err(ClientError::from_wire(e)),
+                            None => Ok((
+                                reply.producer_id,
+                                i16::try_from(reply.producer_epoch).unwrap_or(0),
+                            )),
+                        }
+                    }
+                    Ok(Err(status)) => Err(ClientError::from_status(status)),
+                    Err(_) => Err(ClientError::Transport(format!("{addr}: no answer in time"))),
+                };
+                match answer {
+                    Ok(ids) => return Ok(ids),
+                    Err(e) if e.retriable() => last = e,
+                    Err(e) => return Err(e),
+                }
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(last);
+            }
+            tokio::time::sleep(self.config.retry_backoff).await;
+            let _ = self.refresh_metadata().await;
+        }
+    }
+
     /// ListOffsets for `topic`/`p`: -2 earliest, -1 latest, else a timestamp.
     pub async fn list_offset(
         &self,

@@ -56,6 +56,20 @@ impl<D: RaftDisk> BrokerLifecycleRpc for BrokerLifecycleService<D> {
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(broker = request.get_ref().broker_id))]
+    async fn allocate_producer_ids(
+        &self,
+        request: Request<pb::AllocateProducerIdsRequest>,
+    ) -> Result<Response<pb::AllocateProducerIdsResponse>, Status> {
+        let r = request.into_inner();
+        let (first, count) = self
+            .lifecycle
+            .allocate_producer_ids(BrokerId(r.broker_id), BrokerEpoch(r.broker_epoch))
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(pb::AllocateProducerIdsResponse { first, count }))
+    }
+
     #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic, partition = request.get_ref().partition))]
     async fn alter_partition(
         &self,

@@ -235,3 +235,32 @@ fn fence_rejections_and_repeats() {
         vec![MetadataDelta::BrokerChanged(c.broker(1))]
     );
 }
+
+#[test]
+fn producer_id_blocks_never_overlap_and_need_the_current_registration() {
+    let mut c = Cluster::new();
+    let epoch = c.register(1, 7);
+    let allocate = |c: &mut Cluster, broker_epoch| {
+        c.apply(Command::AllocateProducerIds {
+            broker: b(1),
+            broker_epoch,
+        })
+    };
+    let first = allocate(&mut c, epoch).unwrap();
+    let second = allocate(&mut c, epoch).unwrap();
+    let block = |a: &Applied| match a.deltas.as_slice() {
+        [MetadataDelta::ProducerIdsAllocated { first, count, .. }] => (*first, *count),
+        other => panic!("unexpected deltas {other:?}"),
+    };
+    let (a, n) = block(&first);
+    let (b2, _) = block(&second);
+    assert_eq!(b2, a + n, "the second block starts where the first ends");
+    assert_eq!(c.state.next_producer_id(), b2 + n);
+    info!("a stale registration gets nothing, and nothing changes");
+    let stale = c.reject(Command::AllocateProducerIds {
+        broker: b(1),
+        broker_epoch: BrokerEpoch(epoch.0 + 100),
+    });
+    assert!(matches!(stale, MetadataError::StaleBrokerEpoch { .. }), "{stale:?}");
+    assert_eq!(c.state.next_producer_id(), b2 + n);
+}
