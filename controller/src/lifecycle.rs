@@ -186,7 +186,11 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
                 MetadataDelta::ProducerIdsAllocated { first, count, .. } => Some((first, count)),
                 _ => None,
             })
-            .ok_or_else(|| ControllerError::Unavailable("the producer ids were allocated but not reported".into()))
+            .ok_or_else(|| {
+                ControllerError::Unavailable(
+                    "the producer ids were allocated but not reported".into(),
+                )
+            })
     }
 
     /// One pass of the session monitor: on the leader, fences every unfenced

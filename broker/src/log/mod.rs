@@ -200,7 +200,9 @@ impl Log {
     /// Segments scanned for producer state on open and after truncation.
     const PRODUCER_SCAN_SEGMENTS: usize = 2;
 
-    /// Rebuilds producer state from the batch headers of the last segments.
+    /// Rebuilds producer state from the batch headers of the last segments. A
+    /// header damaged on disk ends the scan there (reads report the damage;
+    /// the state is only a retry filter and errs towards accepting).
     fn rebuild_producers(&mut self) -> LogResult<()> {
         let mut states = ProducerStates::default();
         for segment in self
@@ -212,8 +214,12 @@ impl Log {
             .into_iter()
             .rev()
         {
-            for header in segment.headers()? {
-                states.record(&header);
+            match segment.headers() {
+                Ok(headers) => headers.iter().for_each(|h| states.record(h)),
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "producer state rebuilt only up to a damaged batch header");
+                    break;
+                }
             }
         }
         self.producers = states;
@@ -714,11 +720,16 @@ impl Log {
     /// Removes every batch whose last offset is at or after `offset` (a batch
     /// containing `offset` goes whole), as a follower does when its log diverges
     /// from its leader's. Returns the new log end (`<= offset`). Truncating at or
-    /// past the log end changes nothing; below the log start, see
+    /// past the log end removes no batch, only epoch entries starting there (a
+    /// leadership that wrote nothing, KIP-279); below the log start, see
     /// [`truncate_fully_and_start_at`](Self::truncate_fully_and_start_at).
     pub fn truncate_to(&mut self, offset: Offset) -> LogResult<Offset> {
         self.check_healthy()?;
         if offset >= self.log_end() {
+            let mut epochs = self.epochs.clone();
+            if epochs.truncate_from_end(offset) {
+                self.persist_epochs(epochs)?;
+            }
             return Ok(self.log_end());
         }
         if offset < self.log_start() {

@@ -9,6 +9,7 @@ mod faults;
 mod model;
 mod real_files;
 mod recovery;
+mod replication;
 mod retention;
 mod support;
 mod writer;

@@ -39,6 +39,23 @@ pub fn batch_with_timestamps(
     value_len: usize,
     tag: &str,
 ) -> Bytes {
+    build_batch(base, epoch, timestamps, value_len, tag, None)
+}
+
+/// An idempotent producer's batch of `count` records: producer id, epoch and
+/// base sequence as given, base offset 0 and no leader epoch (as sent).
+pub fn producer_batch(producer: (i64, i16, i32), count: usize, tag: &str) -> Bytes {
+    build_batch(0, -1, &vec![1_000; count], 0, tag, Some(producer))
+}
+
+fn build_batch(
+    base: u64,
+    epoch: i32,
+    timestamps: &[i64],
+    value_len: usize,
+    tag: &str,
+    producer: Option<(i64, i16, i32)>,
+) -> Bytes {
     let records: Vec<Record> = timestamps
         .iter()
         .enumerate()
@@ -50,13 +67,13 @@ pub fn batch_with_timestamps(
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: epoch,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id: producer.map_or(-1, |p| p.0),
+                producer_epoch: producer.map_or(-1, |p| p.1),
                 timestamp_type: TimestampType::Creation,
                 offset: (base + i as u64) as i64,
                 // The encoder keeps records in one batch only while offset - sequence
                 // stays constant.
-                sequence: i as i32,
+                sequence: producer.map_or(0, |p| p.2) + i as i32,
                 timestamp,
                 key: None,
                 value: Some(Bytes::from(value)),

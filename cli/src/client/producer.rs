@@ -102,7 +102,15 @@ impl Producer {
         let id = self.id;
         let sends = by_partition.into_iter().map(|(p, records)| {
             let sequence = self.sequences.get(&p).copied().unwrap_or(0);
-            send_partition(&self.client, &self.topic, p, records, self.acks, id, sequence)
+            send_partition(
+                &self.client,
+                &self.topic,
+                p,
+                records,
+                self.acks,
+                id,
+                sequence,
+            )
         });
         let mut sent = Vec::new();
         let mut failure = None;
@@ -145,7 +153,9 @@ async fn send_partition(
             && (bytes < MAX_BATCH_BYTES || end == start)
         {
             let r = &records[end];
-            bytes += r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()) + 16;
+            bytes += r.key.as_ref().map_or(0, |k| k.len())
+                + r.value.as_ref().map_or(0, |v| v.len())
+                + 16;
             end += 1;
         }
         let count = end - start;

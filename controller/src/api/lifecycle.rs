@@ -67,7 +67,10 @@ impl<D: RaftDisk> BrokerLifecycleRpc for BrokerLifecycleService<D> {
             .allocate_producer_ids(BrokerId(r.broker_id), BrokerEpoch(r.broker_epoch))
             .await
             .map_err(|e| status(&e))?;
-        Ok(Response::new(pb::AllocateProducerIdsResponse { first, count }))
+        Ok(Response::new(pb::AllocateProducerIdsResponse {
+            first,
+            count,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic, partition = request.get_ref().partition))]

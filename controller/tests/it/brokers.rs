@@ -261,6 +261,9 @@ fn producer_id_blocks_never_overlap_and_need_the_current_registration() {
         broker: b(1),
         broker_epoch: BrokerEpoch(epoch.0 + 100),
     });
-    assert!(matches!(stale, MetadataError::StaleBrokerEpoch { .. }), "{stale:?}");
+    assert!(
+        matches!(stale, MetadataError::StaleBrokerEpoch { .. }),
+        "{stale:?}"
+    );
     assert_eq!(c.state.next_producer_id(), b2 + n);
 }
