@@ -43,26 +43,63 @@ pub fn explain(status: tonic::Status) -> anyhow::Error {
     }
 }
 
-fn topic_json(t: &pb::TopicDescription) -> serde_json::Value {
+/// Each partition's log start and high watermark, from its leader; `None`
+/// where the leader did not answer (offline, or failing over).
+pub type Offsets = BTreeMap<(String, u32), (Option<u64>, Option<u64>)>;
+
+/// Asks every partition's leader for its log start and high watermark.
+pub async fn partition_offsets(servers: &str, topics: &[pb::TopicDescription]) -> Offsets {
+    let mut config = raftline::client::ClientConfig::new(servers);
+    config.request_timeout = Duration::from_secs(2);
+    let Ok(client) = raftline::client::Client::connect(config).await else {
+        return Offsets::new();
+    };
+    let asks = topics.iter().flat_map(|t| {
+        t.partitions.iter().map(|p| {
+            let client = client.clone();
+            let (topic, index) = (t.name.clone(), p.index);
+            async move {
+                let start = client.list_offset(&topic, index, -2).await.ok().flatten();
+                let hw = client.list_offset(&topic, index, -1).await.ok().flatten();
+                ((topic, index), (start, hw))
+            }
+        })
+    });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .collect()
+}
+
+fn topic_json(t: &pb::TopicDescription, offsets: &Offsets) -> serde_json::Value {
     json!({
         "name": t.name,
         "id": t.id,
         "configs": t.configs,
-        "partitions": t.partitions.iter().map(|p| json!({
-            "partition": p.index,
-            "leader": p.leader,
-            "leader_epoch": p.leader_epoch,
-            "replicas": p.replicas,
-            "isr": p.isr,
-        })).collect::<Vec<_>>(),
+        "partitions": t.partitions.iter().map(|p| {
+            let (start, hw) = offsets.get(&(t.name.clone(), p.index)).copied().unwrap_or((None, None));
+            json!({
+                "partition": p.index,
+                "leader": p.leader,
+                "leader_epoch": p.leader_epoch,
+                "replicas": p.replicas,
+                "isr": p.isr,
+                "log_start": start,
+                "high_watermark": hw,
+            })
+        }).collect::<Vec<_>>(),
     })
+}
+
+fn offset_cell(o: Option<u64>) -> String {
+    o.map_or("-".into(), |o| o.to_string())
 }
 
 fn ids(v: &[u32]) -> String {
     v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
-fn print_topic(t: &pb::TopicDescription) {
+fn print_topic(t: &pb::TopicDescription, offsets: &Offsets) {
     let configs: Vec<String> = t.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!(
         "Topic: {}  TopicId: {}  Partitions: {}  ReplicationFactor: {}  Configs: {}",
@@ -76,20 +113,37 @@ fn print_topic(t: &pb::TopicDescription) {
             configs.join(",")
         }
     );
-    let rows: Vec<[String; 5]> = t
+    let rows: Vec<[String; 7]> = t
         .partitions
         .iter()
         .map(|p| {
+            let (start, hw) = offsets
+                .get(&(t.name.clone(), p.index))
+                .copied()
+                .unwrap_or((None, None));
             [
                 p.index.to_string(),
                 p.leader.map_or("none (offline)".into(), |l| l.to_string()),
                 p.leader_epoch.to_string(),
                 ids(&p.replicas),
                 ids(&p.isr),
+                offset_cell(start),
+                offset_cell(hw),
             ]
         })
         .collect();
-    print_rows(["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR"], &rows);
+    print_rows(
+        [
+            "PARTITION",
+            "LEADER",
+            "EPOCH",
+            "REPLICAS",
+            "ISR",
+            "LOG_START",
+            "HIGH_WATERMARK",
+        ],
+        &rows,
+    );
 }
 
 /// `topic create`.
@@ -112,19 +166,25 @@ pub async fn create_topic(
         .await
         .map_err(explain)?
         .into_inner();
+    let offsets = Offsets::new();
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&topic_json(&topic))?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&topic_json(&topic, &offsets))?
+        ),
         Output::Table => {
             println!("Created topic {}.", topic.name);
-            print_topic(&topic);
+            print_topic(&topic, &offsets);
         }
     }
     Ok(())
 }
 
-/// `topic list` and `topic describe`.
+/// `topic list` and `topic describe` (which also asks each partition's
+/// leader for its log start and high watermark).
 pub async fn list_topics(
     admin: &mut AdminClient<Channel>,
+    servers: &str,
     names: Vec<String>,
     describe: bool,
     output: Output,
@@ -134,9 +194,18 @@ pub async fn list_topics(
         .await
         .map_err(explain)?
         .into_inner();
+    let offsets = if describe {
+        partition_offsets(servers, &listed.topics).await
+    } else {
+        Offsets::new()
+    };
     match output {
         Output::Json => {
-            let topics: Vec<_> = listed.topics.iter().map(topic_json).collect();
+            let topics: Vec<_> = listed
+                .topics
+                .iter()
+                .map(|t| topic_json(t, &offsets))
+                .collect();
             println!("{}", serde_json::to_string_pretty(&topics)?);
         }
         Output::Table if describe => {
@@ -144,7 +213,7 @@ pub async fn list_topics(
                 if i > 0 {
                     println!();
                 }
-                print_topic(topic);
+                print_topic(topic, &offsets);
             }
         }
         Output::Table => {

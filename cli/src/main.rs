@@ -242,10 +242,11 @@ async fn run_async(command: Command) -> Result<ExitCode> {
                     .await?;
                 }
                 TopicCommand::List => {
-                    admin::list_topics(&mut client, Vec::new(), false, output).await?
+                    admin::list_topics(&mut client, &bootstrap_server, Vec::new(), false, output)
+                        .await?
                 }
                 TopicCommand::Describe { names } => {
-                    admin::list_topics(&mut client, names, true, output).await?
+                    admin::list_topics(&mut client, &bootstrap_server, names, true, output).await?
                 }
                 TopicCommand::Delete { name } => {
                     admin::delete_topic(&mut client, name, output).await?

@@ -144,19 +144,39 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         config.data_dir.display()
     );
     shutdown_signal().await;
+    // Each step is bounded: a node whose peers are gone still exits.
     tracing::info!("shutting down: controlled shutdown of the broker first");
     link_stop.cancel();
-    let _ = link_task.await;
+    bounded(
+        "the controlled shutdown",
+        Duration::from_secs(10),
+        link_task,
+    )
+    .await;
     replicas_stop.cancel();
-    let _ = replicas.await;
+    bounded("the replicas", Duration::from_secs(5), replicas).await;
     monitor_stop.cancel();
     if let Some(monitor) = monitor {
-        let _ = monitor.await;
+        bounded("the session monitor", Duration::from_secs(2), monitor).await;
     }
     admin_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), admin).await;
-    node.shutdown().await?;
+    bounded("the client port", Duration::from_secs(2), admin).await;
+    tracing::info!("stopping the Raft node");
+    match tokio::time::timeout(Duration::from_secs(5), node.shutdown()).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!("the Raft node did not stop within 5 s; exiting anyway"),
+    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for `task` at most `limit`, then leaves it (the process is ending).
+async fn bounded<T>(what: &str, limit: Duration, task: tokio::task::JoinHandle<T>) {
+    let abort = task.abort_handle();
+    if tokio::time::timeout(limit, task).await.is_err() {
+        tracing::warn!("{what} did not finish within {limit:?}; going on");
+        abort.abort();
+    }
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

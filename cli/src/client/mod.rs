@@ -30,6 +30,9 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use pb::Acks;
 
+/// How long an unknown topic is looked for before it is called unknown.
+pub const METADATA_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What can go wrong talking to the cluster.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum ClientError {
@@ -276,21 +279,27 @@ impl Client {
         })
     }
 
-    /// `topic`'s partitions (from metadata, refreshed once if it is unknown).
+    /// `topic`'s partitions. An unknown topic is asked for again for up to
+    /// [`METADATA_WAIT`] (a topic just created reaches every broker's
+    /// metadata a moment later), then refused.
     pub async fn partitions(&self, topic: &str) -> Result<Vec<pb::PartitionMetadata>, ClientError> {
+        let give_up = tokio::time::Instant::now() + METADATA_WAIT;
         let mut metadata = self.metadata();
-        if !metadata.topics.contains_key(topic) {
+        loop {
+            if let Some(t) = metadata.topics.get(topic).filter(|t| t.error.is_none()) {
+                return Ok(t.partitions.clone());
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(ClientError::Server {
+                    code: ErrorCode::UnknownTopicOrPartition,
+                    message: format!(
+                        "unknown topic {topic:?}: create it with `raftline topic create {topic} --partitions N --replication-factor R`"
+                    ),
+                    leader_address: None,
+                });
+            }
+            tokio::time::sleep(self.config.retry_backoff).await;
             metadata = self.refresh_metadata().await?;
-        }
-        match metadata.topics.get(topic) {
-            Some(t) if t.error.is_none() => Ok(t.partitions.clone()),
-            _ => Err(ClientError::Server {
-                code: ErrorCode::UnknownTopicOrPartition,
-                message: format!(
-                    "unknown topic {topic:?}: create it with `raftline topic create {topic} --partitions N --replication-factor R`"
-                ),
-                leader_address: None,
-            }),
         }
     }
 

@@ -3,5 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod controller_link;
+mod data;
 mod dump_log;
+mod procs;
 mod serve;

@@ -1,0 +1,272 @@
+//! Produce and consume through real processes, with brokers killed on the way.
+
+use crate::procs::{wait_for, ProcCluster};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tracing::info;
+
+fn create(cluster: &ProcCluster, topic: &str, partitions: &str, rf: &str, extra: &[&str]) {
+    let mut args = vec![
+        "topic",
+        "create",
+        topic,
+        "--partitions",
+        partitions,
+        "--replication-factor",
+        rf,
+    ];
+    args.extend_from_slice(extra);
+    let out = cluster.cli(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every record `consume --from-beginning --output json` prints, as
+/// (partition, offset, value).
+fn consume_all(cluster: &ProcCluster, topic: &str, expect: usize) -> Vec<(u64, u64, String)> {
+    let expect = expect.to_string();
+    let out = cluster.cli(&[
+        "consume",
+        topic,
+        "--from-beginning",
+        "--max-messages",
+        &expect,
+        "--timeout-ms",
+        "10000",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            (
+                r["partition"].as_u64().unwrap(),
+                r["offset"].as_u64().unwrap(),
+                r["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn leader_of(cluster: &ProcCluster, topic: &str, p: usize) -> Option<usize> {
+    cluster.partition(topic, p)["leader"]
+        .as_u64()
+        .map(|l| l as usize)
+}
+
+#[test]
+fn acknowledged_records_survive_killing_and_restarting_a_partition_leader() {
+    const N: usize = 100_000;
+    let mut cluster = ProcCluster::start(3);
+    create(&cluster, "orders", "3", "3", &[]);
+    let input: Vec<u8> = (0..N)
+        .flat_map(|i| format!("v{i}\n").into_bytes())
+        .collect();
+
+    std::thread::scope(|s| {
+        let servers = cluster.servers();
+        let producer = s.spawn(move || {
+            std::process::Command::new(crate::procs::BIN)
+                .args(["produce", "orders", "--acks", "all", "--output", "json"])
+                .args(["--bootstrap-server", &servers])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    let mut stdin = child.stdin.take().unwrap();
+                    stdin.write_all(&input)?;
+                    drop(stdin);
+                    child.wait_with_output()
+                })
+                .unwrap()
+        });
+        info!("once partition 0 has committed records, its leader is killed");
+        wait_for("records on partition 0", Duration::from_secs(60), || {
+            cluster.partition("orders", 0)["high_watermark"]
+                .as_u64()
+                .is_some_and(|hw| hw > 0)
+        });
+        let leader = leader_of(&cluster, "orders", 0).unwrap();
+        cluster.kill(leader);
+        wait_for(
+            "a new leader of partition 0",
+            Duration::from_secs(30),
+            || leader_of(&cluster, "orders", 0).is_some_and(|l| l != leader),
+        );
+        info!("the old leader comes back and catches up");
+        cluster.spawn(leader);
+        let out = producer.join().unwrap();
+        assert!(
+            out.status.success(),
+            "produce failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["records"], N);
+    });
+    cluster.wait_live(3);
+
+    let records = consume_all(&cluster, "orders", N);
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, v) in &records {
+        *seen.entry(v.clone()).or_default() += 1;
+    }
+    let duplicated: Vec<_> = seen.iter().filter(|(_, &n)| n > 1).take(5).collect();
+    assert!(duplicated.is_empty(), "duplicates: {duplicated:?}");
+    assert_eq!(seen.len(), N, "every acknowledged record, exactly once");
+    info!("in order within each partition: offsets dense, values increasing");
+    let mut by_partition: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+    for (p, offset, v) in &records {
+        let n: u64 = v[1..].parse().unwrap();
+        by_partition.entry(*p).or_default().push((*offset, n));
+    }
+    for (p, rows) in by_partition {
+        for pair in rows.windows(2) {
+            assert_eq!(pair[1].0, pair[0].0 + 1, "partition {p}: offsets dense");
+            assert!(pair[1].1 > pair[0].1, "partition {p}: values in order");
+        }
+    }
+    info!("the restarted broker is back in the ISR");
+    wait_for("a full ISR", Duration::from_secs(30), || {
+        cluster.partition("orders", 0)["isr"]
+            .as_array()
+            .is_some_and(|isr| isr.len() == 3)
+    });
+}
+
+#[test]
+fn acks_all_with_two_brokers_down_gets_not_enough_replicas_and_appends_nothing() {
+    // Five nodes, so the controller quorum survives two losses and can shrink
+    // the ISR to the leader alone.
+    let mut cluster = ProcCluster::start(5);
+    create(&cluster, "payments", "1", "3", &[]);
+    let out = cluster.cli_with_input(&["produce", "payments"], Some(b"before\n".to_vec()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let partition = cluster.partition("payments", 0);
+    let leader = partition["leader"].as_u64().unwrap() as usize;
+    let followers: Vec<usize> = partition["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_u64().unwrap() as usize)
+        .filter(|&r| r != leader)
+        .collect();
+    for &f in &followers {
+        cluster.kill(f);
+    }
+    wait_for(
+        "the ISR to shrink to the leader",
+        Duration::from_secs(30),
+        || {
+            cluster.partition("payments", 0)["isr"]
+                .as_array()
+                .is_some_and(|isr| isr.len() == 1)
+        },
+    );
+
+    let refused = cluster.cli_with_input(
+        &[
+            "produce",
+            "payments",
+            "--acks",
+            "all",
+            "--delivery-timeout-ms",
+            "1000",
+        ],
+        Some(b"refused\n".to_vec()),
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("NOT_ENOUGH_REPLICAS"), "{stderr}");
+    assert!(
+        stderr.contains("payments-0"),
+        "the error names the partition: {stderr}"
+    );
+
+    info!("the followers return: the log holds only what was acknowledged");
+    for &f in &followers {
+        cluster.spawn(f);
+    }
+    wait_for("a full ISR", Duration::from_secs(60), || {
+        cluster.partition("payments", 0)["isr"]
+            .as_array()
+            .is_some_and(|isr| isr.len() == 3)
+    });
+    let records = consume_all(&cluster, "payments", 1);
+    assert_eq!(records, vec![(0, 0, "before".to_string())]);
+    assert_eq!(
+        cluster.partition("payments", 0)["high_watermark"].as_u64(),
+        Some(1),
+        "nothing after the acknowledged record"
+    );
+}
+
+#[test]
+fn keys_pick_partitions_as_kafka_does_and_consume_prints_them() {
+    let cluster = ProcCluster::start(1);
+    create(&cluster, "users", "3", "1", &[]);
+    let out = cluster.cli_with_input(
+        &["produce", "users", "--key-separator", ":"],
+        Some(b"21:first\na-little-bit-long-string:second\n21:third\n".to_vec()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cluster.cli(&[
+        "consume",
+        "users",
+        "--from-beginning",
+        "--max-messages",
+        "3",
+        "--timeout-ms",
+        "10000",
+        "--print-key",
+        "--print-offset",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // From Kafka's own murmur2 vectors: (murmur2("21") & 0x7fffffff) % 3 = 0
+    // and the long key's is 2. A key keeps its partition and its order.
+    assert_eq!((-973_932_308_i32 & 0x7fff_ffff) % 3, 0);
+    assert_eq!((-985_981_536_i32 & 0x7fff_ffff) % 3, 2);
+    assert!(text.contains("Partition:0\tOffset:0\t21\tfirst"), "{text}");
+    assert!(text.contains("Partition:0\tOffset:1\t21\tthird"), "{text}");
+    assert!(
+        text.contains("Partition:2\tOffset:0\ta-little-bit-long-string\tsecond"),
+        "{text}"
+    );
+    info!("bad input: an unknown topic and a partition that does not exist");
+    let unknown = cluster.cli_with_input(&["produce", "nope"], Some(b"x\n".to_vec()));
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("UNKNOWN_TOPIC_OR_PARTITION") && stderr.contains("raftline topic create"),
+        "{stderr}"
+    );
+    let bad = cluster.cli(&[
+        "consume",
+        "users",
+        "--partition",
+        "7",
+        "--timeout-ms",
+        "100",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no partition 7"));
+}
