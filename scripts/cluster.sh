@@ -15,24 +15,34 @@
 # controller services, replication) 127.0.0.1:5015N; config, data, logs and
 # pids under .cluster/ in the repository (git-ignored). 9092-9094 stay free for
 # the Kafka protocol listener to come.
+#
+# Brokers heartbeat every 100 ms and are fenced after 1 s of silence, so a
+# killed node's partitions fail over within about a second.
+#
+# For tests: RAFTLINE_CLUSTER_DIR (instead of .cluster), RAFTLINE_CLUSTER_CLIENT_BASE
+# and RAFTLINE_CLUSTER_PEER_BASE (node N gets base + N; defaults 50050, 50150).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root="$PWD/.cluster"
+root="${RAFTLINE_CLUSTER_DIR:-$PWD/.cluster}"
 bin="$PWD/target/release/raftline"
-servers="127.0.0.1:50051,127.0.0.1:50052,127.0.0.1:50053"
+client_base="${RAFTLINE_CLUSTER_CLIENT_BASE:-50050}"
+peer_base="${RAFTLINE_CLUSTER_PEER_BASE:-50150}"
+servers="127.0.0.1:$((client_base + 1)),127.0.0.1:$((client_base + 2)),127.0.0.1:$((client_base + 3))"
 
 config() {
   local n=$1
   cat <<TOML
 node_id = $n
 data_dir = "$root/data/node$n"
-client_addr = "127.0.0.1:5005$n"
-peer_addr = "127.0.0.1:5015$n"
+client_addr = "127.0.0.1:$((client_base + n))"
+peer_addr = "127.0.0.1:$((peer_base + n))"
+broker_heartbeat_ms = 100
+broker_session_timeout_ms = 1000
 
 [controllers]
-1 = "127.0.0.1:50151"
-2 = "127.0.0.1:50152"
-3 = "127.0.0.1:50153"
+1 = "127.0.0.1:$((peer_base + 1))"
+2 = "127.0.0.1:$((peer_base + 2))"
+3 = "127.0.0.1:$((peer_base + 3))"
 TOML
 }
 
@@ -65,7 +75,7 @@ start() {
   config "$n" > "$root/node$n.toml"
   nohup "$bin" serve --config "$root/node$n.toml" >> "$root/node$n.log" 2>&1 &
   echo $! > "$root/node$n.pid"
-  echo "started node $n (pid $!), log: .cluster/node$n.log"
+  echo "started node $n (pid $!), log: $root/node$n.log"
 }
 
 # Healthy: a controller leads and `want` brokers are registered and unfenced.
@@ -86,17 +96,18 @@ up() {
   build
   for n in 1 2 3; do start "$n"; done
   if ! wait_healthy 3; then
-    echo "the cluster did not become healthy within 60 s; see .cluster/node*.log" >&2
+    echo "the cluster did not become healthy within 60 s; see $root/node*.log" >&2
     exit 1
   fi
   "$bin" cluster describe --bootstrap-server "$servers"
   cat <<NEXT
 
 Raftline is up. Client endpoints: $servers
-Try:
-  $bin topic create orders --partitions 3 --replication-factor 3
-  seq 1 5 | $bin produce orders
-  $bin consume orders --from-beginning --timeout-ms 2000
+Try (see README.md):
+  export PATH="$PWD/target/release:\$PATH"
+  raftline topic create orders --partitions 3 --replication-factor 3
+  seq 1 1000 | raftline produce orders
+  raftline consume orders --from-beginning --max-messages 1000
 Stop it with: scripts/cluster.sh down
 NEXT
 }
@@ -128,7 +139,7 @@ down() {
   for n in 1 2 3; do running "$n" && kill -CONT "$(pid_of "$n")" 2>/dev/null || true; done
   stop_pids TERM 1 2 3
   rm -f "$root"/node*.pid
-  echo "stopped (data kept in .cluster/data; 'scripts/cluster.sh clean' deletes it)"
+  echo "stopped (data kept in $root/data; 'scripts/cluster.sh clean' deletes it)"
 }
 
 case "${1:-}" in
@@ -140,16 +151,28 @@ case "${1:-}" in
   clean)
     down
     rm -rf "$root"
-    echo "deleted .cluster"
+    echo "deleted $root"
     ;;
   kill)
     check_node "${2:-}"
-    if running "$2"; then
-      kill -KILL "$(pid_of "$2")"
-      echo "killed node $2 (SIGKILL)"
-    else
+    if ! running "$2"; then
       echo "node $2 is not running"
+      exit 0
     fi
+    kill -KILL "$(pid_of "$2")"
+    start_ms=$(date +%s%3N)
+    echo "killed node $2 (SIGKILL); waiting for the cluster to fence its broker..."
+    # Fenced: the controller has moved its leaderships and shrunk its ISRs.
+    for _ in $(seq 1 300); do
+      if json=$("$bin" cluster describe --bootstrap-server "$servers" --output json 2>/dev/null) &&
+        printf '%s' "$json" | tr -d ' \n' | grep -q "\"fenced\":true,\"id\":$2,"; then
+        echo "node $2 is down: its broker was fenced after $(($(date +%s%3N) - start_ms)) ms and its partitions moved to in-sync replicas"
+        exit 0
+      fi
+      sleep 0.1
+    done
+    echo "node $2 was killed but the cluster did not fence it within 30 s; see $root/node*.log" >&2
+    exit 1
     ;;
   pause)
     check_node "${2:-}"
@@ -170,7 +193,7 @@ case "${1:-}" in
     live=0
     for n in 1 2 3; do running "$n" && live=$((live + 1)); done
     if ! wait_healthy "$live"; then
-      echo "node $2 did not rejoin within 60 s; see .cluster/node$2.log" >&2
+      echo "node $2 did not rejoin within 60 s; see $root/node$2.log" >&2
       exit 1
     fi
     echo "node $2 is back"

@@ -6,4 +6,5 @@ mod controller_link;
 mod data;
 mod dump_log;
 mod procs;
+mod quickstart;
 mod serve;
