@@ -79,16 +79,32 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<NodeConfig> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("invalid config {}", path.display()))
+    /// Reads the file at `path` (if any), applies `overrides` (setting name
+    /// -> value, from flags and `RAFTLINE_*` variables) over it, and validates.
+    pub fn load(path: Option<&Path>, overrides: toml::Table) -> Result<NodeConfig> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config {}", path.display()))?;
+                toml::from_str::<toml::Table>(&text)
+                    .with_context(|| format!("invalid config {}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        table.extend(overrides);
+        let where_from = path.map_or("the flags".to_string(), |p| p.display().to_string());
+        Self::from_table(table)
+            .with_context(|| format!("invalid config ({where_from}; see `raftline serve --help`)"))
     }
 
     /// Parses and validates a config file's text.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<NodeConfig> {
-        let raw: RawConfig = toml::from_str(text)?;
+        Self::from_table(toml::from_str(text)?)
+    }
+
+    fn from_table(table: toml::Table) -> Result<NodeConfig> {
+        let raw: RawConfig = table.try_into()?;
         let mut controllers = BTreeMap::new();
         for (id, addr) in raw.controllers {
             let id: u64 = id
@@ -126,9 +142,52 @@ impl NodeConfig {
     }
 }
 
+/// `1=host:port,2=host:port` as the `[controllers]` table.
+pub fn parse_controllers(s: &str) -> Result<toml::Table, String> {
+    let mut table = toml::Table::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("{entry:?} is not id=host:port"))?;
+        table.insert(
+            id.trim().to_string(),
+            toml::Value::String(addr.trim().to_string()),
+        );
+    }
+    Ok(table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_can_stand_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        let mut overrides = toml::Table::new();
+        overrides.insert("client_addr".into(), "127.0.0.1:7000".into());
+        overrides.insert("broker_session_timeout_ms".into(), 3000.into());
+        let c = NodeConfig::load(Some(&path), overrides).unwrap();
+        assert_eq!(c.client_addr.port(), 7000);
+        assert_eq!(c.broker_session_timeout, Duration::from_secs(3));
+        assert_eq!(c.node_id, 1, "the rest comes from the file");
+
+        let mut only_flags = toml::Table::new();
+        only_flags.insert("node_id".into(), 2.into());
+        only_flags.insert("data_dir".into(), "d".into());
+        only_flags.insert("client_addr".into(), "127.0.0.1:1".into());
+        only_flags.insert("peer_addr".into(), "127.0.0.1:2".into());
+        only_flags.insert(
+            "controllers".into(),
+            toml::Value::Table(parse_controllers("2=127.0.0.1:2").unwrap()),
+        );
+        assert_eq!(NodeConfig::load(None, only_flags).unwrap().node_id, 2);
+        let missing = NodeConfig::load(None, toml::Table::new()).unwrap_err();
+        assert!(format!("{missing:#}").contains("node_id"), "{missing:#}");
+        assert!(parse_controllers("1:127.0.0.1:2").is_err());
+    }
 
     const GOOD: &str = r#"
 node_id = 1

@@ -37,11 +37,9 @@ pub enum Output {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node (controller and broker roles) from a config file.
-    Serve {
-        /// The node's TOML config (see docs/ARCHITECTURE.md or scripts/cluster.sh).
-        #[arg(long)]
-        config: PathBuf,
-    },
+    /// Every setting can come from the file, a flag or a RAFTLINE_* variable
+    /// (flags and variables win over the file).
+    Serve(Box<ServeArgs>),
     /// Create, list, describe and delete topics.
     Topic {
         #[command(subcommand)]
@@ -114,6 +112,79 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+}
+
+/// `raftline serve`'s settings.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The node's TOML config (see docs/ARCHITECTURE.md or scripts/cluster.sh).
+    #[arg(long, env = "RAFTLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// This node's id (controller and broker).
+    #[arg(long, env = "RAFTLINE_NODE_ID")]
+    node_id: Option<u64>,
+    /// Where the Raft store and the partition logs live.
+    #[arg(long, env = "RAFTLINE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The client port, host:port (Admin and Broker gRPC).
+    #[arg(long, env = "RAFTLINE_CLIENT_ADDR")]
+    client_addr: Option<String>,
+    /// The peer port, host:port (Raft, controller services, replication).
+    #[arg(long, env = "RAFTLINE_PEER_ADDR")]
+    peer_addr: Option<String>,
+    /// The controller quorum: id=host:port,... (peer addresses).
+    #[arg(long, env = "RAFTLINE_CONTROLLERS", value_parser = config::parse_controllers)]
+    controllers: Option<toml::Table>,
+    /// This broker's rack.
+    #[arg(long, env = "RAFTLINE_RACK")]
+    rack: Option<String>,
+    /// Between broker heartbeats, ms.
+    #[arg(long, env = "RAFTLINE_BROKER_HEARTBEAT_MS")]
+    broker_heartbeat_ms: Option<u64>,
+    /// A broker silent this long is fenced, ms.
+    #[arg(long, env = "RAFTLINE_BROKER_SESSION_TIMEOUT_MS")]
+    broker_session_timeout_ms: Option<u64>,
+    /// A follower not caught up this long leaves the ISR, ms.
+    #[arg(long, env = "RAFTLINE_REPLICA_LAG_TIME_MAX_MS")]
+    replica_lag_time_max_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The settings given as flags or variables, by their config names.
+    fn overrides(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        let mut put = |k: &str, v: Option<toml::Value>| {
+            if let Some(v) = v {
+                t.insert(k.to_string(), v);
+            }
+        };
+        let int =
+            |n: Option<u64>| n.map(|n| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+        put("node_id", int(self.node_id));
+        put(
+            "data_dir",
+            self.data_dir
+                .as_ref()
+                .map(|d| toml::Value::String(d.display().to_string())),
+        );
+        put(
+            "client_addr",
+            self.client_addr.clone().map(toml::Value::String),
+        );
+        put("peer_addr", self.peer_addr.clone().map(toml::Value::String));
+        put(
+            "controllers",
+            self.controllers.clone().map(toml::Value::Table),
+        );
+        put("rack", self.rack.clone().map(toml::Value::String));
+        put("broker_heartbeat_ms", int(self.broker_heartbeat_ms));
+        put(
+            "broker_session_timeout_ms",
+            int(self.broker_session_timeout_ms),
+        );
+        put("replica_lag_time_max_ms", int(self.replica_lag_time_max_ms));
+        t
+    }
 }
 
 /// How the client commands reach the cluster and print.
@@ -204,7 +275,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 async fn run_async(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Serve { config } => {
+        Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -212,7 +283,8 @@ async fn run_async(command: Command) -> Result<ExitCode> {
                     }),
                 )
                 .init();
-            serve::run(config::NodeConfig::load(&config)?).await?;
+            let config = config::NodeConfig::load(args.config.as_deref(), args.overrides())?;
+            serve::run(config).await?;
         }
         Command::Topic {
             command,
