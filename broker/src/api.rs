@@ -220,6 +220,56 @@ impl BrokerService {
     }
 }
 
+impl BrokerService {
+    /// `tp`'s log start, high watermark and log end: from the local replica
+    /// if it leads, else asked of the leader at `leader_addr` (no log end).
+    async fn offsets(
+        &self,
+        tp: &TopicPartition,
+        leader_addr: Option<String>,
+    ) -> (Option<u64>, Option<u64>, Option<u64>) {
+        if let Some(p) = self
+            .manager
+            .partition(tp)
+            .map(|p| p.progress())
+            .filter(|p| p.leader)
+        {
+            return (
+                Some(p.log_start.0),
+                Some(p.high_watermark.0),
+                Some(p.log_end.0),
+            );
+        }
+        let Some(channel) = leader_addr.and_then(|a| self.manager.connector().channel(&a).ok())
+        else {
+            return (None, None, None);
+        };
+        let mut client = pb::broker_client::BrokerClient::new(channel);
+        let request = pb::ListOffsetsRequest {
+            partitions: [-2, -1]
+                .into_iter()
+                .map(|timestamp| pb::ListOffsetsPartition {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    timestamp,
+                })
+                .collect(),
+        };
+        match tokio::time::timeout(Duration::from_secs(2), client.list_offsets(request)).await {
+            Ok(Ok(reply)) => {
+                let r = reply.into_inner().partitions;
+                let at = |i: usize| {
+                    r.get(i)
+                        .filter(|r| r.error.is_none())
+                        .and_then(|r| r.offset)
+                };
+                (at(0), at(1), None)
+            }
+            _ => (None, None, None),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl pb::broker_server::Broker for BrokerService {
     async fn metadata(
@@ -413,6 +463,70 @@ impl pb::broker_server::Broker for BrokerService {
                 producer_epoch: -1,
             },
         }))
+    }
+
+    async fn describe_topics(
+        &self,
+        request: Request<pb::DescribeTopicsRequest>,
+    ) -> Result<Response<pb::DescribeTopicsResponse>, Status> {
+        let wanted = request.into_inner().topics;
+        let metadata = self.manager.link().metadata;
+        let names: Vec<String> = if wanted.is_empty() {
+            metadata.topics().keys().cloned().collect()
+        } else {
+            wanted
+        };
+        let mut topics = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(topic) = metadata.topic(&name) else {
+                topics.push(pb::TopicDetail {
+                    error: Some(error_to_wire(
+                        &ReplicaError::UnknownTopicOrPartition {
+                            partition: TopicPartition {
+                                topic: name.clone(),
+                                partition: 0,
+                            },
+                        },
+                        &metadata,
+                    )),
+                    name,
+                    ..pb::TopicDetail::default()
+                });
+                continue;
+            };
+            let asks = topic.partitions.iter().map(|(&index, p)| {
+                let tp = TopicPartition {
+                    topic: name.clone(),
+                    partition: index,
+                };
+                let leader_addr = p
+                    .leader
+                    .and_then(|l| metadata.broker(l))
+                    .and_then(|b| b.endpoints.get("client").cloned());
+                async move {
+                    let (start, hw, end) = self.offsets(&tp, leader_addr).await;
+                    pb::PartitionDetail {
+                        index,
+                        leader: p.leader.map(|b| b.0),
+                        leader_epoch: p.leader_epoch.0,
+                        replicas: p.replicas.iter().map(|b| b.0).collect(),
+                        isr: p.isr.iter().map(|b| b.0).collect(),
+                        log_start: start,
+                        high_watermark: hw,
+                        log_end: end,
+                    }
+                }
+            });
+            let partitions = futures_util::future::join_all(asks).await;
+            topics.push(pb::TopicDetail {
+                name: name.clone(),
+                id: topic.id,
+                error: None,
+                configs: topic.configs.clone(),
+                partitions,
+            });
+        }
+        Ok(Response::new(pb::DescribeTopicsResponse { topics }))
     }
 
     async fn list_offsets(

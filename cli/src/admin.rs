@@ -14,13 +14,18 @@ use tonic::transport::{Channel, Endpoint};
 
 /// Connects to the first of `servers` (comma-separated `host:port`) that answers.
 pub async fn connect(servers: &str) -> Result<AdminClient<Channel>> {
+    Ok(AdminClient::new(connect_channel(servers).await?))
+}
+
+/// A channel to the first of `servers` that answers.
+pub async fn connect_channel(servers: &str) -> Result<Channel> {
     let mut last = None;
     for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let endpoint = Endpoint::from_shared(format!("http://{server}"))?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(15));
         match endpoint.connect().await {
-            Ok(channel) => return Ok(AdminClient::new(channel)),
+            Ok(channel) => return Ok(channel),
             Err(e) => last = Some(format!("{server}: {e}")),
         }
     }
@@ -47,27 +52,29 @@ pub fn explain(status: tonic::Status) -> anyhow::Error {
 /// where the leader did not answer (offline, or failing over).
 pub type Offsets = BTreeMap<(String, u32), (Option<u64>, Option<u64>)>;
 
-/// Asks every partition's leader for its log start and high watermark.
-pub async fn partition_offsets(servers: &str, topics: &[pb::TopicDescription]) -> Offsets {
-    let mut config = raftline::client::ClientConfig::new(servers);
-    config.request_timeout = Duration::from_secs(2);
-    let Ok(client) = raftline::client::Client::connect(config).await else {
+/// Every partition's log start and high watermark, as its leader reports
+/// them through any broker's DescribeTopics.
+pub async fn partition_offsets(servers: &str, names: Vec<String>) -> Offsets {
+    let Ok(channel) = connect_channel(servers).await else {
         return Offsets::new();
     };
-    let asks = topics.iter().flat_map(|t| {
-        t.partitions.iter().map(|p| {
-            let client = client.clone();
-            let (topic, index) = (t.name.clone(), p.index);
-            async move {
-                let start = client.list_offset(&topic, index, -2).await.ok().flatten();
-                let hw = client.list_offset(&topic, index, -1).await.ok().flatten();
-                ((topic, index), (start, hw))
-            }
-        })
-    });
-    futures_util::future::join_all(asks)
+    let mut broker = pb::broker_client::BrokerClient::new(channel);
+    let Ok(reply) = broker
+        .describe_topics(pb::DescribeTopicsRequest { topics: names })
         .await
+    else {
+        return Offsets::new();
+    };
+    reply
+        .into_inner()
+        .topics
         .into_iter()
+        .flat_map(|t| {
+            let name = t.name;
+            t.partitions
+                .into_iter()
+                .map(move |p| ((name.clone(), p.index), (p.log_start, p.high_watermark)))
+        })
         .collect()
 }
 
@@ -195,7 +202,8 @@ pub async fn list_topics(
         .map_err(explain)?
         .into_inner();
     let offsets = if describe {
-        partition_offsets(servers, &listed.topics).await
+        let names = listed.topics.iter().map(|t| t.name.clone()).collect();
+        partition_offsets(servers, names).await
     } else {
         Offsets::new()
     };
@@ -266,6 +274,10 @@ pub async fn describe_cluster(admin: &mut AdminClient<Channel>, output: Output) 
             let value = json!({
                 "metadata_version": view.metadata_version,
                 "controller_leader": view.controller_leader,
+                "raft_term": view.raft_term,
+                "raft_applied_index": view.raft_applied_index,
+                "offline_partitions": view.offline_partitions.iter().map(|p| format!("{}-{}", p.topic, p.partition)).collect::<Vec<_>>(),
+                "under_replicated_partitions": view.under_replicated_partitions.iter().map(|p| format!("{}-{}", p.topic, p.partition)).collect::<Vec<_>>(),
                 "controllers": view.controllers.iter().map(|c| json!({"id": c.id, "peer_address": c.peer_address, "voter": c.voter})).collect::<Vec<_>>(),
                 "brokers": view.brokers.iter().map(|b| json!({"id": b.id, "epoch": b.epoch, "fenced": b.fenced, "endpoints": b.endpoints, "rack": b.rack})).collect::<Vec<_>>(),
             });
@@ -313,6 +325,26 @@ pub async fn describe_cluster(admin: &mut AdminClient<Channel>, output: Output) 
                 })
                 .collect();
             print_rows(["BROKER", "EPOCH", "STATE", "ENDPOINTS", "RACK"], &brokers);
+            let names = |v: &[pb::PartitionRef]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.iter()
+                        .map(|p| format!("{}-{}", p.topic, p.partition))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            };
+            println!();
+            println!(
+                "Raft term {}, metadata applied to index {} (version {})",
+                view.raft_term, view.raft_applied_index, view.metadata_version
+            );
+            println!("Offline partitions: {}", names(&view.offline_partitions));
+            println!(
+                "Under-replicated partitions: {}",
+                names(&view.under_replicated_partitions)
+            );
         }
     }
     Ok(())

@@ -127,9 +127,14 @@ pub async fn run(config: NodeConfig) -> Result<()> {
 
     let admin_stop = CancellationToken::new();
     let admin = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AdminServer::new(AdminService::new(controller)))
+        limits(tonic::transport::Server::builder())
+            .add_service(
+                AdminServer::new(AdminService::new(controller))
+                    .max_decoding_message_size(1 << 20)
+                    .max_encoding_message_size(16 << 20),
+            )
             .add_service(BrokerService::new(manager.clone()).into_server())
+            .add_service(reflection()?)
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(client),
                 admin_stop.clone().cancelled_owned(),
@@ -168,6 +173,31 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Limits against hostile or broken clients, on the client port: concurrent
+/// streams per connection, a deadline on every request (above the longest
+/// long poll and produce timeout), and keepalives that close dead connections.
+fn limits(builder: tonic::transport::Server) -> tonic::transport::Server {
+    builder
+        .max_concurrent_streams(Some(256))
+        .timeout(Duration::from_secs(65))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+}
+
+/// gRPC server reflection (v1): grpcurl and generated clients in any language
+/// discover the services from the server itself.
+fn reflection() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(raftline_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("cannot build the gRPC reflection service")
 }
 
 /// Waits for `task` at most `limit`, then leaves it (the process is ending).

@@ -60,6 +60,17 @@ pub fn cluster(view: &ClusterView) -> pb::DescribeClusterResponse {
             })
             .collect(),
         metadata_version: view.version.0,
+        raft_term: view.raft_term,
+        raft_applied_index: view.raft_applied_index,
+        offline_partitions: view.offline.iter().map(partition_ref).collect(),
+        under_replicated_partitions: view.under_replicated.iter().map(partition_ref).collect(),
+    }
+}
+
+fn partition_ref((topic, partition): &(String, u32)) -> pb::PartitionRef {
+    pb::PartitionRef {
+        topic: topic.clone(),
+        partition: *partition,
     }
 }
 

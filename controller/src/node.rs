@@ -52,6 +52,14 @@ pub struct ClusterView {
     pub controllers: BTreeMap<NodeId, (String, bool)>,
     /// The metadata version of this view.
     pub version: MetadataVersion,
+    /// This node's Raft term.
+    pub raft_term: u64,
+    /// The index of the last command this node applied.
+    pub raft_applied_index: u64,
+    /// Partitions without a leader: (topic, partition).
+    pub offline: Vec<(String, u32)>,
+    /// Partitions whose ISR is smaller than their replicas.
+    pub under_replicated: Vec<(String, u32)>,
 }
 
 /// A controller node's admin operations over its Raft handle.
@@ -208,11 +216,27 @@ impl<D: RaftDisk> ControllerNode<D> {
                 )
             })
             .collect();
+        let (mut offline, mut under_replicated) = (Vec::new(), Vec::new());
+        for (name, topic) in state.topics() {
+            for (index, p) in &topic.partitions {
+                let id = (name.as_str().to_string(), index.0);
+                if p.leader.is_none() {
+                    offline.push(id.clone());
+                }
+                if p.isr.len() < p.replicas.len() {
+                    under_replicated.push(id);
+                }
+            }
+        }
         ClusterView {
             brokers: state.brokers().values().cloned().collect(),
             controller_leader: metrics.current_leader,
             controllers,
             version: state.version(),
+            raft_term: metrics.current_term,
+            raft_applied_index: metrics.last_applied.map_or(0, |l| l.index),
+            offline,
+            under_replicated,
         }
     }
 }

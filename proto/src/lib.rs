@@ -16,6 +16,11 @@
 
 pub mod transport;
 
+/// The encoded `FileDescriptorSet` of every Raftline `.proto`, for gRPC server
+/// reflection (grpcurl and other generic clients discover the services).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/raftline_descriptor.bin"));
+
 /// Generated protobuf and gRPC types of package `raftline.v1`.
 #[allow(clippy::all, missing_docs)]
 pub mod pb {

@@ -200,7 +200,12 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
         let stop = shutdown.clone();
         let id = config.id;
         let server = tokio::spawn(async move {
+            // Peers only: bounded streams, and keepalives that notice a peer
+            // gone without a FIN (a partition, a paused process).
             let served = tonic::transport::Server::builder()
+                .max_concurrent_streams(Some(1024))
+                .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+                .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await;

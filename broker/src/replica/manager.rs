@@ -138,6 +138,11 @@ impl ReplicaManager {
         self.config.local
     }
 
+    /// How this broker reaches other brokers.
+    pub fn connector(&self) -> &Arc<dyn Connector> {
+        &self.connector
+    }
+
     /// What the controller link knows (metadata, broker epoch).
     pub fn link(&self) -> LinkState {
         self.link.borrow().clone()

@@ -179,6 +179,13 @@ fn acks_all_with_two_brokers_down_gets_not_enough_replicas_and_appends_nothing()
         },
     );
 
+    let view = cluster.json(&["cluster", "describe"]);
+    assert_eq!(
+        view["under_replicated_partitions"],
+        serde_json::json!(["payments-0"]),
+        "{view}"
+    );
+
     let refused = cluster.cli_with_input(
         &[
             "produce",

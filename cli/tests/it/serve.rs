@@ -51,9 +51,53 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
     let topics: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(topics[0]["name"], "orders");
 
+    // gRPC reflection: a generic client discovers the services.
+    let services = reflected_services(servers.split(',').next().unwrap());
+    for expected in ["raftline.v1.Admin", "raftline.v1.Broker"] {
+        assert!(services.iter().any(|s| s == expected), "{services:?}");
+    }
+    let status = cli(&["cluster", "describe", "--output", "json"], &servers);
+    let view: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(view["raft_term"].as_u64().unwrap() >= 1, "{view}");
+    assert!(view["raft_applied_index"].as_u64().unwrap() >= 1, "{view}");
+    assert_eq!(view["offline_partitions"], serde_json::json!([]));
+
     // SIGTERM: each node stops by itself, cleanly.
     for i in 1..=3 {
         let status = cluster.terminate(i);
         assert!(status.success(), "node {i} exited with {status}");
     }
+}
+
+/// The services a node lists through gRPC server reflection.
+fn reflected_services(addr: &str) -> Vec<String> {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = ServerReflectionClient::new(channel);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut replies = client
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let reply = replies.message().await.unwrap().unwrap();
+        match reply.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect()
+            }
+            other => panic!("unexpected reflection answer {other:?}"),
+        }
+    })
 }
