@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks with their raw baselines measured in the same run.
 #
-#   scripts/bench.sh log     the log engine (criterion) + disk baselines (dd)
+#   scripts/bench.sh log      the log engine (criterion) + disk baselines (dd)
+#   scripts/bench.sh produce  produce throughput: 1 node RF 1, then 3 nodes RF 3
+#                             acks=all (the produce_loop example) + disk baselines
 #
 # Files go under $RAFTLINE_BENCH_DIR (default: target/bench-tmp, on the same disk
 # as the build). Release mode always.
@@ -24,7 +26,57 @@ baselines() {
   rm -f "$f"
 }
 
+# Waits until `cluster describe` at $1 shows $2 live brokers.
+wait_live() {
+  for _ in $(seq 1 300); do
+    if [ "$(target/release/raftline cluster describe --bootstrap-server "$1" --output json 2>/dev/null | grep -c '"fenced": false')" -ge "$2" ]; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "cluster at $1 did not come up" >&2
+  exit 1
+}
+
+produce_runs() {
+  local servers=$1 topic=$2
+  for args in "--size 1024 --batch 500 --producers 4" "--size 100 --batch 2000 --producers 4"; do
+    # shellcheck disable=SC2086
+    target/release/examples/produce_loop --bootstrap-server "$servers" --topic "$topic" --records 300000 $args
+  done
+}
+
+produce_bench() {
+  cargo build --release --locked -q -p raftline --bin raftline --example produce_loop
+  local rl=target/release/raftline
+  echo "== 1 node, RF 1 (acks=all is the leader alone)"
+  rm -rf "$dir/one"
+  $rl serve --node-id 1 --data-dir "$dir/one" --client-addr 127.0.0.1:51051 \
+    --peer-addr 127.0.0.1:51151 --controllers 1=127.0.0.1:51151 > "$dir/one.log" 2>&1 &
+  local pid=$!
+  trap 'kill $pid 2>/dev/null || true' EXIT
+  wait_live 127.0.0.1:51051 1
+  $rl topic create bench --partitions 3 --replication-factor 1 --bootstrap-server 127.0.0.1:51051 > /dev/null
+  produce_runs 127.0.0.1:51051 bench
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  trap - EXIT
+  echo "== 3 nodes, RF 3, acks=all"
+  export RAFTLINE_CLUSTER_DIR="$dir/cluster" RAFTLINE_CLUSTER_CLIENT_BASE=51250 RAFTLINE_CLUSTER_PEER_BASE=51350
+  scripts/cluster.sh clean > /dev/null 2>&1 || true
+  scripts/cluster.sh up > /dev/null
+  trap 'scripts/cluster.sh clean > /dev/null 2>&1 || true' EXIT
+  local three=127.0.0.1:51251,127.0.0.1:51252,127.0.0.1:51253
+  $rl topic create bench --partitions 3 --replication-factor 3 --bootstrap-server "$three" > /dev/null
+  produce_runs "$three" bench
+}
+
 case "${1:-}" in
+  produce)
+    baselines
+    produce_bench
+    baselines
+    ;;
   log)
     baselines
     echo "== cargo bench -p raftline-broker --bench log"
@@ -32,7 +84,7 @@ case "${1:-}" in
     baselines
     ;;
   *)
-    echo "usage: scripts/bench.sh log [criterion filter]" >&2
+    echo "usage: scripts/bench.sh log [criterion filter] | produce" >&2
     exit 2
     ;;
 esac

@@ -23,12 +23,12 @@ use raftline_controller::{BrokerLifecycle, ControllerMachine, ControllerNode};
 use raftline_proto::pb::admin_server::AdminServer;
 use raftline_proto::pb::broker_lifecycle_server::BrokerLifecycleServer;
 use raftline_proto::pb::metadata_stream_server::MetadataStreamServer;
+use raftline_proto::transport::accept_no_delay;
 use raftline_raft_store::network::TcpConnector;
 use raftline_raft_store::{NodeConfig as RaftConfig, RaftNode, SledDisk};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 /// How long a forwarded admin proposal may take.
@@ -103,7 +103,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         ControllerMachine::new(),
         disk,
         Arc::new(TcpConnector::default()),
-        TcpListenerStream::new(peer),
+        accept_no_delay(peer),
         |handle, routes| {
             let node = Arc::new(ControllerNode::new(handle.clone(), PROPOSAL_TIMEOUT));
             let lifecycle = Arc::new(BrokerLifecycle::new(node.clone(), session));
@@ -136,7 +136,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
             .add_service(BrokerService::new(manager.clone()).into_server())
             .add_service(reflection()?)
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(client),
+                accept_no_delay(client),
                 admin_stop.clone().cancelled_owned(),
             ),
     );

@@ -14,7 +14,6 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::RoutesBuilder;
 
 /// Why a local cluster operation failed.
@@ -149,7 +148,7 @@ impl<M: StateMachine> LocalCluster<M> {
             .get(&id)
             .cloned()
             .ok_or(LocalClusterError::UnknownNode(id))?;
-        let incoming = TcpListenerStream::new(listener);
+        let incoming = raftline_proto::transport::accept_no_delay(listener);
         let connector = Arc::new(TcpConnector::default());
         let node = RaftNode::start(
             config,
