@@ -313,6 +313,29 @@ impl Client {
             .or_else(|| state.metadata.leader_address(topic, p))
     }
 
+    /// Why there is no address for `topic`/`p`: no such partition in the
+    /// metadata, or no leader right now.
+    fn no_leader(&self, topic: &str, p: u32) -> ClientError {
+        let metadata = self.metadata();
+        let known = metadata
+            .topics
+            .get(topic)
+            .is_some_and(|t| t.partitions.iter().any(|m| m.index == p));
+        if known {
+            ClientError::Server {
+                code: ErrorCode::NotLeaderOrFollower,
+                message: format!("{topic}-{p} has no leader right now; retry shortly"),
+                leader_address: None,
+            }
+        } else {
+            ClientError::Server {
+                code: ErrorCode::UnknownTopicOrPartition,
+                message: format!("unknown topic or partition {topic}-{p}"),
+                leader_address: None,
+            }
+        }
+    }
+
     /// After a failed call for `topic`/`p`: learn the leader from the error,
     /// or refresh metadata.
     async fn reroute(&self, topic: &str, p: u32, error: &ClientError) {
@@ -349,11 +372,7 @@ impl Client {
                     Ok(broker) => call(broker).await,
                     Err(e) => Err(e),
                 },
-                None => Err(ClientError::Server {
-                    code: ErrorCode::NotLeaderOrFollower,
-                    message: format!("{topic}-{p} has no leader right now"),
-                    leader_address: None,
-                }),
+                None => Err(self.no_leader(topic, p)),
             };
             match result {
                 Ok(v) => return Ok(v),

@@ -277,3 +277,105 @@ fn keys_pick_partitions_as_kafka_does_and_consume_prints_them() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no partition 7"));
 }
+
+/// The Broker API's answers to bad input and to the wrong broker, through
+/// the Rust client: each a typed code naming the partition, nothing appended.
+#[test]
+fn bad_batches_and_wrong_brokers_get_typed_errors_and_change_nothing() {
+    use raftline::client::{encode_batch, Acks, Client, ClientConfig, ProducerRecord};
+    use raftline_proto::pb::{self, ErrorCode};
+    let cluster = ProcCluster::start(3);
+    create(
+        &cluster,
+        "small",
+        "1",
+        "3",
+        &["--config", "max.message.bytes=2048"],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut config = ClientConfig::new(&cluster.servers());
+        config.delivery_timeout = Duration::from_millis(500);
+        let client = Client::connect(config).await.unwrap();
+        client.partitions("small").await.unwrap();
+        let record = |n: usize| ProducerRecord {
+            key: None,
+            value: Some(vec![b'x'; n].into()),
+            timestamp: 1,
+        };
+        let code = |r: Result<Option<u64>, raftline::client::ClientError>| r.unwrap_err().code();
+        info!("a batch over max.message.bytes");
+        let big = encode_batch(&[record(4096)], None).unwrap();
+        assert_eq!(
+            code(client.produce("small", 0, big, Acks::All).await),
+            Some(ErrorCode::RecordTooLarge)
+        );
+        info!("a batch whose CRC does not match");
+        let mut bad = encode_batch(&[record(10)], None).unwrap().to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        assert_eq!(
+            code(client.produce("small", 0, bad.into(), Acks::All).await),
+            Some(ErrorCode::CorruptRecord)
+        );
+        info!("an unknown partition");
+        let ok = encode_batch(&[record(10)], None).unwrap();
+        assert_eq!(
+            code(client.produce("small", 9, ok.clone(), Acks::All).await),
+            Some(ErrorCode::UnknownTopicOrPartition)
+        );
+        info!("nothing was appended");
+        assert_eq!(client.list_offset("small", 0, -1).await.unwrap(), Some(0));
+        info!("a fetch beyond the end");
+        let fetched = client
+            .fetch("small", 0, 99, Duration::from_millis(10), 1024)
+            .await
+            .unwrap();
+        assert_eq!(
+            fetched.error.map(|e| e.code),
+            Some(ErrorCode::OffsetOutOfRange as i32)
+        );
+
+        info!("a produce sent to a follower names the leader and its address");
+        let metadata = client.refresh_metadata().await.unwrap();
+        let p = &metadata.topics["small"].partitions[0];
+        let leader = p.leader.unwrap();
+        let follower = p.replicas.iter().copied().find(|&r| r != leader).unwrap();
+        let follower_addr = metadata.brokers[&follower].address.clone();
+        let mut direct =
+            pb::broker_client::BrokerClient::connect(format!("http://{follower_addr}"))
+                .await
+                .unwrap();
+        let answer = direct
+            .produce(pb::ProduceRequest {
+                topic: "small".into(),
+                partition: 0,
+                acks: pb::Acks::All as i32,
+                timeout_ms: 1000,
+                records: ok,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let error = answer.error.unwrap();
+        assert_eq!(error.code, ErrorCode::NotLeaderOrFollower as i32);
+        assert_eq!(error.leader_hint, Some(u64::from(leader)));
+        assert_eq!(
+            error.leader_address.as_deref(),
+            Some(metadata.brokers[&leader].address.as_str())
+        );
+        assert!(error.message.contains("small-0"), "{}", error.message);
+        info!("an unknown acks value is refused as a whole");
+        let status = direct
+            .produce(pb::ProduceRequest {
+                topic: "small".into(),
+                partition: 0,
+                acks: 7,
+                timeout_ms: 1000,
+                records: Default::default(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    });
+}
