@@ -112,12 +112,17 @@ pub async fn run(config: NodeConfig) -> Result<()> {
                     .clone()
                     .spawn_monitor(Duration::from_millis(100), monitor_stop.clone()),
             );
-            routes.add_service(BrokerLifecycleServer::new(BrokerLifecycleService::new(
-                lifecycle,
-            )));
-            routes.add_service(MetadataStreamServer::new(MetadataStreamService::new(
-                handle.clone(),
-            )));
+            routes.add_service(
+                BrokerLifecycleServer::new(BrokerLifecycleService::new(lifecycle))
+                    .max_decoding_message_size(1 << 20)
+                    .max_encoding_message_size(1 << 20),
+            );
+            // A full metadata image can be large; requests are tiny.
+            routes.add_service(
+                MetadataStreamServer::new(MetadataStreamService::new(handle.clone()))
+                    .max_decoding_message_size(1 << 20)
+                    .max_encoding_message_size(64 << 20),
+            );
             routes.add_service(ReplicationService::new(manager.clone()).into_server());
             controller = Some(node);
         },

@@ -193,7 +193,12 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
             shutdown: shutdown.clone(),
         };
         let mut routes = RoutesBuilder::default();
-        routes.add_service(RaftPeerServer::new(RaftPeerService::new(raft)));
+        // Append batches and snapshots: bounded, well above any one message.
+        routes.add_service(
+            RaftPeerServer::new(RaftPeerService::new(raft))
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        );
         services(&handle, &mut routes);
         let routes = routes.routes();
 

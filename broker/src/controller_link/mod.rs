@@ -200,7 +200,7 @@ impl Link {
     async fn subscribe(&mut self) -> Option<Streaming<pb::MetadataUpdate>> {
         let (_, addr) = self.client.next_controller()?;
         let channel = self.client.channel(&addr)?;
-        let mut client = MetadataStreamClient::new(channel);
+        let mut client = MetadataStreamClient::new(channel).max_decoding_message_size(64 << 20);
         let call = tokio::time::timeout(
             self.config.rpc_timeout,
             client.watch(pb::WatchMetadataRequest {}),

@@ -27,6 +27,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+/// After a refused ISR change, before the partition may propose again.
+const ISR_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
 /// The replica manager's settings.
 #[derive(Clone, Debug)]
 pub struct ReplicaManagerConfig {
@@ -384,6 +387,10 @@ impl ReplicaManager {
                 Ok(record) => partition.on_isr_answer(&proposal, Some(partition_from_wire(record))),
                 Err(status) => {
                     tracing::info!(partition = %proposal.partition, %status, "ISR change refused");
+                    // Back off before the next proposal (the pending change
+                    // blocks new ones until answered), so a follower the
+                    // controller keeps refusing does not fill the Raft log.
+                    tokio::time::sleep(ISR_RETRY_BACKOFF).await;
                     partition.on_isr_answer(&proposal, None)
                 }
             }

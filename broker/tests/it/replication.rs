@@ -428,3 +428,45 @@ async fn a_retried_batch_lands_once_across_a_leader_change() {
     );
     assert_eq!(b.log().await.len(), 4);
 }
+
+#[tokio::test(start_paused = true)]
+async fn list_offsets_answers_earliest_latest_and_by_time_below_the_high_watermark() {
+    let mut a = open_on(1, MemStorage::new());
+    a.apply(info(Some(1), 1, &[1], &[1]), 1).await;
+    for (i, ts) in [1_000, 2_000, 3_000].into_iter().enumerate() {
+        a.partition
+            .produce(
+                batch_at(0, 0, 2, 0, ts, &format!("t{i}")),
+                Acks::All,
+                SECOND,
+            )
+            .await
+            .unwrap();
+    }
+    // Offsets 0-1 at 1000 ms, 2-3 at 2000 ms, 4-5 at 3000 ms.
+    let p = &a.partition;
+    assert_eq!(p.list_offset(-2).await.unwrap().0, Some(Offset(0)));
+    assert_eq!(p.list_offset(-1).await.unwrap().0, Some(Offset(6)));
+    assert_eq!(
+        p.list_offset(1_500).await.unwrap(),
+        (Some(Offset(2)), 2_000, LeaderEpoch(1))
+    );
+    assert_eq!(p.list_offset(9_000).await.unwrap().0, None);
+    assert!(matches!(
+        p.list_offset(-7).await,
+        Err(ReplicaError::InvalidRequest(_))
+    ));
+
+    info!("records above the high watermark are not found by time");
+    let mut b = open_on(2, MemStorage::new());
+    b.apply(info(Some(2), 1, &[2, 3], &[2, 3]), 1).await;
+    b.partition
+        .produce(batch_at(0, 0, 1, 0, 5_000, "late"), Acks::Leader, SECOND)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.partition.list_offset(-1).await.unwrap().0,
+        Some(Offset(0))
+    );
+    assert_eq!(b.partition.list_offset(4_000).await.unwrap().0, None);
+}

@@ -45,7 +45,11 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
             client: self
                 .connector
                 .channel(&node.addr)
-                .map(RaftPeerClient::new)
+                .map(|c| {
+                    RaftPeerClient::new(c)
+                        .max_decoding_message_size(64 << 20)
+                        .max_encoding_message_size(64 << 20)
+                })
                 .map_err(|e| e.to_string()),
         }
     }
