@@ -145,6 +145,29 @@ fn result_of(
     }
 }
 
+/// One pass over a fetch's partitions: their results, the bytes read, and
+/// whether something must be answered at once (an error, a divergence).
+#[derive(Default)]
+struct Pass {
+    results: Vec<pb::FetchResult>,
+    bytes: usize,
+    answer_now: bool,
+}
+
+impl Pass {
+    fn push(
+        &mut self,
+        tp: &TopicPartition,
+        read: Result<ReadResult, ReplicaError>,
+        metadata: &MetadataCache,
+    ) {
+        let (result, now) = result_of(tp, read, metadata);
+        self.bytes += result.records.len();
+        self.answer_now |= now;
+        self.results.push(result);
+    }
+}
+
 /// Runs `pass` until it has `min_bytes`, reports something to answer at once
 /// (an error, a divergence), or `max_wait` is over; between passes it waits
 /// for any of the partitions' progress to change.
@@ -156,7 +179,7 @@ async fn long_poll<F, Fut>(
 ) -> Vec<pb::FetchResult>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = (Vec<pb::FetchResult>, usize, bool)>,
+    Fut: Future<Output = Pass>,
 {
     let deadline = tokio::time::Instant::now() + max_wait.min(MAX_WAIT);
     let mut watches: Vec<_> = partitions.iter().map(|p| p.watch()).collect();
@@ -164,7 +187,11 @@ where
         for w in &mut watches {
             w.borrow_and_update();
         }
-        let (results, bytes, answer_now) = pass().await;
+        let Pass {
+            results,
+            bytes,
+            answer_now,
+        } = pass().await;
         if answer_now
             || bytes >= min_bytes.max(1)
             || watches.is_empty()
@@ -412,12 +439,11 @@ impl pb::broker_server::Broker for BrokerService {
             r.min_bytes as usize,
             || async move {
                 let metadata = manager.link().metadata;
-                let mut results = Vec::with_capacity(partitions.len());
-                let (mut bytes, mut answer_now) = (0usize, false);
+                let mut pass = Pass::default();
                 for p in partitions {
                     let tp = topic_partition(p);
-                    let budget = partition_max(p).min(total_max.saturating_sub(bytes));
-                    let read = if budget == 0 && bytes > 0 {
+                    let budget = partition_max(p).min(total_max.saturating_sub(pass.bytes));
+                    let read = if budget == 0 && pass.bytes > 0 {
                         Ok(ReadResult::default())
                     } else {
                         match lookup(manager, &tp) {
@@ -433,12 +459,9 @@ impl pb::broker_server::Broker for BrokerService {
                             Err(e) => Err(e),
                         }
                     };
-                    let (result, now) = result_of(&tp, read, &metadata);
-                    bytes += result.records.len();
-                    answer_now |= now;
-                    results.push(result);
+                    pass.push(&tp, read, &metadata);
                 }
-                (results, bytes, answer_now)
+                pass
             },
         )
         .await;
@@ -625,8 +648,7 @@ impl pb::replication_server::Replication for ReplicationService {
             r.min_bytes as usize,
             || async move {
                 let metadata = manager.link().metadata;
-                let mut results = Vec::with_capacity(fetches.len());
-                let (mut bytes, mut answer_now) = (0usize, false);
+                let mut pass = Pass::default();
                 for (tp, fetch, max_bytes) in fetches {
                     let read = match lookup(manager, tp) {
                         Ok(partition) => match partition.replica_fetch(*fetch, *max_bytes).await {
@@ -640,12 +662,9 @@ impl pb::replication_server::Replication for ReplicationService {
                         },
                         Err(e) => Err(e),
                     };
-                    let (result, now) = result_of(tp, read, &metadata);
-                    bytes += result.records.len();
-                    answer_now |= now;
-                    results.push(result);
+                    pass.push(tp, read, &metadata);
                 }
-                (results, bytes, answer_now)
+                pass
             },
         )
         .await;

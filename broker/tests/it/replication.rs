@@ -118,17 +118,22 @@ impl Replica {
     }
 }
 
-/// One follower fetch from `leader`; returns whether anything changed
-/// (records appended or a divergence truncated).
-async fn fetch_once(leader: &Replica, follower: &Replica) -> bool {
+/// The fetch `follower` sends next.
+async fn next_fetch(follower: &Replica) -> FollowerFetch {
     let position = follower.partition.follower_position().await.unwrap();
-    let fetch = FollowerFetch {
+    FollowerFetch {
         follower: BrokerId(follower.id),
         broker_epoch: 1,
         current_leader_epoch: follower.partition.progress().leader_epoch,
         fetch_offset: position.fetch_offset,
         last_fetched_epoch: position.last_fetched_epoch,
-    };
+    }
+}
+
+/// One follower fetch from `leader`; returns whether anything changed
+/// (records appended or a divergence truncated).
+async fn fetch_once(leader: &Replica, follower: &Replica) -> bool {
+    let fetch = next_fetch(follower).await;
     let (read, _) = leader
         .partition
         .replica_fetch(fetch, 1 << 20)
@@ -145,14 +150,7 @@ async fn fetch_once(leader: &Replica, follower: &Replica) -> bool {
 
 /// The follower's fetch reaches the leader, but the answer is lost.
 async fn fetch_unanswered(leader: &Replica, follower: &Replica) {
-    let position = follower.partition.follower_position().await.unwrap();
-    let fetch = FollowerFetch {
-        follower: BrokerId(follower.id),
-        broker_epoch: 1,
-        current_leader_epoch: follower.partition.progress().leader_epoch,
-        fetch_offset: position.fetch_offset,
-        last_fetched_epoch: position.last_fetched_epoch,
-    };
+    let fetch = next_fetch(follower).await;
     leader
         .partition
         .replica_fetch(fetch, 1 << 20)

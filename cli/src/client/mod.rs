@@ -109,6 +109,20 @@ impl ClientError {
     }
 }
 
+/// One call with a deadline: the answer, the typed error in a failed
+/// status, or a transport error naming `what`.
+async fn rpc<T>(
+    what: &str,
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(deadline, call)
+        .await
+        .map_err(|_| ClientError::Transport(format!("{what}: no answer in time")))?
+        .map(tonic::Response::into_inner)
+        .map_err(ClientError::from_status)
+}
+
 /// How the client connects and how long it keeps trying.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -406,11 +420,7 @@ impl Client {
         self.with_leader(topic, p, self.config.delivery_timeout, |mut broker| {
             let request = request.clone();
             async move {
-                let reply = tokio::time::timeout(rpc_deadline, broker.produce(request))
-                    .await
-                    .map_err(|_| ClientError::Transport("produce: no answer in time".into()))?
-                    .map_err(ClientError::from_status)?
-                    .into_inner();
+                let reply = rpc("produce", rpc_deadline, broker.produce(request)).await?;
                 match reply.error {
                     Some(e) => Err(ClientError::from_wire(e)),
                     None if acks == Acks::None => Ok(None),
@@ -448,11 +458,7 @@ impl Client {
         self.with_leader(topic, p, self.config.request_timeout, |mut broker| {
             let request = request.clone();
             async move {
-                let reply = tokio::time::timeout(rpc_deadline, broker.fetch(request))
-                    .await
-                    .map_err(|_| ClientError::Transport("fetch: no answer in time".into()))?
-                    .map_err(ClientError::from_status)?
-                    .into_inner();
+                let reply = rpc("fetch", rpc_deadline, broker.fetch(request)).await?;
                 let result = reply
                     .partitions
                     .into_iter()
@@ -485,20 +491,15 @@ impl Client {
             for addr in addrs {
                 let mut broker = self.broker(&addr)?;
                 let call = broker.init_producer_id(pb::InitProducerIdRequest {});
-                let answer = match tokio::time::timeout(self.config.request_timeout, call).await {
-                    Ok(Ok(reply)) => {
-                        let reply = reply.into_inner();
-                        match reply.error {
-                            Some(e) => Err(ClientError::from_wire(e)),
-                            None => Ok((
-                                reply.producer_id,
-                                i16::try_from(reply.producer_epoch).unwrap_or(0),
-                            )),
-                        }
-                    }
-                    Ok(Err(status)) => Err(ClientError::from_status(status)),
-                    Err(_) => Err(ClientError::Transport(format!("{addr}: no answer in time"))),
-                };
+                let answer = rpc("init producer id", self.config.request_timeout, call)
+                    .await
+                    .and_then(|reply| match reply.error {
+                        Some(e) => Err(ClientError::from_wire(e)),
+                        None => Ok((
+                            reply.producer_id,
+                            i16::try_from(reply.producer_epoch).unwrap_or(0),
+                        )),
+                    });
                 match answer {
                     Ok(ids) => return Ok(ids),
                     Err(e) if e.retriable() => last = e,
@@ -531,11 +532,7 @@ impl Client {
         self.with_leader(topic, p, self.config.request_timeout, |mut broker| {
             let request = request.clone();
             async move {
-                let reply = tokio::time::timeout(rpc_deadline, broker.list_offsets(request))
-                    .await
-                    .map_err(|_| ClientError::Transport("list offsets: no answer in time".into()))?
-                    .map_err(ClientError::from_status)?
-                    .into_inner();
+                let reply = rpc("list offsets", rpc_deadline, broker.list_offsets(request)).await?;
                 let result = reply.partitions.into_iter().next().ok_or_else(|| {
                     ClientError::Transport("list offsets: an empty answer".into())
                 })?;
