@@ -35,6 +35,40 @@ pub async fn connect_channel(servers: &str) -> Result<Channel> {
     )
 }
 
+/// How long an admin call rides out a controller election or a busy quorum.
+const ADMIN_RETRY_FOR: Duration = Duration::from_secs(15);
+
+/// Whether `status` says "try again shortly": no controller leads right now,
+/// the quorum did not answer in time, or the node was unreachable.
+fn transient(status: &tonic::Status) -> bool {
+    match pb::Error::decode(status.details()) {
+        Ok(e) if e.code != 0 => matches!(
+            pb::ErrorCode::try_from(e.code),
+            Ok(pb::ErrorCode::NotController | pb::ErrorCode::RequestTimedOut)
+        ),
+        _ => status.code() == tonic::Code::Unavailable,
+    }
+}
+
+/// Runs an admin call, retrying transient failures for [`ADMIN_RETRY_FOR`].
+async fn retrying<T, F, Fut>(mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let give_up = tokio::time::Instant::now() + ADMIN_RETRY_FOR;
+    loop {
+        match call().await {
+            Ok(reply) => return Ok(reply.into_inner()),
+            Err(status) if transient(&status) && tokio::time::Instant::now() < give_up => {
+                tracing::debug!(%status, "admin call failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(status) => return Err(explain(status)),
+        }
+    }
+}
+
 /// A status as a readable error: the typed code first when the server sent one.
 pub fn explain(status: tonic::Status) -> anyhow::Error {
     match pb::Error::decode(status.details()) {
@@ -168,11 +202,12 @@ pub async fn create_topic(
         replication_factor,
         configs,
     };
-    let topic = admin
-        .create_topic(request)
-        .await
-        .map_err(explain)?
-        .into_inner();
+    let topic = retrying(|| {
+        let mut admin = admin.clone();
+        let request = request.clone();
+        async move { admin.create_topic(request).await }
+    })
+    .await?;
     let offsets = Offsets::new();
     match output {
         Output::Json => println!(
@@ -196,11 +231,12 @@ pub async fn list_topics(
     describe: bool,
     output: Output,
 ) -> Result<()> {
-    let listed = admin
-        .list_topics(pb::ListTopicsRequest { names })
-        .await
-        .map_err(explain)?
-        .into_inner();
+    let listed = retrying(|| {
+        let mut admin = admin.clone();
+        let names = names.clone();
+        async move { admin.list_topics(pb::ListTopicsRequest { names }).await }
+    })
+    .await?;
     let offsets = if describe {
         let names = listed.topics.iter().map(|t| t.name.clone()).collect();
         partition_offsets(servers, names).await
@@ -251,10 +287,12 @@ pub async fn delete_topic(
     name: String,
     output: Output,
 ) -> Result<()> {
-    admin
-        .delete_topic(pb::DeleteTopicRequest { name: name.clone() })
-        .await
-        .map_err(explain)?;
+    retrying(|| {
+        let mut admin = admin.clone();
+        let name = name.clone();
+        async move { admin.delete_topic(pb::DeleteTopicRequest { name }).await }
+    })
+    .await?;
     match output {
         Output::Json => println!("{}", json!({ "deleted": name })),
         Output::Table => println!("Deleted topic {name}."),
@@ -264,11 +302,11 @@ pub async fn delete_topic(
 
 /// `cluster describe`.
 pub async fn describe_cluster(admin: &mut AdminClient<Channel>, output: Output) -> Result<()> {
-    let view = admin
-        .describe_cluster(pb::DescribeClusterRequest {})
-        .await
-        .map_err(explain)?
-        .into_inner();
+    let view = retrying(|| {
+        let mut admin = admin.clone();
+        async move { admin.describe_cluster(pb::DescribeClusterRequest {}).await }
+    })
+    .await?;
     match output {
         Output::Json => {
             let value = json!({

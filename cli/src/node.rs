@@ -1,0 +1,283 @@
+//! [`Node`]: one Raftline node (controller and broker roles) assembled from
+//! the crates, with everything that touches the world handed in: the Raft
+//! disk, the partition-log storage, the clock, how to reach peers, and the
+//! accepted connections of both ports. `raftline serve` hands it sled, real
+//! files and TCP; the simulator hands it in-memory disks and its own network.
+//!
+//! ```text
+//! peer port:   RaftPeer + BrokerLifecycle + MetadataStream + Replication
+//! client port: Admin + Broker + gRPC reflection (limits: streams, deadlines, keepalive)
+//! broker:      ControllerLink ─ register/heartbeat/stream ─> controllers
+//!              └─ partition changes ─> ReplicaManager ─> leaders, fetchers
+//! ```
+
+use raftline_broker::api::{BrokerService, ReplicationService};
+use raftline_broker::clock::Clock;
+use raftline_broker::controller_link::{self, Connector, ControllerClient, LinkConfig};
+use raftline_broker::metadata::BrokerId;
+use raftline_broker::replica::{ReplicaManager, ReplicaManagerConfig};
+use raftline_broker::storage::Storage;
+use raftline_controller::api::{AdminService, BrokerLifecycleService, MetadataStreamService};
+use raftline_controller::{BrokerLifecycle, ControllerMachine, ControllerNode};
+use raftline_proto::pb::admin_server::AdminServer;
+use raftline_proto::pb::broker_lifecycle_server::BrokerLifecycleServer;
+use raftline_proto::pb::metadata_stream_server::MetadataStreamServer;
+use raftline_raft_store::{NodeConfig as RaftConfig, RaftDisk, RaftNode};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinHandle;
+use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::Connected;
+
+/// How long a forwarded admin proposal may take.
+const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a node could not start.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// A setting is out of range.
+    #[error("invalid setting: {0}")]
+    Config(String),
+    /// The Raft node failed to start.
+    #[error(transparent)]
+    Raft(#[from] raftline_raft_store::NodeError),
+    /// A service could not be built.
+    #[error("{0}")]
+    Service(String),
+}
+
+/// A node's settings (what `raftline serve` reads from its config).
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// Controller and broker id.
+    pub node_id: u64,
+    /// The client address others reach this node at (`host:port`).
+    pub client_addr: String,
+    /// The peer address others reach this node at.
+    pub peer_addr: String,
+    /// The controller quorum: id -> peer address.
+    pub controllers: BTreeMap<u64, String>,
+    /// This broker's rack.
+    pub rack: Option<String>,
+    /// Between broker heartbeats.
+    pub broker_heartbeat: Duration,
+    /// A broker silent this long is fenced.
+    pub broker_session_timeout: Duration,
+    /// A follower not caught up this long leaves the ISR.
+    pub replica_lag_time_max: Duration,
+    /// Where partition logs live (on `NodeParts::storage`).
+    pub log_dir: PathBuf,
+}
+
+/// What the node runs on.
+pub struct NodeParts<D, P, C> {
+    /// The Raft log, vote and snapshot store.
+    pub disk: D,
+    /// The partition logs' files.
+    pub storage: Arc<dyn Storage>,
+    /// Wall-clock time for logs (timestamps, retention).
+    pub clock: Arc<dyn Clock>,
+    /// How to reach other nodes.
+    pub connector: Arc<dyn Connector>,
+    /// Accepted connections on the peer port.
+    pub peer_incoming: P,
+    /// Accepted connections on the client port.
+    pub client_incoming: C,
+    /// A random id of this process (a restart registers anew).
+    pub incarnation: u64,
+}
+
+/// A running node.
+pub struct Node<D: RaftDisk> {
+    raft: RaftNode<ControllerMachine, D>,
+    manager: Arc<ReplicaManager>,
+    link_stop: CancellationToken,
+    link: JoinHandle<()>,
+    replicas_stop: CancellationToken,
+    replicas: JoinHandle<()>,
+    monitor_stop: CancellationToken,
+    monitor: Option<JoinHandle<()>>,
+    client_stop: CancellationToken,
+    client: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+/// Limits against hostile or broken clients, on the client port: concurrent
+/// streams per connection, a deadline on every request (above the longest
+/// long poll and produce timeout), and keepalives that close dead connections.
+fn limits(builder: tonic::transport::Server) -> tonic::transport::Server {
+    builder
+        .max_concurrent_streams(Some(256))
+        .timeout(Duration::from_secs(65))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+}
+
+/// Waits for `task` at most `limit`, then leaves it (the node is stopping).
+async fn bounded<T>(what: &str, limit: Duration, task: JoinHandle<T>) {
+    let abort = task.abort_handle();
+    if tokio::time::timeout(limit, task).await.is_err() {
+        tracing::warn!("{what} did not finish within {limit:?}; going on");
+        abort.abort();
+    }
+}
+
+impl<D: RaftDisk> Node<D> {
+    /// Starts every role of the node.
+    pub async fn start<P, PIO, PE, C, CIO, CE>(
+        settings: NodeSettings,
+        parts: NodeParts<D, P, C>,
+    ) -> Result<Node<D>, NodeError>
+    where
+        P: Stream<Item = Result<PIO, PE>> + Send + 'static,
+        PIO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+        PE: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+        C: Stream<Item = Result<CIO, CE>> + Send + 'static,
+        CIO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+        CE: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+    {
+        let broker_id = BrokerId(u32::try_from(settings.node_id).map_err(|_| {
+            NodeError::Config(format!("node_id {} must fit in 32 bits", settings.node_id))
+        })?);
+        let link_stop = CancellationToken::new();
+        let link_config = LinkConfig {
+            broker_id,
+            incarnation: parts.incarnation,
+            endpoints: [
+                ("client".to_string(), settings.client_addr.clone()),
+                ("peer".to_string(), settings.peer_addr.clone()),
+            ]
+            .into(),
+            rack: settings.rack.clone(),
+            controllers: settings.controllers.clone(),
+            heartbeat_interval: settings.broker_heartbeat,
+            rpc_timeout: Duration::from_secs(2),
+        };
+        let link = controller_link::spawn(link_config, parts.connector.clone(), link_stop.clone());
+        let replicas_stop = CancellationToken::new();
+        let mut replica_config = ReplicaManagerConfig::new(broker_id, settings.log_dir.clone());
+        replica_config.lag_max = settings.replica_lag_time_max;
+        let manager = ReplicaManager::new(
+            replica_config,
+            parts.storage,
+            parts.clock,
+            parts.connector.clone(),
+            link.state.clone(),
+            ControllerClient::new(
+                settings.controllers.clone(),
+                parts.connector.clone(),
+                Duration::from_secs(2),
+            ),
+            replicas_stop.clone(),
+        );
+        let replicas = tokio::spawn(manager.clone().run(link.changes));
+
+        let monitor_stop = CancellationToken::new();
+        let mut controller = None;
+        let mut monitor = None;
+        let session = settings.broker_session_timeout;
+        let raft = RaftNode::start(
+            RaftConfig::new(settings.node_id, settings.controllers.clone()),
+            ControllerMachine::new(),
+            parts.disk,
+            parts.connector,
+            parts.peer_incoming,
+            |handle, routes| {
+                let node = Arc::new(ControllerNode::new(handle.clone(), PROPOSAL_TIMEOUT));
+                let lifecycle = Arc::new(BrokerLifecycle::new(node.clone(), session));
+                monitor = Some(
+                    lifecycle
+                        .clone()
+                        .spawn_monitor(Duration::from_millis(100), monitor_stop.clone()),
+                );
+                routes.add_service(
+                    BrokerLifecycleServer::new(BrokerLifecycleService::new(lifecycle))
+                        .max_decoding_message_size(1 << 20)
+                        .max_encoding_message_size(1 << 20),
+                );
+                // A full metadata image can be large; requests are tiny.
+                routes.add_service(
+                    MetadataStreamServer::new(MetadataStreamService::new(handle.clone()))
+                        .max_decoding_message_size(1 << 20)
+                        .max_encoding_message_size(64 << 20),
+                );
+                routes.add_service(ReplicationService::new(manager.clone()).into_server());
+                controller = Some(node);
+            },
+        )
+        .await?;
+        let controller = controller
+            .ok_or_else(|| NodeError::Service("the controller services were not built".into()))?;
+
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(raftline_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| NodeError::Service(format!("gRPC reflection: {e}")))?;
+        let client_stop = CancellationToken::new();
+        let client = tokio::spawn(
+            limits(tonic::transport::Server::builder())
+                .add_service(
+                    AdminServer::new(AdminService::new(controller))
+                        .max_decoding_message_size(1 << 20)
+                        .max_encoding_message_size(16 << 20),
+                )
+                .add_service(BrokerService::new(manager.clone()).into_server())
+                .add_service(reflection)
+                .serve_with_incoming_shutdown(
+                    parts.client_incoming,
+                    client_stop.clone().cancelled_owned(),
+                ),
+        );
+        Ok(Node {
+            raft,
+            manager,
+            link_stop,
+            link: link.task,
+            replicas_stop,
+            replicas,
+            monitor_stop,
+            monitor,
+            client_stop,
+            client,
+        })
+    }
+
+    /// The broker's replica manager (tests and the simulator look inside).
+    pub fn replicas(&self) -> &Arc<ReplicaManager> {
+        &self.manager
+    }
+
+    /// Stops the node: a controlled shutdown of the broker first (its
+    /// leaderships move), then replicas, services and Raft. Each step is
+    /// bounded, so a node whose peers are gone still stops.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: controlled shutdown of the broker first");
+        self.link_stop.cancel();
+        bounded(
+            "the controlled shutdown",
+            Duration::from_secs(10),
+            self.link,
+        )
+        .await;
+        self.replicas_stop.cancel();
+        bounded("the replicas", Duration::from_secs(5), self.replicas).await;
+        self.monitor_stop.cancel();
+        if let Some(monitor) = self.monitor {
+            bounded("the session monitor", Duration::from_secs(2), monitor).await;
+        }
+        self.client_stop.cancel();
+        bounded("the client port", Duration::from_secs(2), self.client).await;
+        tracing::info!("stopping the Raft node");
+        match tokio::time::timeout(Duration::from_secs(5), self.raft.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the Raft node stopped with an error"),
+            Err(_) => tracing::warn!("the Raft node did not stop within 5 s; going on"),
+        }
+        tracing::info!("stopped");
+    }
+}
