@@ -324,13 +324,20 @@ impl Partition {
             (_, Some(info)) => (false, info.leader_epoch),
             (_, None) => (false, LeaderEpoch(0)),
         };
-        self.progress.send_replace(Progress {
+        let now = Progress {
             generation: self.generation(),
             leader,
             leader_epoch: epoch,
             log_start: inner.log_start,
             log_end: inner.log_end,
             high_watermark: inner.high_watermark,
+        };
+        // Only a real change wakes waiters: a long poll that publishes an
+        // unchanged state (a follower's fetch) must not wake itself.
+        self.progress.send_if_modified(|p| {
+            let changed = *p != now;
+            *p = now;
+            changed
         });
     }
 

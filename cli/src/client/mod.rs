@@ -124,7 +124,7 @@ async fn rpc<T>(
 }
 
 /// How the client connects and how long it keeps trying.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Client ports to ask first, `host:port`.
     pub bootstrap: Vec<String>,
@@ -137,6 +137,9 @@ pub struct ClientConfig {
     /// How long a produce keeps retrying before it fails (Kafka's
     /// `delivery.timeout.ms`).
     pub delivery_timeout: Duration,
+    /// How channels are made; `None` is plain TCP (the simulator hands in
+    /// its own network).
+    pub connector: Option<Arc<dyn raftline_proto::transport::Connector>>,
 }
 
 impl ClientConfig {
@@ -153,6 +156,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(2),
             retry_backoff: Duration::from_millis(100),
             delivery_timeout: Duration::from_secs(30),
+            connector: None,
         }
     }
 }
@@ -228,11 +232,17 @@ impl Client {
         if let Some(channel) = state.channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ClientError::Invalid(format!("{addr:?} is not host:port: {e}")))?
-            .connect_timeout(self.config.connect_timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let invalid = |e: tonic::transport::Error| {
+            ClientError::Invalid(format!("{addr:?} is not host:port: {e}"))
+        };
+        let channel = match &self.config.connector {
+            Some(connector) => connector.channel(addr).map_err(invalid)?,
+            None => Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(invalid)?
+                .connect_timeout(self.config.connect_timeout)
+                .tcp_nodelay(true)
+                .connect_lazy(),
+        };
         state.channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
     }

@@ -1,0 +1,101 @@
+//! Raftline's gRPC over turmoil's simulated TCP: a [`Connector`] whose
+//! channels dial through turmoil, and the accepted-connection stream a node's
+//! servers take. Host names resolve through turmoil's DNS ("n1:9000").
+
+use raftline_proto::transport::Connector;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Channels over turmoil's network. Make them inside a host: a channel's
+/// worker task lives in that host's runtime.
+#[derive(Clone, Copy, Debug)]
+pub struct SimConnector {
+    /// A connection attempt's deadline (simulated time).
+    pub connect_timeout: Duration,
+}
+
+impl Default for SimConnector {
+    fn default() -> Self {
+        SimConnector {
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Connector for SimConnector {
+    fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let dial = tower::service_fn(|uri: Uri| async move {
+            let authority = uri
+                .authority()
+                .map(|a| a.as_str().to_string())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host in the uri"))?;
+            let stream = turmoil::net::TcpStream::connect(authority).await?;
+            Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(stream))
+        });
+        Ok(Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(self.connect_timeout)
+            .connect_with_connector_lazy(dial))
+    }
+}
+
+/// An accepted simulated connection, as tonic's servers take it.
+pub struct Accepted(turmoil::net::TcpStream);
+
+impl Connected for Accepted {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        TcpConnectInfo {
+            local_addr: self.0.local_addr().ok(),
+            remote_addr: self.0.peer_addr().ok(),
+        }
+    }
+}
+
+impl AsyncRead for Accepted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Accepted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// Accepted connections on `port` of this host, as a stream for
+/// `serve_with_incoming`.
+pub async fn incoming(
+    port: u16,
+) -> io::Result<impl futures_util::Stream<Item = io::Result<Accepted>> + Send + 'static> {
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    Ok(futures_util::stream::unfold(
+        listener,
+        |listener| async move {
+            let accepted = listener.accept().await.map(|(s, _)| Accepted(s));
+            Some((accepted, listener))
+        },
+    ))
+}
