@@ -28,10 +28,29 @@ impl Default for TcpConnector {
     }
 }
 
+/// Between HTTP/2 pings on an idle or busy peer connection.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// A ping unanswered this long closes the connection.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The endpoint settings every peer channel shares: a connect deadline, and
+/// HTTP/2 keepalive so a peer cut off without a FIN or RST (a network
+/// partition, a paused process) ends long-lived calls such as the metadata
+/// stream within seconds instead of never.
+pub fn peer_endpoint(
+    addr: &str,
+    connect_timeout: Duration,
+) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(connect_timeout)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true))
+}
+
 impl Connector for TcpConnector {
     fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        Ok(Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(self.connect_timeout)
+        Ok(peer_endpoint(addr, self.connect_timeout)?
             .tcp_nodelay(true)
             .connect_lazy())
     }

@@ -26,6 +26,7 @@ pub struct SimCluster<'a> {
     /// The simulation (for clients, steps and network faults).
     pub sim: turmoil::Sim<'a>,
     disks: Vec<(MemDisk, MemStorage)>,
+    clients: Vec<String>,
 }
 
 impl<'a> SimCluster<'a> {
@@ -47,7 +48,11 @@ impl<'a> SimCluster<'a> {
                 run_node(i, n, disk.clone(), storage.clone())
             });
         }
-        SimCluster { sim, disks }
+        SimCluster {
+            sim,
+            disks,
+            clients: Vec::new(),
+        }
     }
 
     /// The client addresses, comma-separated.
@@ -65,6 +70,38 @@ impl<'a> SimCluster<'a> {
         if let Some((_, storage)) = self.disks.get(i - 1) {
             storage.crash();
         }
+    }
+
+    /// Cuts node `i` off from every other host (nodes and clients).
+    pub fn isolate(&mut self, i: usize) {
+        for other in self.others(i) {
+            self.sim.partition(host(i), other);
+        }
+    }
+
+    /// Heals node `i`'s links.
+    pub fn heal(&mut self, i: usize) {
+        for other in self.others(i) {
+            self.sim.repair(host(i), other);
+        }
+    }
+
+    fn others(&self, i: usize) -> Vec<String> {
+        let mut hosts: Vec<String> = (1..=self.disks.len())
+            .filter(|&j| j != i)
+            .map(host)
+            .collect();
+        hosts.extend(self.clients.iter().cloned());
+        hosts
+    }
+
+    /// Registers a client host (counted among "every other host").
+    pub fn client<F>(&mut self, name: &str, client: F)
+    where
+        F: std::future::Future<Output = turmoil::Result> + 'static,
+    {
+        self.clients.push(name.to_string());
+        self.sim.client(name, client);
     }
 
     /// Starts node `i` again on its disks.

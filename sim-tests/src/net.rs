@@ -2,14 +2,14 @@
 //! channels dial through turmoil, and the accepted-connection stream a node's
 //! servers take. Host names resolve through turmoil's DNS ("n1:9000").
 
-use raftline_proto::transport::Connector;
+use raftline_proto::transport::{peer_endpoint, Connector};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::{Connected, TcpConnectInfo};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Channel, Uri};
 
 /// Channels over turmoil's network. Make them inside a host: a channel's
 /// worker task lives in that host's runtime.
@@ -37,9 +37,7 @@ impl Connector for SimConnector {
             let stream = turmoil::net::TcpStream::connect(authority).await?;
             Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(stream))
         });
-        Ok(Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(self.connect_timeout)
-            .connect_with_connector_lazy(dial))
+        Ok(peer_endpoint(addr, self.connect_timeout)?.connect_with_connector_lazy(dial))
     }
 }
 

@@ -1,6 +1,9 @@
-//! A partition leader crashes (losing what it had not synced) in the middle
-//! of an idempotent acks=all workload, and comes back: every acknowledged
-//! record is readable exactly once, at the offset it was acknowledged with.
+//! A partition leader fails in the middle of an idempotent acks=all
+//! workload, and comes back: it crashes (losing what it had not synced), or
+//! it is cut off from every other host by a network partition (the 2013
+//! Jepsen case: an isolated leader must not acknowledge anything alone).
+//! Either way every acknowledged record is readable exactly once, at the
+//! offset it was acknowledged with, and the leadership moved.
 
 use raftline::client::{Acks, Client, ClientConfig, Consumer, Producer, ProducerRecord, StartAt};
 use raftline_proto::pb;
@@ -11,10 +14,19 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// What happens to partition 0's leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// SIGKILL-like: tasks gone, unsynced log data lost; later restarted.
+    Crash,
+    /// Cut off from every other host; later healed.
+    Isolate,
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Action {
-    Crash(usize),
-    Restart(usize),
+    Fail(Fault, usize),
+    Recover(Fault, usize),
 }
 
 fn client_config(servers: &str) -> ClientConfig {
@@ -46,11 +58,20 @@ async fn create_topic(name: &str) {
 
 #[test]
 fn acknowledged_records_survive_a_partition_leader_crash() -> turmoil::Result {
+    run(Fault::Crash, 7)
+}
+
+#[test]
+fn acknowledged_records_survive_an_isolated_partition_leader() -> turmoil::Result {
+    run(Fault::Isolate, 11)
+}
+
+fn run(fault: Fault, seed: u64) -> turmoil::Result {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let mut cluster = SimCluster::new(3, 7);
+    let mut cluster = SimCluster::new(3, seed);
     let servers = cluster.servers();
     let actions: Arc<Mutex<Vec<Action>>> = Arc::default();
     let acked: Arc<Mutex<BTreeMap<String, (u32, u64)>>> = Arc::default();
@@ -59,7 +80,7 @@ fn acknowledged_records_survive_a_partition_leader_crash() -> turmoil::Result {
     {
         let (actions, acked, read) = (actions.clone(), acked.clone(), read.clone());
         let leaders = leaders.clone();
-        cluster.sim.client("workload", async move {
+        cluster.client("workload", async move {
             create_topic("events").await;
             let client = loop {
                 match Client::connect(client_config(&servers)).await {
@@ -76,7 +97,7 @@ fn acknowledged_records_survive_a_partition_leader_crash() -> turmoil::Result {
                     victim = leader.map(|l| l as usize);
                     leaders.lock().unwrap().push(leader);
                     if let Some(v) = victim {
-                        actions.lock().unwrap().push(Action::Crash(v));
+                        actions.lock().unwrap().push(Action::Fail(fault, v));
                     }
                 }
                 if i == 41 {
@@ -93,7 +114,7 @@ fn acknowledged_records_survive_a_partition_leader_crash() -> turmoil::Result {
                 }
                 if i == 80 {
                     if let Some(v) = victim {
-                        actions.lock().unwrap().push(Action::Restart(v));
+                        actions.lock().unwrap().push(Action::Recover(fault, v));
                     }
                 }
                 let value = format!("v{i}");
@@ -127,8 +148,10 @@ fn acknowledged_records_survive_a_partition_leader_crash() -> turmoil::Result {
         let pending: Vec<Action> = actions.lock().unwrap().drain(..).collect();
         for action in pending {
             match action {
-                Action::Crash(i) => cluster.crash(i),
-                Action::Restart(i) => cluster.restart(i),
+                Action::Fail(Fault::Crash, i) => cluster.crash(i),
+                Action::Recover(Fault::Crash, i) => cluster.restart(i),
+                Action::Fail(Fault::Isolate, i) => cluster.isolate(i),
+                Action::Recover(Fault::Isolate, i) => cluster.heal(i),
             }
         }
     }
