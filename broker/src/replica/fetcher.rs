@@ -16,6 +16,7 @@ use super::partition::{FollowerPosition, Partition, ReadResult};
 use crate::controller_link::{Connector, LinkState};
 use crate::metadata::BrokerId;
 use crate::position::{LeaderEpoch, Offset, TopicPartition};
+use futures_util::future::join_all;
 use raftline_proto::pb;
 use raftline_proto::pb::replication_client::ReplicationClient;
 use raftline_proto::pb::ErrorCode;
@@ -219,16 +220,23 @@ impl Fetcher {
                 return false;
             }
         };
-        let mut progressed = false;
-        for result in response.partitions {
+        // Partitions are applied concurrently: each has its own log writer,
+        // so their appends and fsyncs overlap.
+        let following = &self.following;
+        let applied = join_all(response.partitions.into_iter().filter_map(|result| {
             let tp = TopicPartition {
                 topic: result.topic.clone(),
                 partition: result.partition,
             };
+            let f = following.get(&tp)?;
+            Some(async move { (tp, apply_result(f, result).await) })
+        }))
+        .await;
+        let mut progressed = false;
+        for (tp, outcome) in applied {
             let Some(f) = self.following.get_mut(&tp) else {
                 continue;
             };
-            let outcome = apply_result(f, result).await;
             match outcome {
                 Ok(position) => {
                     progressed = true;
