@@ -25,6 +25,7 @@ pub mod local_cluster;
 mod log_store;
 pub mod network;
 mod node;
+mod runtime;
 mod sm_store;
 mod types;
 
@@ -32,5 +33,6 @@ pub use disk::{MemDisk, RaftDisk, SledDisk};
 pub use error::{DiskError, RestoreError};
 pub use log_store::LogStore;
 pub use node::{NodeConfig, NodeError, RaftHandle, RaftNode, WriteError};
+pub use runtime::{seed_raft_rng, SeededRuntime};
 pub use sm_store::{StateMachine, StateMachineStore};
 pub use types::{NodeId, Request, Response, TypeConfig};

@@ -32,6 +32,9 @@ pub struct SimCluster<'a> {
 impl<'a> SimCluster<'a> {
     /// `n` nodes; `seed` drives turmoil's randomness (latency, loss).
     pub fn new(n: usize, seed: u64) -> SimCluster<'a> {
+        // Raft's election timeouts follow the seed too (turmoil runs every
+        // host on this thread).
+        raftline_raft_store::seed_raft_rng(seed);
         let mut builder = turmoil::Builder::new();
         builder
             .simulation_duration(Duration::from_secs(300))
