@@ -579,7 +579,15 @@ impl Partition {
         fetch: FollowerFetch,
         max_bytes: usize,
     ) -> Result<(ReadResult, Option<IsrProposal>), ReplicaError> {
+        // The common case, a follower already in this leader's epoch, needs no
+        // epoch-cache lookup (a round trip through the writer on every fetch):
+        // that epoch is the log's newest and ends at the log end, and the
+        // follower holds only what this leader served, below its counted end.
+        let progress = self.progress();
         let end_for = match fetch.last_fetched_epoch {
+            Some(epoch) if progress.leader && epoch == progress.leader_epoch => {
+                Some((epoch, progress.log_end))
+            }
             Some(epoch) => self
                 .log
                 .with(move |log| log.end_offset_for_epoch(epoch))

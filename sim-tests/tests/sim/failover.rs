@@ -41,7 +41,12 @@ fn client_config(servers: &str) -> ClientConfig {
 async fn create_topic(name: &str) {
     let channel = SimConnector::default().channel("n1:9001").unwrap();
     let mut admin = AdminClient::new(channel);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the topic was never created"
+        );
         let request = pb::CreateTopicRequest {
             name: name.to_string(),
             partitions: 2,
@@ -82,7 +87,9 @@ fn run(fault: Fault, seed: u64) -> turmoil::Result {
         let leaders = leaders.clone();
         cluster.client("workload", async move {
             create_topic("events").await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             let client = loop {
+                assert!(tokio::time::Instant::now() < deadline, "no broker answered");
                 match Client::connect(client_config(&servers)).await {
                     Ok(c) => break c,
                     Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -133,7 +140,13 @@ fn run(fault: Fault, seed: u64) -> turmoil::Result {
             let want = acked.lock().unwrap().len();
             let mut consumer = Consumer::new(client, "events", None, StartAt::Earliest).await?;
             let mut got = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             while got.len() < want {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "read {} of {want} records",
+                    got.len()
+                );
                 for r in consumer.poll(Duration::from_secs(1)).await? {
                     let value =
                         String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).to_string();
