@@ -42,6 +42,7 @@ pub fn error_code(error: &ReplicaError) -> ErrorCode {
         ReplicaError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
         ReplicaError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
         ReplicaError::UnknownLeaderEpoch { .. } => ErrorCode::UnknownLeaderEpoch,
+        ReplicaError::OffsetNotAvailable { .. } => ErrorCode::OffsetNotAvailable,
         ReplicaError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         ReplicaError::RecordTooLarge { .. } => ErrorCode::RecordTooLarge,
         ReplicaError::CorruptRecord { .. } => ErrorCode::CorruptRecord,

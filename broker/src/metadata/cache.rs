@@ -117,6 +117,12 @@ impl MetadataCache {
     /// broker hosts. An image replaces everything; a delta must follow the
     /// current version (a stale duplicate is ignored).
     pub fn apply(&mut self, update: MetadataUpdate) -> Result<Vec<PartitionChange>, MetadataError> {
+        // An image older than what the cache holds (a new subscription on a
+        // controller that lags) would take the broker back in time, replaying
+        // old leaderships: ignore it; that controller's later updates follow.
+        if update.full_image && update.offset < self.offset {
+            return Ok(Vec::new());
+        }
         if !update.full_image {
             if update.offset <= self.offset {
                 return Ok(Vec::new());

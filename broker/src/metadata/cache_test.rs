@@ -238,3 +238,32 @@ fn an_image_replaces_everything_and_reports_the_difference() {
     assert_eq!(c.broker(ME).map(|b| b.epoch), Some(4));
     assert_eq!((c.offset(), c.version()), (30, 12));
 }
+
+#[test]
+fn an_image_older_than_the_cache_changes_nothing() {
+    let mut cache = cache();
+    // A lagging controller's image: partition 0 as it was long ago.
+    let stale = update(
+        4,
+        2,
+        true,
+        vec![
+            topic("orders", 7, 1),
+            partition("orders", 7, 0, part(&[1, 2], Some(2), 0)),
+        ],
+    );
+    assert_eq!(cache.apply(stale).unwrap(), Vec::new());
+    assert_eq!((cache.offset(), cache.version()), (10, 5));
+    // Its next updates, once past the cache, apply as usual.
+    let next = update(
+        11,
+        6,
+        false,
+        vec![partition("orders", 7, 0, part(&[1, 2], Some(2), 1))],
+    );
+    let changes = cache.apply(next).unwrap();
+    assert_eq!(
+        changed_partitions(&changes),
+        vec![("orders-0".to_string(), true)]
+    );
+}

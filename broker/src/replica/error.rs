@@ -59,6 +59,20 @@ pub enum ReplicaError {
         /// The partition's epoch here.
         current: LeaderEpoch,
     },
+    /// A new leader's high watermark is still below the log end it was
+    /// elected with: consumers are not served yet, so the high watermark
+    /// they see never goes back.
+    #[error(
+        "{partition}: its new leader is still committing what it was elected with (high watermark {high_watermark}, needs {epoch_start}); retry"
+    )]
+    OffsetNotAvailable {
+        /// The partition.
+        partition: TopicPartition,
+        /// The leader's high watermark now.
+        high_watermark: Offset,
+        /// The log end at its election.
+        epoch_start: Offset,
+    },
     /// The offset lies outside the log.
     #[error(
         "offset {offset} is out of range for {partition}: the log holds {log_start}..{log_end}"

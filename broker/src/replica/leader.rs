@@ -117,6 +117,11 @@ pub struct LeaderState {
 }
 
 impl LeaderState {
+    /// The log end this leadership began with.
+    pub fn epoch_start(&self) -> Offset {
+        self.epoch_start
+    }
+
     /// Leadership of a partition begins: `replicas` and `isr` from the
     /// controller, the local log ending at `log_end`, `high_watermark` as the
     /// log had it.

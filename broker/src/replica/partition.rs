@@ -361,6 +361,16 @@ impl Partition {
     ) -> Result<Transition, ReplicaError> {
         let unchanged = {
             let mut inner = lock(&self.inner);
+            // Metadata older than what this replica acts on (a lagging
+            // controller's, replayed) must never take it back to an old
+            // role: Kafka refuses such a LeaderAndIsr too.
+            let stale = inner.info.as_ref().is_some_and(|old| {
+                (info.leader_epoch, info.partition_epoch) < (old.leader_epoch, old.partition_epoch)
+            });
+            if stale {
+                tracing::debug!(partition = %self.tp, epoch = %info.leader_epoch, "ignoring stale partition metadata");
+                return Ok(Transition::Unchanged);
+            }
             inner.settings = settings;
             let same_role = inner.info.as_ref().is_some_and(|old| {
                 old.leader_epoch == info.leader_epoch && old.leader == info.leader
@@ -675,7 +685,7 @@ impl Partition {
         current_leader_epoch: Option<LeaderEpoch>,
         max_bytes: usize,
     ) -> Result<ReadResult, ReplicaError> {
-        let hw = self.check_leader(current_leader_epoch)?;
+        let hw = self.check_consumer_leader(current_leader_epoch)?;
         let read = self
             .log
             .read(offset, max_bytes, hw)
@@ -690,12 +700,31 @@ impl Partition {
         })
     }
 
+    /// As [`check_leader`](Self::check_leader), for consumers: a new leader
+    /// serves them only once its high watermark has reached the log end it
+    /// was elected with. Before, it may lag the high watermark the previous
+    /// leader (or, after every node restarted, this one) showed them; after,
+    /// it is at or past it, since the leader holds every committed record.
+    fn check_consumer_leader(&self, epoch: Option<LeaderEpoch>) -> Result<Offset, ReplicaError> {
+        let inner = lock(&self.inner);
+        let hw = self.leads_at(&inner, epoch)?;
+        if let Role::Leader(state) = &inner.role {
+            if hw < state.epoch_start() {
+                return Err(ReplicaError::OffsetNotAvailable {
+                    partition: self.tp.clone(),
+                    high_watermark: hw,
+                    epoch_start: state.epoch_start(),
+                });
+            }
+        }
+        Ok(hw)
+    }
+
     /// Checks that this replica leads (at `epoch`, if given); returns the
     /// high watermark.
-    fn check_leader(&self, epoch: Option<LeaderEpoch>) -> Result<Offset, ReplicaError> {
-        let inner = lock(&self.inner);
+    fn leads_at(&self, inner: &Inner, epoch: Option<LeaderEpoch>) -> Result<Offset, ReplicaError> {
         let (Role::Leader(_), Some(info)) = (&inner.role, &inner.info) else {
-            return Err(self.not_leader(&inner));
+            return Err(self.not_leader(inner));
         };
         match epoch {
             Some(given) if given < info.leader_epoch => Err(ReplicaError::FencedLeaderEpoch {
@@ -719,7 +748,7 @@ impl Partition {
         &self,
         timestamp: i64,
     ) -> Result<(Option<Offset>, i64, LeaderEpoch), ReplicaError> {
-        let hw = self.check_leader(None)?;
+        let hw = self.check_consumer_leader(None)?;
         let epoch = self.progress().leader_epoch;
         match timestamp {
             -2 => {

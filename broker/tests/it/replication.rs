@@ -278,6 +278,70 @@ async fn a_follower_only_serves_as_leader_and_stale_epochs_are_fenced() {
     );
 }
 
+/// A follower learns the high watermark a fetch late; elected, it does not
+/// show consumers its lower high watermark (they saw more from the old
+/// leader) until it has committed what it was elected with.
+#[tokio::test(start_paused = true)]
+async fn a_new_leader_serves_consumers_only_once_its_high_watermark_reaches_its_election_end() {
+    let (mut a, mut b) = (open_on(1, MemStorage::new()), open_on(2, MemStorage::new()));
+    a.apply(info(Some(1), 1, &[1, 2], &[1, 2]), 1).await;
+    b.apply(info(Some(1), 1, &[1, 2], &[1, 2]), 1).await;
+    a.partition
+        .produce(value("x"), Acks::Leader, SECOND)
+        .await
+        .unwrap();
+    fetch_once(&a, &b).await;
+    // a counts b's log end on b's next fetch, whose answer is lost: a's
+    // consumers have seen high watermark 1, b still has 0.
+    fetch_unanswered(&a, &b).await;
+    assert_eq!(a.partition.progress().high_watermark, Offset(1));
+    assert_eq!(b.partition.progress().high_watermark, Offset(0));
+
+    b.apply(info(Some(2), 2, &[1, 2], &[1, 2]), 1).await;
+    let early = b.partition.fetch(Offset(0), None, 1024).await.unwrap_err();
+    assert!(
+        matches!(early, ReplicaError::OffsetNotAvailable { .. }),
+        "{early:?}"
+    );
+    let listed = b.partition.list_offset(-1).await.unwrap_err();
+    assert!(
+        matches!(listed, ReplicaError::OffsetNotAvailable { .. }),
+        "{listed:?}"
+    );
+    a.apply(info(Some(2), 2, &[1, 2], &[1, 2]), 1).await;
+    catch_up(&b, &a).await;
+    let read = b.partition.fetch(Offset(0), None, 1024).await.unwrap();
+    assert_eq!(read.high_watermark, Offset(1));
+    assert_eq!(values(&decode(&read.records)), vec!["x-0".to_string()]);
+}
+
+/// A lagging controller replays old partition records (a broker's new
+/// metadata subscription): a replica never goes back to an older role.
+#[tokio::test(start_paused = true)]
+async fn replayed_older_metadata_never_takes_a_replica_back_to_an_old_role() {
+    let mut a = open_on(1, MemStorage::new());
+    a.apply(info(Some(2), 3, &[1, 2], &[1, 2]), 1).await;
+    assert!(!a.partition.progress().leader);
+    // Epoch 2, when broker 1 led: stale, ignored.
+    let t = a.apply(info(Some(1), 2, &[1, 2], &[1, 2]), 1).await;
+    assert_eq!(t, Transition::Unchanged);
+    let progress = a.partition.progress();
+    assert!(!progress.leader);
+    assert_eq!(progress.leader_epoch, LeaderEpoch(3));
+    let refused = a
+        .partition
+        .produce(value("x"), Acks::Leader, SECOND)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ReplicaError::NotLeader { .. }),
+        "{refused:?}"
+    );
+    // A newer epoch still applies.
+    let t = a.apply(info(Some(1), 4, &[1, 2], &[1, 2]), 1).await;
+    assert_eq!(t, Transition::Lead);
+}
+
 /// Leader A appends a suffix nobody else has, then fails; B leads and writes
 /// on; A comes back as a follower and must cut its suffix (the follower's log
 /// end is beyond the leader's end of that epoch).

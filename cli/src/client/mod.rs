@@ -82,6 +82,7 @@ impl ClientError {
                 code,
                 ErrorCode::NotLeaderOrFollower
                     | ErrorCode::UnknownLeaderEpoch
+                    | ErrorCode::OffsetNotAvailable
                     | ErrorCode::FencedLeaderEpoch
                     | ErrorCode::NotEnoughReplicas
                     | ErrorCode::RequestTimedOut
