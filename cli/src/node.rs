@@ -19,10 +19,11 @@ use raftline_broker::replica::{ReplicaManager, ReplicaManagerConfig};
 use raftline_broker::storage::Storage;
 use raftline_controller::api::{AdminService, BrokerLifecycleService, MetadataStreamService};
 use raftline_controller::{BrokerLifecycle, ControllerMachine, ControllerNode};
+use raftline_proto::date::{DateHeaderLayer, WallClock};
 use raftline_proto::pb::admin_server::AdminServer;
 use raftline_proto::pb::broker_lifecycle_server::BrokerLifecycleServer;
 use raftline_proto::pb::metadata_stream_server::MetadataStreamServer;
-use raftline_raft_store::{NodeConfig as RaftConfig, RaftDisk, RaftNode};
+use raftline_raft_store::{NodeConfig as RaftConfig, RaftDisk, RaftHandle, RaftNode};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -144,6 +145,10 @@ impl<D: RaftDisk> Node<D> {
         let broker_id = BrokerId(u32::try_from(settings.node_id).map_err(|_| {
             NodeError::Config(format!("node_id {} must fit in 32 bits", settings.node_id))
         })?);
+        let wall = {
+            let clock = parts.clock.clone();
+            WallClock::from_millis(move || clock.now_ms())
+        };
         let link_stop = CancellationToken::new();
         let link_config = LinkConfig {
             broker_id,
@@ -181,8 +186,10 @@ impl<D: RaftDisk> Node<D> {
         let mut controller = None;
         let mut monitor = None;
         let session = settings.broker_session_timeout;
+        let mut raft_config = RaftConfig::new(settings.node_id, settings.controllers.clone());
+        raft_config.clock = wall.clone();
         let raft = RaftNode::start(
-            RaftConfig::new(settings.node_id, settings.controllers.clone()),
+            raft_config,
             ControllerMachine::new(),
             parts.disk,
             parts.connector,
@@ -221,6 +228,7 @@ impl<D: RaftDisk> Node<D> {
         let client_stop = CancellationToken::new();
         let client = tokio::spawn(
             limits(tonic::transport::Server::builder())
+                .layer(DateHeaderLayer::new(wall))
                 .add_service(
                     AdminServer::new(AdminService::new(controller))
                         .max_decoding_message_size(1 << 20)
@@ -250,6 +258,11 @@ impl<D: RaftDisk> Node<D> {
     /// The broker's replica manager (tests and the simulator look inside).
     pub fn replicas(&self) -> &Arc<ReplicaManager> {
         &self.manager
+    }
+
+    /// The controller's Raft node (tests and the simulator look inside).
+    pub fn controller(&self) -> &RaftHandle<ControllerMachine, D> {
+        self.raft.handle()
     }
 
     /// Stops the node: a controlled shutdown of the broker first (its

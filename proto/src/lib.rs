@@ -14,6 +14,7 @@
 //! carrying openraft's serialized messages in [`pb::RaftPayload`]), and
 //! [`transport::Connector`], the one way every crate makes channels to peers.
 
+pub mod date;
 pub mod transport;
 
 /// The encoded `FileDescriptorSet` of every Raftline `.proto`, for gRPC server

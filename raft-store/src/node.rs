@@ -19,6 +19,7 @@ use openraft::error::{
     ChangeMembershipError, CheckIsLeaderError, ClientWriteError, InitializeError, RaftError,
 };
 use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, SnapshotPolicy};
+use raftline_proto::date::{DateHeaderLayer, WallClock};
 use raftline_proto::pb::raft_peer_client::RaftPeerClient;
 use raftline_proto::pb::raft_peer_server::RaftPeerServer;
 use raftline_proto::pb::RaftPayload;
@@ -53,6 +54,9 @@ pub struct NodeConfig {
     /// Log entries kept behind a snapshot before purging (for slow followers).
     /// Default 1,000.
     pub keep_after_snapshot: u64,
+    /// The clock that dates the peer server's responses (the system clock;
+    /// the simulator's time in a simulation).
+    pub clock: WallClock,
 }
 
 impl NodeConfig {
@@ -65,6 +69,7 @@ impl NodeConfig {
             election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
             snapshot_after_entries: 10_000,
             keep_after_snapshot: 1_000,
+            clock: WallClock::system(),
         }
     }
 
@@ -204,6 +209,7 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
 
         let stop = shutdown.clone();
         let id = config.id;
+        let dates = DateHeaderLayer::new(config.clock.clone());
         let server = tokio::spawn(async move {
             // Peers only: bounded streams, and keepalives that notice a peer
             // gone without a FIN (a partition, a paused process).
@@ -211,6 +217,7 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
                 .max_concurrent_streams(Some(1024))
                 .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
                 .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
+                .layer(dates)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await;
@@ -330,8 +337,8 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
             WriteError::Unavailable(format!("forwarding to {addr}: {e}"))
         };
         let channel = self.connector.channel(addr).map_err(|e| unavailable(&e))?;
-        let mut request = tonic::Request::new(RaftPayload { data: command });
-        request.set_timeout(within);
+        // The deadline is the client's alone (see network::client).
+        let request = tonic::Request::new(RaftPayload { data: command });
         let reply =
             match tokio::time::timeout(within, RaftPeerClient::new(channel).propose(request)).await
             {

@@ -94,8 +94,11 @@ impl PeerClient {
         };
         let data =
             serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut call = tonic::Request::new(RaftPayload { data });
-        call.set_timeout(option.soft_ttl());
+        // The deadline is the client's alone (no grpc-timeout header): when it
+        // passes, the dropped call resets the stream and the peer stops work
+        // on it. A server-side timeout would answer with a response built
+        // outside the node's services, dated by the machine's clock.
+        let call = tonic::Request::new(RaftPayload { data });
         let sent = async {
             match rpc {
                 Rpc::AppendEntries => client.append_entries(call).await,
