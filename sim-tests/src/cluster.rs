@@ -1,12 +1,17 @@
 //! [`SimCluster`]: N turmoil hosts, each running a whole Raftline node on
-//! in-memory disks that outlive its crashes.
+//! in-memory disks that outlive its crashes, with the faults the simulator
+//! injects and probes into every running node's state.
 
 use crate::net::{incoming, SimConnector};
 use raftline::node::{Node, NodeParts, NodeSettings};
 use raftline_broker::clock::TokioClock;
-use raftline_broker::storage::MemStorage;
-use raftline_raft_store::MemDisk;
-use std::sync::Arc;
+use raftline_broker::replica::ReplicaManager;
+use raftline_broker::storage::{MemStorage, Storage};
+use raftline_controller::ControllerMachine;
+use raftline_raft_store::{MemDisk, RaftHandle};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Every node's peer port.
@@ -14,11 +19,85 @@ pub const PEER_PORT: u16 = 9000;
 /// Every node's client port.
 pub const CLIENT_PORT: u16 = 9001;
 /// The simulated wall clock's start (ms since the Unix epoch).
-const EPOCH_MS: i64 = 1_800_000_000_000;
+pub const EPOCH_MS: i64 = 1_800_000_000_000;
+/// Where each node keeps its partition logs (on its in-memory disk).
+const LOG_DIR: &str = "/logs";
 
 /// Node `i`'s host name.
 pub fn host(i: usize) -> String {
     format!("n{i}")
+}
+
+/// A look inside one running node (shared with its host while it runs).
+#[derive(Clone)]
+pub struct Probe {
+    /// The broker's replicas.
+    pub replicas: Arc<ReplicaManager>,
+    /// The controller's Raft node.
+    pub controller: RaftHandle<ControllerMachine, MemDisk>,
+    /// When this process started (simulated ms): tells restarts apart.
+    pub started_ms: u64,
+}
+
+/// The running nodes' probes, by node index (1-based).
+#[derive(Clone, Default)]
+pub struct Probes {
+    nodes: Arc<Mutex<BTreeMap<usize, Probe>>>,
+}
+
+impl Probes {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<usize, Probe>> {
+        self.nodes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The probes of the nodes running now.
+    pub fn running(&self) -> BTreeMap<usize, Probe> {
+        self.lock().clone()
+    }
+
+    fn set(&self, i: usize, probe: Probe) {
+        self.lock().insert(i, probe);
+    }
+
+    fn remove(&self, i: usize) {
+        self.lock().remove(&i);
+    }
+
+    /// The Raft leader as most running nodes see it.
+    pub fn raft_leader(&self) -> Option<usize> {
+        let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
+        for probe in self.lock().values() {
+            if let Some(l) = probe.controller.leader() {
+                *votes.entry(l).or_default() += 1;
+            }
+        }
+        votes
+            .into_iter()
+            .max_by_key(|&(id, n)| (n, std::cmp::Reverse(id)))
+            .map(|(id, _)| id as usize)
+    }
+
+    /// The node leading `topic`/`partition` in the highest leader epoch any
+    /// running replica knows.
+    pub fn partition_leader(&self, topic: &str, partition: u32) -> Option<usize> {
+        let mut best: Option<(u32, usize)> = None;
+        for (&i, probe) in self.lock().iter() {
+            for p in probe.replicas.partitions() {
+                let tp = p.topic_partition();
+                if tp.topic != topic || tp.partition != partition {
+                    continue;
+                }
+                let progress = p.progress();
+                let epoch = progress.leader_epoch.0;
+                if progress.leader && best.is_none_or(|(e, _)| epoch > e) {
+                    best = Some((epoch, i));
+                }
+            }
+        }
+        best.map(|(_, i)| i)
+    }
 }
 
 /// A simulated cluster of nodes with both roles.
@@ -27,35 +106,50 @@ pub struct SimCluster<'a> {
     pub sim: turmoil::Sim<'a>,
     disks: Vec<(MemDisk, MemStorage)>,
     clients: Vec<String>,
+    probes: Probes,
 }
 
 impl<'a> SimCluster<'a> {
-    /// `n` nodes; `seed` drives turmoil's randomness (latency, loss).
+    /// `n` nodes; `seed` drives turmoil's randomness (latency, loss, every
+    /// host runtime's scheduling) and Raft's election timeouts.
     pub fn new(n: usize, seed: u64) -> SimCluster<'a> {
         // Raft's election timeouts follow the seed too (turmoil runs every
         // host on this thread).
         raftline_raft_store::seed_raft_rng(seed);
         let mut builder = turmoil::Builder::new();
         builder
-            .simulation_duration(Duration::from_secs(300))
+            .simulation_duration(Duration::from_secs(600))
             .rng_seed(seed)
             .min_message_latency(Duration::from_millis(1))
             .max_message_latency(Duration::from_millis(5))
             .tcp_capacity(1 << 16);
         let mut sim = builder.build();
         let mut disks = Vec::new();
+        let probes = Probes::default();
         for i in 1..=n {
             let (disk, storage) = (MemDisk::new(), MemStorage::new());
             disks.push((disk.clone(), storage.clone()));
+            let probes = probes.clone();
             sim.host(host(i), move || {
-                run_node(i, n, disk.clone(), storage.clone())
+                run_node(i, n, disk.clone(), storage.clone(), probes.clone())
             });
         }
         SimCluster {
             sim,
             disks,
             clients: Vec::new(),
+            probes,
         }
+    }
+
+    /// How many nodes.
+    pub fn size(&self) -> usize {
+        self.disks.len()
+    }
+
+    /// The running nodes' probes.
+    pub fn probes(&self) -> Probes {
+        self.probes.clone()
     }
 
     /// The client addresses, comma-separated.
@@ -66,34 +160,134 @@ impl<'a> SimCluster<'a> {
             .join(",")
     }
 
-    /// Crashes node `i`: its tasks stop and its partition-log disk keeps only
-    /// what was synced (the Raft disk keeps everything it acknowledged).
-    pub fn crash(&mut self, i: usize) {
+    /// Crashes node `i`: its tasks stop and its partition-log disk keeps what
+    /// was synced plus, chosen by `torn`, a prefix of what was pending (the
+    /// Raft disk keeps everything it acknowledged).
+    pub fn crash(&mut self, i: usize, torn: u64) {
+        self.probes.remove(i);
         self.sim.crash(host(i));
         if let Some((_, storage)) = self.disks.get(i - 1) {
-            storage.crash();
+            storage.crash_torn(torn);
         }
     }
 
-    /// Cuts node `i` off from every other host (nodes and clients).
+    /// Starts node `i` again on its disks.
+    pub fn restart(&mut self, i: usize) {
+        self.probes.remove(i);
+        self.sim.bounce(host(i));
+    }
+
+    /// Whether node `i` runs.
+    pub fn is_running(&mut self, i: usize) -> bool {
+        self.sim.is_host_running(host(i))
+    }
+
+    /// Cuts node `i` off from every other node (clients still reach it, as
+    /// in Jepsen's partitions: the dangerous case, a leader clients can
+    /// still write to).
     pub fn isolate(&mut self, i: usize) {
+        for j in self.nodes_but(i) {
+            self.sim.partition(host(i), host(j));
+        }
+    }
+
+    /// Cuts node `i` off from every host, clients included.
+    pub fn isolate_from_all(&mut self, i: usize) {
         for other in self.others(i) {
             self.sim.partition(host(i), other);
         }
     }
 
-    /// Heals node `i`'s links.
-    pub fn heal(&mut self, i: usize) {
-        for other in self.others(i) {
-            self.sim.repair(host(i), other);
+    /// Splits the nodes: no link between `side` and the rest.
+    pub fn split(&mut self, side: &[usize]) {
+        for &a in side {
+            for b in (1..=self.size()).filter(|b| !side.contains(b)) {
+                self.sim.partition(host(a), host(b));
+            }
         }
     }
 
+    /// Drops everything node `from` sends to the other nodes; the other way works.
+    pub fn one_way(&mut self, from: usize) {
+        for j in self.nodes_but(from) {
+            self.sim.partition_oneway(host(from), host(j));
+        }
+    }
+
+    /// Holds every message to and from node `i` (a paused process): nothing
+    /// is lost, all of it arrives at [`release`](Self::release).
+    pub fn hold(&mut self, i: usize) {
+        for other in self.others(i) {
+            self.sim.hold(host(i), other);
+        }
+    }
+
+    /// Releases what [`hold`](Self::hold) held.
+    pub fn release(&mut self, i: usize) {
+        for other in self.others(i) {
+            self.sim.release(host(i), other);
+        }
+    }
+
+    /// Every link drops a message with probability `rate` (a dropped TCP
+    /// segment stalls its connection until a deadline or keepalive ends it).
+    pub fn set_loss(&mut self, rate: f64) {
+        self.sim.set_fail_rate(rate);
+    }
+
+    /// Message latency between 1 ms and `max`.
+    pub fn set_max_latency(&mut self, max: Duration) {
+        self.sim.set_max_message_latency(max);
+    }
+
+    /// Heals every link between every pair of hosts (held messages flow).
+    pub fn heal_all(&mut self) {
+        let mut hosts: Vec<String> = (1..=self.size()).map(host).collect();
+        hosts.extend(self.clients.iter().cloned());
+        for (k, a) in hosts.iter().enumerate() {
+            for b in &hosts[k + 1..] {
+                self.sim.repair(a.as_str(), b.as_str());
+                self.sim.release(a.as_str(), b.as_str());
+            }
+        }
+        self.sim.set_fail_rate(0.0);
+        self.sim.set_max_message_latency(Duration::from_millis(5));
+    }
+
+    /// Flips one byte of one segment of the partitions `dirs` (their
+    /// directory names, `topic-partition`) on node `i`'s disk, both its live
+    /// and synced copies, chosen by `pick`; the file and position.
+    pub fn corrupt(&mut self, i: usize, dirs: &[String], pick: u64) -> Option<(PathBuf, usize)> {
+        let (_, storage) = self.disks.get(i - 1)?;
+        let mut segments = Vec::new();
+        let root = Path::new(LOG_DIR);
+        for dir in dirs {
+            let dir = root.join(dir);
+            for file in storage.list_dir(&dir).unwrap_or_default() {
+                if file.ends_with(".log") {
+                    let path = dir.join(file);
+                    let len = storage.contents(&path).map_or(0, |c| c.len());
+                    if len > 0 {
+                        segments.push((path, len));
+                    }
+                }
+            }
+        }
+        if segments.is_empty() {
+            return None;
+        }
+        let (path, len) = segments.swap_remove((pick % segments.len() as u64) as usize);
+        let pos = ((pick >> 16) % len as u64) as usize;
+        storage.flip_byte(&path, pos).ok()?;
+        Some((path, pos))
+    }
+
+    fn nodes_but(&self, i: usize) -> Vec<usize> {
+        (1..=self.size()).filter(|&j| j != i).collect()
+    }
+
     fn others(&self, i: usize) -> Vec<String> {
-        let mut hosts: Vec<String> = (1..=self.disks.len())
-            .filter(|&j| j != i)
-            .map(host)
-            .collect();
+        let mut hosts: Vec<String> = self.nodes_but(i).into_iter().map(host).collect();
         hosts.extend(self.clients.iter().cloned());
         hosts
     }
@@ -106,14 +300,15 @@ impl<'a> SimCluster<'a> {
         self.clients.push(name.to_string());
         self.sim.client(name, client);
     }
-
-    /// Starts node `i` again on its disks.
-    pub fn restart(&mut self, i: usize) {
-        self.sim.bounce(host(i));
-    }
 }
 
-async fn run_node(i: usize, n: usize, disk: MemDisk, storage: MemStorage) -> turmoil::Result {
+async fn run_node(
+    i: usize,
+    n: usize,
+    disk: MemDisk,
+    storage: MemStorage,
+    probes: Probes,
+) -> turmoil::Result {
     let settings = NodeSettings {
         node_id: i as u64,
         client_addr: format!("{}:{CLIENT_PORT}", host(i)),
@@ -125,11 +320,12 @@ async fn run_node(i: usize, n: usize, disk: MemDisk, storage: MemStorage) -> tur
         broker_heartbeat: Duration::from_millis(100),
         broker_session_timeout: Duration::from_secs(1),
         replica_lag_time_max: Duration::from_secs(3),
-        log_dir: "/logs".into(),
+        log_dir: LOG_DIR.into(),
     };
     // A restart is a new process: a new incarnation (deterministic: the
     // simulated time of the start).
-    let incarnation = (i as u64) << 40 | turmoil::sim_elapsed().map_or(0, |d| d.as_millis() as u64);
+    let started_ms = turmoil::sim_elapsed().map_or(0, |d| d.as_millis() as u64);
+    let incarnation = (i as u64) << 40 | started_ms;
     let parts = NodeParts {
         disk,
         storage: Arc::new(storage),
@@ -139,7 +335,15 @@ async fn run_node(i: usize, n: usize, disk: MemDisk, storage: MemStorage) -> tur
         client_incoming: incoming(CLIENT_PORT).await?,
         incarnation,
     };
-    let _node = Node::start(settings, parts).await?;
+    let node = Node::start(settings, parts).await?;
+    probes.set(
+        i,
+        Probe {
+            replicas: node.replicas().clone(),
+            controller: node.controller().clone(),
+            started_ms,
+        },
+    );
     std::future::pending::<()>().await;
     Ok(())
 }

@@ -13,13 +13,28 @@
 //! clients: raftline::client over the same SimConnector
 //! ```
 //!
-//! Built so far: the network adapters and the cluster harness with crash and
-//! restart. Not yet: seeded determinism of openraft's election timer and of
-//! tokio's select (see docs/ARCHITECTURE.md), fault schedules, the history
-//! checker (issue 5).
+//! On top: [`faults`] (seeded fault schedules), [`workload`] (client
+//! processes recording a [`history`]), [`scenario`] (the driver and a run's
+//! [`scenario::Outcome`]), [`checker`] (Jepsen's Kafka anomalies on the
+//! history) and [`invariants`] (Kafka's replication invariants after every
+//! step). A seed decides everything, so a run replays exactly; see
+//! docs/ARCHITECTURE.md, "sim-tests".
 
+#[cfg(not(tokio_unstable))]
+compile_error!(
+    "sim-tests needs `--cfg tokio_unstable` (set in .cargo/config.toml) so that \
+     turmoil can seed every host's tokio runtime; a RUSTFLAGS variable replaces \
+     that setting: add `--cfg tokio_unstable` to it or unset it"
+);
+
+pub mod checker;
 pub mod cluster;
+pub mod faults;
+pub mod history;
+pub mod invariants;
 pub mod net;
+pub mod scenario;
+pub mod workload;
 
 pub use cluster::SimCluster;
 pub use net::{incoming, Accepted, SimConnector};

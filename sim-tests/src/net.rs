@@ -37,7 +37,14 @@ impl Connector for SimConnector {
             let stream = turmoil::net::TcpStream::connect(authority).await?;
             Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(stream))
         });
-        Ok(peer_endpoint(addr, self.connect_timeout)?.connect_with_connector_lazy(dial))
+        // h2 forgets a stream it reset after this long in *real* time, and
+        // answers frames that arrive later with RST_STREAM: how long the host
+        // machine took would decide what goes on the simulated wire. Longer
+        // than any simulation, it never expires; the count cap (50) still
+        // bounds it, deterministically.
+        Ok(peer_endpoint(addr, self.connect_timeout)?
+            .http2_reset_stream_duration(Duration::from_secs(24 * 3600))
+            .connect_with_connector_lazy(dial))
     }
 }
 

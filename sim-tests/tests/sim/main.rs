@@ -1,5 +1,12 @@
 //! Raftline clusters under simulated faults, real node code throughout.
+//!
+//! - `seeds`: the fixed seeds CI runs (every fault kind first once), one
+//!   seed on demand (`SIM_SEED=S`), the long mode (`SIM_SEEDS=N`, ignored).
+//! - `scenarios`: named regression cases from Kafka's history.
+//! - `determinism`: one seed twice gives the same history.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod failover;
+mod determinism;
+mod scenarios;
+mod seeds;
