@@ -161,7 +161,12 @@ impl<D: RaftDisk> Node<D> {
             rack: settings.rack.clone(),
             controllers: settings.controllers.clone(),
             heartbeat_interval: settings.broker_heartbeat,
-            rpc_timeout: Duration::from_secs(2),
+            // Well inside the session: a heartbeat stuck on a controller that
+            // died or was cut off must leave time to find the new leader
+            // before the session expires (else a leader change fences every
+            // broker at once; found by the simulator).
+            rpc_timeout: (settings.broker_session_timeout / 2)
+                .clamp(Duration::from_millis(200), Duration::from_secs(2)),
         };
         let link = controller_link::spawn(link_config, parts.connector.clone(), link_stop.clone());
         let replicas_stop = CancellationToken::new();

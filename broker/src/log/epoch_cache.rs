@@ -24,6 +24,16 @@ impl LeaderEpochCache {
         self.epochs.last_key_value().map(|(&e, &o)| (e, o))
     }
 
+    /// The epoch of the records at `offset`: the entry with the greatest
+    /// start at or before it.
+    pub fn epoch_at(&self, offset: Offset) -> Option<LeaderEpoch> {
+        self.epochs
+            .iter()
+            .filter(|(_, &start)| start <= offset)
+            .map(|(&e, _)| e)
+            .next_back()
+    }
+
     /// All entries, oldest first.
     pub fn entries(&self) -> impl Iterator<Item = (LeaderEpoch, Offset)> + '_ {
         self.epochs.iter().map(|(&e, &o)| (e, o))

@@ -317,6 +317,7 @@ impl Log {
             .ok()
             .and_then(|bytes| LeaderEpochCache::decode(&bytes));
         let mut changed = false;
+        let from_checkpoint = loaded.is_some();
         match loaded {
             Some(cache) => self.epochs = cache,
             None if self.log_end() == self.log_start() => {}
@@ -334,9 +335,28 @@ impl Log {
         // scan saw in surviving records and the checkpoint had not recorded yet.
         changed |= self.epochs.truncate_from_end(self.log_end());
         changed |= self.epochs.truncate_from_start(self.log_start());
-        for (epoch, start) in scanned {
-            if start >= self.log_start() {
-                changed |= self.epochs.assign(epoch, start);
+        if from_checkpoint {
+            // A new epoch is checkpointed (durably) before any record carrying
+            // it, so a scanned batch whose epoch the checkpoint does not place
+            // at its offset has a damaged epoch field: the one header field
+            // outside the batch CRC. Cut the log there, as for any corrupt
+            // batch; a follower fetches the rest again.
+            let damaged = scanned.iter().find(|(epoch, start)| {
+                *start >= self.log_start() && self.epochs.epoch_at(*start) != Some(*epoch)
+            });
+            if let Some(&(epoch, start)) = damaged {
+                let before = self.log_end();
+                self.truncate_to(start)?;
+                self.recovery.reasons.push(format!(
+                    "batch at offset {start} carries leader epoch {epoch}, which the epoch checkpoint does not place there: a damaged header; cut from {start} (log end was {before})"
+                ));
+                changed |= self.epochs.truncate_from_end(self.log_end());
+            }
+        } else {
+            for (epoch, start) in scanned {
+                if start >= self.log_start() {
+                    changed |= self.epochs.assign(epoch, start);
+                }
             }
         }
         if changed {

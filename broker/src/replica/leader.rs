@@ -304,6 +304,11 @@ impl LeaderState {
         }
     }
 
+    /// The ISR change sent to the controller and not yet settled, if any.
+    pub fn pending(&self) -> Option<&BTreeSet<BrokerId>> {
+        self.pending.as_ref()
+    }
+
     /// The controller answered the pending change: `Some(isr)` committed,
     /// `None` refused (the leader keeps its committed ISR and may try again).
     pub fn on_isr_answer(&mut self, committed: Option<&[BrokerId]>, leader_log_end: Offset) {

@@ -19,6 +19,7 @@ use crate::log::LogConfig;
 use crate::metadata::{partition_from_wire, BrokerId, PartitionChange, PartitionInfo};
 use crate::position::TopicPartition;
 use crate::storage::Storage;
+use prost::Message as _;
 use raftline_proto::pb;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -362,6 +363,7 @@ impl ReplicaManager {
     pub fn propose_isr(self: &Arc<Self>, partition: Arc<Partition>, proposal: IsrProposal) {
         tracing::info!(partition = %proposal.partition, isr = ?proposal.change.new_isr, "proposing an ISR change");
         let controller = self.controller.clone();
+        let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let request = pb::AlterPartitionRequest {
                 topic: proposal.partition.topic.clone(),
@@ -377,21 +379,59 @@ impl ReplicaManager {
                     .map(|(b, e)| (b.0, *e))
                     .collect(),
             };
-            let answer = controller
-                .call(|mut c| {
-                    let request = request.clone();
-                    async move { c.alter_partition(request).await }
-                })
-                .await;
-            match answer {
-                Ok(record) => partition.on_isr_answer(&proposal, Some(partition_from_wire(record))),
-                Err(status) => {
-                    tracing::info!(partition = %proposal.partition, %status, "ISR change refused");
-                    // Back off before the next proposal (the pending change
-                    // blocks new ones until answered), so a follower the
-                    // controller keeps refusing does not fill the Raft log.
-                    tokio::time::sleep(ISR_RETRY_BACKOFF).await;
-                    partition.on_isr_answer(&proposal, None)
+            loop {
+                let answer = controller
+                    .call(|mut c| {
+                        let request = request.clone();
+                        async move { c.alter_partition(request).await }
+                    })
+                    .await;
+                let status = match answer {
+                    Ok(record) => {
+                        partition.on_isr_answer(&proposal, Some(partition_from_wire(record)));
+                        return;
+                    }
+                    Err(status) => status,
+                };
+                let code = pb::Error::decode(status.details())
+                    .ok()
+                    .and_then(|e| pb::ErrorCode::try_from(e.code).ok())
+                    .filter(|c| *c != pb::ErrorCode::Unspecified);
+                // Back off before anything else (a follower the controller
+                // keeps refusing must not fill the Raft log).
+                tokio::time::sleep(ISR_RETRY_BACKOFF).await;
+                match code {
+                    // The partition record moved on, maybe by this very change
+                    // (its answer lost): the metadata update settles the ISR.
+                    // Until then the maximal ISR (committed plus pending) holds
+                    // the high watermark, as Kafka's AlterPartition does.
+                    Some(pb::ErrorCode::InvalidUpdateVersion) => {
+                        tracing::info!(partition = %proposal.partition, %status, "ISR change overtaken; waiting for the metadata");
+                        return;
+                    }
+                    // A definite refusal at the version it was based on.
+                    Some(c)
+                        if !matches!(
+                            c,
+                            pb::ErrorCode::NotController
+                                | pb::ErrorCode::RequestTimedOut
+                                | pb::ErrorCode::BrokerNotAvailable
+                        ) =>
+                    {
+                        tracing::info!(partition = %proposal.partition, %status, "ISR change refused");
+                        partition.on_isr_answer(&proposal, None);
+                        return;
+                    }
+                    // No answer: the change may have committed. Forgetting it
+                    // would let the high watermark pass a replica the
+                    // controller counts in the ISR (and may elect). Ask again.
+                    _ => {
+                        if shutdown.is_cancelled() || !partition.isr_change_still_pending(&proposal)
+                        {
+                            return;
+                        }
+                        tracing::info!(partition = %proposal.partition, %status, "ISR change unanswered; asking again");
+                    }
                 }
             }
         });

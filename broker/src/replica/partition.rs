@@ -874,6 +874,22 @@ impl Partition {
 
     /// The controller's answer to `proposal`: the new record, or `None` if it
     /// was refused (the next metadata record sets things right).
+    /// Whether `proposal` is still this leader's unsettled ISR change, at
+    /// the leader and partition epochs it was based on: its answer was lost,
+    /// so it may be sent again.
+    pub fn isr_change_still_pending(&self, proposal: &IsrProposal) -> bool {
+        let inner = lock(&self.inner);
+        let current = inner
+            .info
+            .as_ref()
+            .map(|i| (i.leader_epoch, i.partition_epoch));
+        let Role::Leader(state) = &inner.role else {
+            return false;
+        };
+        current == Some((proposal.leader_epoch, proposal.partition_epoch))
+            && state.pending() == Some(&proposal.change.new_isr)
+    }
+
     pub fn on_isr_answer(&self, proposal: &IsrProposal, record: Option<PartitionInfo>) {
         let mut inner = lock(&self.inner);
         let current = inner
