@@ -30,6 +30,10 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use pb::Acks;
 
+/// How long a produce waits before the client checks whether its partition's
+/// leader moved, and how often then.
+pub const LEADER_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// How long an unknown topic is looked for before it is called unknown.
 pub const METADATA_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -186,6 +190,40 @@ impl Metadata {
             .map(|b| b.address.clone())
             .filter(|a| !a.is_empty())
     }
+
+    /// `newer`, except that a partition this metadata knows in a later leader
+    /// epoch (same topic id) keeps this metadata's entry: an answer from a
+    /// broker that has not caught up never takes the client back to a
+    /// deposed leader (KIP-320).
+    pub fn merged_with(&self, mut newer: Metadata) -> Metadata {
+        for (name, topic) in newer.topics.iter_mut() {
+            let Some(known) = self.topics.get(name).filter(|t| t.id == topic.id) else {
+                continue;
+            };
+            for partition in topic.partitions.iter_mut() {
+                let kept = known.partitions.iter().find(|k| {
+                    k.index == partition.index && k.leader_epoch > partition.leader_epoch
+                });
+                if let Some(kept) = kept {
+                    *partition = kept.clone();
+                }
+            }
+        }
+        for (id, broker) in &self.brokers {
+            newer.brokers.entry(*id).or_insert_with(|| broker.clone());
+        }
+        newer
+    }
+
+    /// The leader epoch of `topic`'s partition `p`, as this metadata has it.
+    pub fn leader_epoch(&self, topic: &str, p: u32) -> Option<u32> {
+        self.topics
+            .get(topic)?
+            .partitions
+            .iter()
+            .find(|m| m.index == p)
+            .map(|m| m.leader_epoch)
+    }
 }
 
 struct State {
@@ -259,45 +297,40 @@ impl Client {
         self.state().metadata.clone()
     }
 
-    /// Fetches metadata from the known brokers, then the bootstrap servers.
+    /// Fetches metadata from the known brokers and the bootstrap servers,
+    /// all at once: the first answer wins, so a broker that died without
+    /// closing its connections (power loss, a partition) costs nothing.
     pub async fn refresh_metadata(&self) -> Result<Arc<Metadata>, ClientError> {
-        let known: Vec<String> = self
+        let mut candidates: Vec<String> = self
             .metadata()
             .brokers
             .values()
             .filter(|b| !b.fenced)
             .map(|b| b.address.clone())
             .collect();
-        let mut last = String::from("no address given");
-        for addr in known.iter().chain(self.config.bootstrap.iter()) {
-            let mut broker = match self.broker(addr) {
-                Ok(b) => b,
-                Err(e) => {
-                    last = e.to_string();
-                    continue;
-                }
-            };
-            let call = broker.metadata(pb::MetadataRequest { topics: Vec::new() });
-            match tokio::time::timeout(self.config.connect_timeout * 2, call).await {
-                Ok(Ok(reply)) => {
-                    let reply = reply.into_inner();
-                    let metadata = Arc::new(Metadata {
-                        brokers: reply.brokers.into_iter().map(|b| (b.id, b)).collect(),
-                        topics: reply
-                            .topics
-                            .into_iter()
-                            .map(|t| (t.name.clone(), t))
-                            .collect(),
-                    });
+        for addr in &self.config.bootstrap {
+            if !candidates.contains(addr) {
+                candidates.push(addr.clone());
+            }
+        }
+        let asks: Vec<_> = candidates
+            .iter()
+            .map(|addr| Box::pin(self.ask_metadata(addr)))
+            .collect();
+        let last = if asks.is_empty() {
+            String::from("no address given")
+        } else {
+            match futures_util::future::select_ok(asks).await {
+                Ok((metadata, _)) => {
                     let mut state = self.state();
+                    let metadata = Arc::new(state.metadata.merged_with(metadata));
                     state.metadata = metadata.clone();
                     state.leaders.clear();
                     return Ok(metadata);
                 }
-                Ok(Err(status)) => last = format!("{addr}: {}", status.message()),
-                Err(_) => last = format!("{addr}: no answer in time"),
+                Err(last) => last,
             }
-        }
+        };
         Err(ClientError::NoBroker {
             servers: self.config.bootstrap.join(","),
             last,
@@ -325,6 +358,47 @@ impl Client {
             }
             tokio::time::sleep(self.config.retry_backoff).await;
             metadata = self.refresh_metadata().await?;
+        }
+    }
+
+    /// One broker's metadata, or why not.
+    async fn ask_metadata(&self, addr: &str) -> Result<Metadata, String> {
+        let mut broker = self.broker(addr).map_err(|e| e.to_string())?;
+        let call = broker.metadata(pb::MetadataRequest { topics: Vec::new() });
+        match tokio::time::timeout(self.config.connect_timeout * 2, call).await {
+            Ok(Ok(reply)) => {
+                let reply = reply.into_inner();
+                Ok(Metadata {
+                    brokers: reply.brokers.into_iter().map(|b| (b.id, b)).collect(),
+                    topics: reply
+                        .topics
+                        .into_iter()
+                        .map(|t| (t.name.clone(), t))
+                        .collect(),
+                })
+            }
+            Ok(Err(status)) => Err(format!("{addr}: {}", status.message())),
+            Err(_) => Err(format!("{addr}: no answer in time")),
+        }
+    }
+
+    /// Returns once the metadata names a leader of `topic`/`p` in an epoch
+    /// newer than `epoch`, other than `used`: checked after [`LEADER_CHECK`]
+    /// and every [`LEADER_CHECK`] then. Raced against a produce, it ends the
+    /// wait on a leader that died without a word (power loss, a partition)
+    /// as soon as another leads.
+    async fn leader_moved(&self, topic: &str, p: u32, used: &str, epoch: Option<u32>) {
+        loop {
+            tokio::time::sleep(LEADER_CHECK).await;
+            if let Ok(metadata) = self.refresh_metadata().await {
+                let newer = metadata.leader_epoch(topic, p) > epoch;
+                let elsewhere = metadata
+                    .leader_address(topic, p)
+                    .is_some_and(|now| now != used);
+                if newer && elsewhere {
+                    return;
+                }
+            }
         }
     }
 
@@ -430,8 +504,21 @@ impl Client {
         let rpc_deadline = self.config.request_timeout + self.config.connect_timeout;
         self.with_leader(topic, p, self.config.delivery_timeout, |mut broker| {
             let request = request.clone();
+            let used = self.leader(topic, p);
+            let epoch = self.metadata().leader_epoch(topic, p);
             async move {
-                let reply = rpc("produce", rpc_deadline, broker.produce(request)).await?;
+                let call = rpc("produce", rpc_deadline, broker.produce(request));
+                let reply = match used {
+                    Some(used) => tokio::select! {
+                        reply = call => reply?,
+                        () = self.leader_moved(topic, p, &used, epoch) => {
+                            return Err(ClientError::Transport(format!(
+                                "{topic}-{p}: its leader moved away from {used} during the produce; retrying on the new leader"
+                            )))
+                        }
+                    },
+                    None => call.await?,
+                };
                 match reply.error {
                     Some(e) => Err(ClientError::from_wire(e)),
                     None if acks == Acks::None => Ok(None),
@@ -467,7 +554,13 @@ impl Client {
         };
         let rpc_deadline = max_wait + self.config.request_timeout;
         self.with_leader(topic, p, self.config.request_timeout, |mut broker| {
-            let request = request.clone();
+            // The leader epoch the client knows: a deposed leader that has not
+            // heard yet answers UNKNOWN_LEADER_EPOCH instead of serving an
+            // older high watermark (KIP-320); the client then re-routes.
+            let mut request = request.clone();
+            if let Some(part) = request.partitions.first_mut() {
+                part.current_leader_epoch = self.metadata().leader_epoch(topic, p);
+            }
             async move {
                 let reply = rpc("fetch", rpc_deadline, broker.fetch(request)).await?;
                 let result = reply
@@ -554,5 +647,52 @@ impl Client {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(topic_id: u64, leader: u32, epoch: u32) -> Metadata {
+        let broker = |id: u32| pb::BrokerMetadata {
+            id,
+            address: format!("n{id}:9001"),
+            rack: None,
+            fenced: false,
+        };
+        Metadata {
+            brokers: [(leader, broker(leader))].into(),
+            topics: [(
+                "t".to_string(),
+                pb::TopicMetadata {
+                    name: "t".into(),
+                    id: topic_id,
+                    error: None,
+                    partitions: vec![pb::PartitionMetadata {
+                        index: 0,
+                        leader: Some(leader),
+                        leader_epoch: epoch,
+                        replicas: vec![1, 2, 3],
+                        isr: vec![1, 2, 3],
+                    }],
+                },
+            )]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn a_lagging_broker_s_metadata_never_takes_a_partition_back_to_an_older_epoch() {
+        let known = metadata(7, 2, 5);
+        let stale = known.merged_with(metadata(7, 1, 4));
+        assert_eq!(stale.leader_epoch("t", 0), Some(5));
+        assert_eq!(stale.leader_address("t", 0).as_deref(), Some("n2:9001"));
+        let newer = known.merged_with(metadata(7, 3, 6));
+        assert_eq!(newer.leader_epoch("t", 0), Some(6));
+        assert_eq!(newer.leader_address("t", 0).as_deref(), Some("n3:9001"));
+        // A topic deleted and created again (a new id) starts over.
+        let recreated = known.merged_with(metadata(8, 1, 0));
+        assert_eq!(recreated.leader_epoch("t", 0), Some(0));
     }
 }
