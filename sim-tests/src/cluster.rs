@@ -21,7 +21,7 @@ pub const CLIENT_PORT: u16 = 9001;
 /// The simulated wall clock's start (ms since the Unix epoch).
 pub const EPOCH_MS: i64 = 1_800_000_000_000;
 /// Where each node keeps its partition logs (on its in-memory disk).
-const LOG_DIR: &str = "/logs";
+pub const LOG_DIR: &str = "/logs";
 
 /// Node `i`'s host name.
 pub fn host(i: usize) -> String {
@@ -145,6 +145,11 @@ impl<'a> SimCluster<'a> {
     /// How many nodes.
     pub fn size(&self) -> usize {
         self.disks.len()
+    }
+
+    /// Every node's partition-log disk, node `i` at `i - 1`.
+    pub fn log_disks(&self) -> Vec<MemStorage> {
+        self.disks.iter().map(|(_, s)| s.clone()).collect()
     }
 
     /// The running nodes' probes.

@@ -479,6 +479,7 @@ pub fn run(scenario: &Scenario) -> Result<Outcome, String> {
         active: Vec::new(),
         crashes: Vec::new(),
     };
+    let disks = driver.cluster.log_disks();
     let mut pending: Vec<Episode> = scenario.schedule.episodes.clone();
     pending.sort_by_key(|e| std::cmp::Reverse(e.start_ms));
     let mut invariants = Invariants::new();
@@ -491,6 +492,9 @@ pub fn run(scenario: &Scenario) -> Result<Outcome, String> {
             .map_err(|e| format!("the simulation failed: {e}"))?;
         let now = driver.now_ms();
         invariants.check(&probes, now);
+        if now.is_multiple_of(1_000) || done {
+            invariants.check_logs(&probes, &disks, now);
+        }
         driver.watch_elections();
         if done {
             break;

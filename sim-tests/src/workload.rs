@@ -595,7 +595,16 @@ async fn audit_replicas(tps: &[(String, u32)], probes: &Probes, shared: &Shared)
                 if Instant::now() >= deadline {
                     let seen: Vec<_> = replicas
                         .iter()
-                        .map(|(i, x)| (*i, x.progress().high_watermark.0))
+                        .map(|(i, x)| {
+                            let p = x.progress();
+                            format!(
+                                "n{i}: hw {} end {} epoch {}{}",
+                                p.high_watermark.0,
+                                p.log_end.0,
+                                p.leader_epoch.0,
+                                if p.leader { " leader" } else { "" }
+                            )
+                        })
                         .collect();
                     shared.violation(format!(
                         "audit: {topic}/{p} replicas never agreed on the high watermark {}: {seen:?}",
