@@ -490,7 +490,8 @@ async fn final_checks(
                     },
                 );
                 shared.violation(format!(
-                    "liveness: {topic}/{p} took no write within {LIVENESS_BOUND:?} of the heal: {error}"
+                    "liveness: {topic}/{p} took no write within {LIVENESS_BOUND:?} of the heal: {error}; metadata: {}",
+                    describe_metadata(probes, topic, *p)
                 ));
             }
             None => {}
@@ -683,4 +684,31 @@ async fn audit_metadata(probes: &Probes, shared: &Shared) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// How every running node's metadata sees `topic`/`p` (for failure messages).
+fn describe_metadata(probes: &Probes, topic: &str, p: u32) -> String {
+    probes
+        .running()
+        .into_iter()
+        .map(|(i, probe)| {
+            let link = probe.replicas.link();
+            let info = link
+                .metadata
+                .topic(topic)
+                .and_then(|t| t.partitions.get(&p).cloned());
+            let local = probe
+                .replicas
+                .partitions()
+                .into_iter()
+                .find(|x| x.topic_partition().topic == topic && x.topic_partition().partition == p)
+                .map(|x| x.progress());
+            format!(
+                "n{i} (metadata version {}, raft leader {:?}): {info:?}, replica {local:?}",
+                link.metadata.version(),
+                probe.controller.leader()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
