@@ -703,10 +703,18 @@ fn describe_metadata(probes: &Probes, topic: &str, p: u32) -> String {
                 .into_iter()
                 .find(|x| x.topic_partition().topic == topic && x.topic_partition().partition == p)
                 .map(|x| x.progress());
+            let fenced: Vec<u32> = link
+                .metadata
+                .brokers()
+                .values()
+                .filter(|b| b.fenced)
+                .map(|b| b.id.0)
+                .collect();
             format!(
-                "n{i} (metadata version {}, raft leader {:?}): {info:?}, replica {local:?}",
+                "n{i} (metadata version {}, raft leader {:?}, fenced brokers {fenced:?}, link fenced {}): {info:?}, replica {local:?}",
                 link.metadata.version(),
-                probe.controller.leader()
+                probe.controller.leader(),
+                link.fenced
             )
         })
         .collect::<Vec<_>>()

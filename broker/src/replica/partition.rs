@@ -380,6 +380,7 @@ impl Partition {
                 .as_ref()
                 .is_none_or(|old| info.partition_epoch >= old.partition_epoch);
             if same_role && newer {
+                tracing::debug!(partition = %self.tp, partition_epoch = info.partition_epoch, isr = ?info.isr, "partition record applied in place");
                 let log_end = inner.log_end;
                 if let Role::Leader(state) = &mut inner.role {
                     state.on_isr_answer(Some(&info.isr), log_end);
@@ -897,10 +898,12 @@ impl Partition {
             .as_ref()
             .map(|i| (i.leader_epoch, i.partition_epoch));
         let log_end = inner.log_end;
+        let answered = record.as_ref().map(|r| (r.leader_epoch, r.partition_epoch));
         let accepted = record.filter(|r| {
             Some(r.leader_epoch) == current.map(|c| c.0)
                 && current.is_some_and(|c| r.partition_epoch > c.1)
         });
+        tracing::debug!(partition = %self.tp, proposed_at = proposal.partition_epoch, ?answered, ?current, accepted = accepted.is_some(), "ISR change answered");
         if current.map(|c| c.0) != Some(proposal.leader_epoch) {
             return;
         }
