@@ -652,15 +652,14 @@ impl pb::replication_server::Replication for ReplicationService {
                 let mut pass = Pass::default();
                 for (tp, fetch, max_bytes) in fetches {
                     let read = match lookup(manager, tp) {
-                        Ok(partition) => match partition.replica_fetch(*fetch, *max_bytes).await {
-                            Ok((read, proposal)) => {
-                                if let Some(proposal) = proposal {
-                                    manager.propose_isr(partition, proposal);
-                                }
-                                Ok(read)
-                            }
-                            Err(e) => Err(e),
-                        },
+                        Ok(partition) => {
+                            let proposer = partition.clone();
+                            partition
+                                .replica_fetch(*fetch, *max_bytes, |proposal| {
+                                    manager.propose_isr(proposer, proposal)
+                                })
+                                .await
+                        }
                         Err(e) => Err(e),
                     };
                     pass.push(tp, read, &metadata);

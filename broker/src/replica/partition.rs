@@ -583,13 +583,20 @@ impl Partition {
     }
 
     /// A follower's fetch, on the leader: its position updates the high
-    /// watermark and maybe the ISR (returned as a proposal for the controller);
-    /// the answer is records up to the log end, or where to truncate.
+    /// watermark and maybe the ISR; the answer is records up to the log end,
+    /// or where to truncate.
+    ///
+    /// An ISR change goes to `propose` at once, before the log is read: the
+    /// leader counts it pending from that moment, so it must not be lost with
+    /// a read that fails or a fetch whose caller goes away (a long poll whose
+    /// client timed out). A lost one left the change pending for ever and the
+    /// ISR frozen (found by the simulator, seeds 1068 and 1399).
     pub async fn replica_fetch(
         &self,
         fetch: FollowerFetch,
         max_bytes: usize,
-    ) -> Result<(ReadResult, Option<IsrProposal>), ReplicaError> {
+        propose: impl FnOnce(IsrProposal),
+    ) -> Result<ReadResult, ReplicaError> {
         // The common case, a follower already in this leader's epoch, needs no
         // epoch-cache lookup (a round trip through the writer on every fetch):
         // that epoch is the log's newest and ends at the log end, and the
@@ -627,6 +634,9 @@ impl Partition {
             self.publish(&inner);
             (outcome, proposal, hw, inner.log_start, log_end)
         };
+        if let Some(proposal) = proposal {
+            propose(proposal);
+        }
         let mut result = ReadResult {
             high_watermark: hw,
             log_start,
@@ -646,7 +656,7 @@ impl Partition {
                 result.log_start = read.log_start;
             }
         }
-        Ok((result, proposal))
+        Ok(result)
     }
 
     fn fetch_error(&self, error: FetchError) -> ReplicaError {

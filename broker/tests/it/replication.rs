@@ -134,9 +134,9 @@ async fn next_fetch(follower: &Replica) -> FollowerFetch {
 /// (records appended or a divergence truncated).
 async fn fetch_once(leader: &Replica, follower: &Replica) -> bool {
     let fetch = next_fetch(follower).await;
-    let (read, _) = leader
+    let read = leader
         .partition
-        .replica_fetch(fetch, 1 << 20)
+        .replica_fetch(fetch, 1 << 20, |_| {})
         .await
         .unwrap();
     let changed = read.diverging.is_some() || !read.records.is_empty();
@@ -153,7 +153,7 @@ async fn fetch_unanswered(leader: &Replica, follower: &Replica) {
     let fetch = next_fetch(follower).await;
     leader
         .partition
-        .replica_fetch(fetch, 1 << 20)
+        .replica_fetch(fetch, 1 << 20, |_| {})
         .await
         .unwrap();
 }
@@ -313,6 +313,39 @@ async fn a_new_leader_serves_consumers_only_once_its_high_watermark_reaches_its_
     let read = b.partition.fetch(Offset(0), None, 1024).await.unwrap();
     assert_eq!(read.high_watermark, Offset(1));
     assert_eq!(values(&decode(&read.records)), vec!["x-0".to_string()]);
+}
+
+/// A follower back in sync makes the leader propose its return to the ISR.
+/// The leader counts the change pending from then on, so it hands it over
+/// before reading the log: a fetch dropped mid-read (a long poll whose client
+/// went away) must not lose it, or the ISR stays frozen for ever (found by
+/// the simulator, seeds 1068 and 1399).
+#[tokio::test(start_paused = true)]
+async fn an_isr_expansion_is_handed_over_before_the_fetch_reads_the_log() {
+    let (mut a, mut b) = (open_on(1, MemStorage::new()), open_on(2, MemStorage::new()));
+    a.apply(info(Some(1), 1, &[1, 2], &[1]), 1).await;
+    b.apply(info(Some(1), 1, &[1, 2], &[1]), 1).await;
+    a.partition
+        .produce(value("x"), Acks::Leader, SECOND)
+        .await
+        .unwrap();
+    fetch_once(&a, &b).await;
+    // b is at the high watermark now: this fetch proposes {1, 2}, and its
+    // caller goes away while the log read is in flight.
+    let fetch = next_fetch(&b).await;
+    let mut proposed = None;
+    let dropped = tokio::time::timeout(
+        Duration::ZERO,
+        a.partition
+            .replica_fetch(fetch, 1 << 20, |p| proposed = Some(p)),
+    )
+    .await;
+    assert!(dropped.is_err(), "the fetch was dropped before its answer");
+    let proposal = proposed.expect("the proposal was handed over");
+    assert_eq!(
+        proposal.change.new_isr,
+        [BrokerId(1), BrokerId(2)].into_iter().collect()
+    );
 }
 
 /// A lagging controller replays old partition records (a broker's new

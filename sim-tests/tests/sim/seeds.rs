@@ -110,7 +110,8 @@ ci_seed! {
     corrupt: 12,
 }
 
-/// Seeds that found bugs, kept: 1009 (a consumer routed by a lagging
+/// Seeds that found bugs, kept: 1068 (an ISR expansion lost with a dropped
+/// replica fetch left the ISR frozen), 1009 (a consumer routed by a lagging
 /// broker's metadata to a deposed leader saw the high watermark go back),
 /// 1210 (an ISR expansion whose answer was lost
 /// was forgotten, the high watermark passed the joining replica, which was
@@ -129,6 +130,7 @@ macro_rules! regression_seed {
 
 regression_seed! {
     regression_seed_1009: 1009,
+    regression_seed_1068: 1068,
     regression_seed_1210: 1210,
     regression_seed_1513: 1513,
     regression_seed_1997: 1997,
