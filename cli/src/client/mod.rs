@@ -231,6 +231,8 @@ struct State {
     metadata: Arc<Metadata>,
     /// Leaders learned from NOT_LEADER errors, ahead of metadata.
     leaders: BTreeMap<(String, u32), String>,
+    /// When `metadata` was last fetched.
+    refreshed: Option<tokio::time::Instant>,
 }
 
 /// A cloneable connection to a Raftline cluster.
@@ -249,6 +251,7 @@ impl Client {
                 channels: BTreeMap::new(),
                 metadata: Arc::new(Metadata::default()),
                 leaders: BTreeMap::new(),
+                refreshed: None,
             })),
         };
         client.refresh_metadata().await?;
@@ -326,6 +329,7 @@ impl Client {
                     let metadata = Arc::new(state.metadata.merged_with(metadata));
                     state.metadata = metadata.clone();
                     state.leaders.clear();
+                    state.refreshed = Some(tokio::time::Instant::now());
                     return Ok(metadata);
                 }
                 Err(last) => last,
@@ -390,7 +394,18 @@ impl Client {
     async fn leader_moved(&self, topic: &str, p: u32, used: &str, epoch: Option<u32>) {
         loop {
             tokio::time::sleep(LEADER_CHECK).await;
-            if let Ok(metadata) = self.refresh_metadata().await {
+            // Many produces may wait at once (one per partition): metadata
+            // fetched within the last check serves them all.
+            let recent = self
+                .state()
+                .refreshed
+                .is_some_and(|at| at.elapsed() < LEADER_CHECK);
+            let metadata = if recent {
+                Ok(self.metadata())
+            } else {
+                self.refresh_metadata().await
+            };
+            if let Ok(metadata) = metadata {
                 let newer = metadata.leader_epoch(topic, p) > epoch;
                 let elsewhere = metadata
                     .leader_address(topic, p)
