@@ -5,8 +5,9 @@
 use crate::net::{incoming, SimConnector};
 use raftline::node::{Node, NodeParts, NodeSettings};
 use raftline_broker::clock::TokioClock;
-use raftline_broker::replica::ReplicaManager;
+use raftline_broker::replica::{Partition, ReplicaManager};
 use raftline_broker::storage::{MemStorage, Storage};
+use raftline_broker::TopicPartition;
 use raftline_controller::ControllerMachine;
 use raftline_raft_store::{MemDisk, RaftHandle};
 use std::collections::BTreeMap;
@@ -79,24 +80,27 @@ impl Probes {
             .map(|(id, _)| id as usize)
     }
 
+    /// The replicas of `topic`/`partition` on the running nodes, by node.
+    pub fn replicas_of(&self, topic: &str, partition: u32) -> BTreeMap<usize, Arc<Partition>> {
+        let tp = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        self.lock()
+            .iter()
+            .filter_map(|(&i, probe)| probe.replicas.partition(&tp).map(|p| (i, p)))
+            .collect()
+    }
+
     /// The node leading `topic`/`partition` in the highest leader epoch any
     /// running replica knows.
     pub fn partition_leader(&self, topic: &str, partition: u32) -> Option<usize> {
-        let mut best: Option<(u32, usize)> = None;
-        for (&i, probe) in self.lock().iter() {
-            for p in probe.replicas.partitions() {
-                let tp = p.topic_partition();
-                if tp.topic != topic || tp.partition != partition {
-                    continue;
-                }
-                let progress = p.progress();
-                let epoch = progress.leader_epoch.0;
-                if progress.leader && best.is_none_or(|(e, _)| epoch > e) {
-                    best = Some((epoch, i));
-                }
-            }
-        }
-        best.map(|(_, i)| i)
+        self.replicas_of(topic, partition)
+            .into_iter()
+            .map(|(i, p)| (i, p.progress()))
+            .filter(|(_, progress)| progress.leader)
+            .max_by_key(|(i, progress)| (progress.leader_epoch, std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
     }
 }
 
@@ -187,29 +191,11 @@ impl<'a> SimCluster<'a> {
         self.sim.is_host_running(host(i))
     }
 
-    /// Cuts node `i` off from every other node (clients still reach it, as
-    /// in Jepsen's partitions: the dangerous case, a leader clients can
+    /// Cuts the links between nodes `a` and `b` (clients still reach both,
+    /// as in Jepsen's partitions: the dangerous case, a leader clients can
     /// still write to).
-    pub fn isolate(&mut self, i: usize) {
-        for j in self.nodes_but(i) {
-            self.sim.partition(host(i), host(j));
-        }
-    }
-
-    /// Cuts node `i` off from every host, clients included.
-    pub fn isolate_from_all(&mut self, i: usize) {
-        for other in self.others(i) {
-            self.sim.partition(host(i), other);
-        }
-    }
-
-    /// Splits the nodes: no link between `side` and the rest.
-    pub fn split(&mut self, side: &[usize]) {
-        for &a in side {
-            for b in (1..=self.size()).filter(|b| !side.contains(b)) {
-                self.sim.partition(host(a), host(b));
-            }
-        }
+    pub fn cut(&mut self, a: usize, b: usize) {
+        self.sim.partition(host(a), host(b));
     }
 
     /// Drops everything node `from` sends to the other nodes; the other way works.
@@ -220,17 +206,10 @@ impl<'a> SimCluster<'a> {
     }
 
     /// Holds every message to and from node `i` (a paused process): nothing
-    /// is lost, all of it arrives at [`release`](Self::release).
+    /// is lost, all of it arrives at [`heal_all`](Self::heal_all).
     pub fn hold(&mut self, i: usize) {
         for other in self.others(i) {
             self.sim.hold(host(i), other);
-        }
-    }
-
-    /// Releases what [`hold`](Self::hold) held.
-    pub fn release(&mut self, i: usize) {
-        for other in self.others(i) {
-            self.sim.release(host(i), other);
         }
     }
 

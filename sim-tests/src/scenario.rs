@@ -2,7 +2,7 @@
 //! the driver that runs it step by step, and its outcome.
 
 use crate::checker::{check, Report};
-use crate::cluster::{host, Probes, SimCluster};
+use crate::cluster::{Probes, SimCluster};
 use crate::faults::{Episode, FaultKind, Schedule, FAULT_END_MS, FAULT_START_MS, HEAL_MS};
 use crate::history::{History, Op};
 use crate::invariants::Invariants;
@@ -202,15 +202,9 @@ impl Driver<'_> {
     /// The running nodes hosting `tp` other than `leader`.
     fn followers(&self, tp: &(String, u32), leader: usize) -> Vec<usize> {
         self.probes
-            .running()
-            .into_iter()
-            .filter(|(i, probe)| {
-                *i != leader
-                    && probe.replicas.partitions().iter().any(|p| {
-                        p.topic_partition().topic == tp.0 && p.topic_partition().partition == tp.1
-                    })
-            })
-            .map(|(i, _)| i)
+            .replicas_of(&tp.0, tp.1)
+            .into_keys()
+            .filter(|&i| i != leader)
             .collect()
     }
 
@@ -244,18 +238,15 @@ impl Driver<'_> {
         if !waiting {
             return;
         }
-        let running = self.probes.running();
         for crash in self.crashes.iter_mut().filter(|c| c.elected_ms.is_none()) {
-            let elected = running.values().any(|probe| {
-                probe.replicas.partitions().iter().any(|p| {
-                    let tp = p.topic_partition();
+            let elected = self
+                .probes
+                .replicas_of(&crash.tp.0, crash.tp.1)
+                .values()
+                .any(|p| {
                     let progress = p.progress();
-                    tp.topic == crash.tp.0
-                        && tp.partition == crash.tp.1
-                        && progress.leader
-                        && progress.leader_epoch.0 > crash.epoch
-                })
-            });
+                    progress.leader && progress.leader_epoch.0 > crash.epoch
+                });
             if elected {
                 crash.elected_ms = Some(now - crash.at_ms);
             }
@@ -380,7 +371,7 @@ impl Driver<'_> {
         match applied {
             Applied::Cut(pairs) => {
                 for &(a, b) in pairs {
-                    self.cluster.sim.partition(host(a), host(b));
+                    self.cluster.cut(a, b);
                 }
             }
             Applied::OneWay(i) => self.cluster.one_way(*i),

@@ -96,15 +96,34 @@ fn config(servers: &str) -> ClientConfig {
     config
 }
 
-async fn connect(servers: &str) -> Result<Client, ClientError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// `attempt` until it succeeds or `deadline` has passed (then its last
+/// error), `every` apart in simulated time.
+async fn retry<T, E, Fut>(
+    deadline: Instant,
+    every: Duration,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     loop {
-        match Client::connect(config(servers)).await {
-            Ok(c) => return Ok(c),
+        match attempt().await {
+            Ok(v) => return Ok(v),
             Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(_) => tokio::time::sleep(every).await,
         }
     }
+}
+
+/// Between a client's failed call and the next.
+const RETRY: Duration = Duration::from_millis(100);
+
+async fn connect(servers: &str) -> Result<Client, ClientError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    retry(deadline, Duration::from_millis(200), || {
+        Client::connect(config(servers))
+    })
+    .await
 }
 
 /// The value's identity (a too-large value carries padding after `#`).
@@ -401,34 +420,33 @@ async fn final_checks(
     shared: &Shared,
     probes: &Probes,
 ) -> turmoil::Result {
-    let healed = Instant::now();
+    let live_by = Instant::now() + LIVENESS_BOUND;
     let client = connect(servers).await?;
-    let (producer_id, producer_epoch) = loop {
-        match client.init_producer_id().await {
-            Ok(id) => break id,
-            Err(e) if healed.elapsed() > LIVENESS_BOUND => {
+    let (producer_id, producer_epoch) =
+        match retry(live_by, RETRY, || client.init_producer_id()).await {
+            Ok(id) => id,
+            Err(e) => {
                 shared.violation(format!(
                     "no producer id {LIVENESS_BOUND:?} after the heal: {e}"
                 ));
                 return Ok(());
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
-    // Every partition of every topic there is.
+        };
+    // Every partition of every topic there is (none of a topic never created).
     let mut tps = Vec::new();
     for topic in spec.topics.iter().chain(std::iter::once(&spec.late_topic)) {
-        let partitions = loop {
+        let partitions = retry(live_by, RETRY, || async {
             match client.partitions(&topic.name).await {
-                Ok(p) => break p.len() as u32,
+                Ok(p) => Ok(p.len() as u32),
                 Err(ClientError::Server {
                     code: pb::ErrorCode::UnknownTopicOrPartition,
                     ..
-                }) => break 0,
-                Err(_) if healed.elapsed() > LIVENESS_BOUND => break 0,
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }) => Ok(0),
+                Err(e) => Err(e),
             }
-        };
+        })
+        .await
+        .unwrap_or(0);
         tps.extend((0..partitions).map(|p| (topic.name.clone(), p)));
     }
     // Liveness: one write to each, within the bound.
@@ -452,17 +470,15 @@ async fn final_checks(
                 value: value.clone(),
             },
         );
-        let mut outcome = None;
-        while outcome.is_none() {
-            match client.produce(topic, *p, batch.clone(), Acks::All).await {
-                Ok(Some(offset)) => outcome = Some(Ok(offset)),
-                Ok(None) => outcome = Some(Err("no offset".to_string())),
-                Err(e) if healed.elapsed() > LIVENESS_BOUND => outcome = Some(Err(e.to_string())),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        match outcome {
-            Some(Ok(offset)) => {
+        let outcome = retry(live_by, RETRY, || {
+            client.produce(topic, *p, batch.clone(), Acks::All)
+        })
+        .await;
+        match outcome
+            .map_err(|e| e.to_string())
+            .and_then(|o| o.ok_or("no offset".to_string()))
+        {
+            Ok(offset) => {
                 history.record(
                     "final",
                     Op::SendOk {
@@ -480,7 +496,7 @@ async fn final_checks(
                     },
                 );
             }
-            Some(Err(error)) => {
+            Err(error) => {
                 history.record(
                     "final",
                     Op::SendInfo {
@@ -494,7 +510,6 @@ async fn final_checks(
                     describe_metadata(probes, topic, *p)
                 ));
             }
-            None => {}
         }
     }
     // The final reads: each partition whole.
@@ -520,25 +535,14 @@ async fn final_checks(
 async fn read_all(client: &Client, topic: &str, p: u32) -> Result<Vec<(u64, String)>, ClientError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut out = Vec::new();
-    let mut offset = loop {
-        match client.list_offset(topic, p, -2).await {
-            Ok(o) => break o.unwrap_or(0),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
+    let mut offset = retry(deadline, RETRY, || client.list_offset(topic, p, -2))
+        .await?
+        .unwrap_or(0);
     loop {
-        let result = match client
-            .fetch(topic, p, offset, Duration::from_millis(0), 1 << 20)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let result = retry(deadline, RETRY, || {
+            client.fetch(topic, p, offset, Duration::from_millis(0), 1 << 20)
+        })
+        .await?;
         let hw = result.high_watermark;
         let records = decode_batches(p, result.records, offset)?;
         for r in &records {
@@ -564,21 +568,7 @@ async fn audit_replicas(tps: &[(String, u32)], probes: &Probes, shared: &Shared)
     for (topic, p) in tps {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let replicas: Vec<(usize, _)> = probes
-                .running()
-                .into_iter()
-                .filter_map(|(i, probe)| {
-                    probe
-                        .replicas
-                        .partitions()
-                        .into_iter()
-                        .find(|x| {
-                            x.topic_partition().topic == *topic
-                                && x.topic_partition().partition == *p
-                        })
-                        .map(|x| (i, x))
-                })
-                .collect();
+            let replicas: Vec<(usize, _)> = probes.replicas_of(topic, *p).into_iter().collect();
             let leader = replicas.iter().find(|(_, x)| x.progress().leader);
             let Some((_, leader)) = leader else {
                 if Instant::now() >= deadline {
@@ -697,11 +687,9 @@ fn describe_metadata(probes: &Probes, topic: &str, p: u32) -> String {
                 .metadata
                 .topic(topic)
                 .and_then(|t| t.partitions.get(&p).cloned());
-            let local = probe
-                .replicas
-                .partitions()
-                .into_iter()
-                .find(|x| x.topic_partition().topic == topic && x.topic_partition().partition == p)
+            let local = probes
+                .replicas_of(topic, p)
+                .get(&i)
                 .map(|x| x.progress());
             let fenced: Vec<u32> = link
                 .metadata
