@@ -47,10 +47,44 @@ impl TopicPartition {
     pub fn dir_name(&self) -> String {
         format!("{}-{}", self.topic, self.partition)
     }
+
+    /// The partition a directory name stands for, if it is one.
+    pub fn from_dir_name(name: &str) -> Option<TopicPartition> {
+        let (topic, index) = name.rsplit_once('-')?;
+        let partition = index.parse().ok()?;
+        (!topic.is_empty() && index.bytes().all(|b| b.is_ascii_digit())).then(|| TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        })
+    }
 }
 
 impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TopicPartition;
+
+    #[test]
+    fn dir_names_round_trip_and_others_are_not_partitions() {
+        let tp = TopicPartition {
+            topic: "pay-ments".into(),
+            partition: 12,
+        };
+        assert_eq!(TopicPartition::from_dir_name(&tp.dir_name()), Some(tp));
+        for other in [
+            "orders",
+            "orders-",
+            "-1",
+            "orders-1a",
+            "orders-+1",
+            "lost+found",
+        ] {
+            assert_eq!(TopicPartition::from_dir_name(other), None, "{other}");
+        }
     }
 }

@@ -125,6 +125,7 @@ fn topic_json(t: &pb::TopicDescription, offsets: &Offsets) -> serde_json::Value 
                 "leader_epoch": p.leader_epoch,
                 "replicas": p.replicas,
                 "isr": p.isr,
+                "elr": p.elr,
                 "log_start": start,
                 "high_watermark": hw,
             })
@@ -137,6 +138,9 @@ fn offset_cell(o: Option<u64>) -> String {
 }
 
 fn ids(v: &[u32]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
     v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
@@ -154,7 +158,7 @@ fn print_topic(t: &pb::TopicDescription, offsets: &Offsets) {
             configs.join(",")
         }
     );
-    let rows: Vec<[String; 7]> = t
+    let rows: Vec<[String; 8]> = t
         .partitions
         .iter()
         .map(|p| {
@@ -168,6 +172,7 @@ fn print_topic(t: &pb::TopicDescription, offsets: &Offsets) {
                 p.leader_epoch.to_string(),
                 ids(&p.replicas),
                 ids(&p.isr),
+                ids(&p.elr),
                 offset_cell(start),
                 offset_cell(hw),
             ]
@@ -180,6 +185,7 @@ fn print_topic(t: &pb::TopicDescription, offsets: &Offsets) {
             "EPOCH",
             "REPLICAS",
             "ISR",
+            "ELR",
             "LOG_START",
             "HIGH_WATERMARK",
         ],

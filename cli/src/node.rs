@@ -15,7 +15,9 @@ use raftline_broker::api::{BrokerService, ReplicationService};
 use raftline_broker::clock::Clock;
 use raftline_broker::controller_link::{self, Connector, ControllerClient, LinkConfig};
 use raftline_broker::metadata::BrokerId;
-use raftline_broker::replica::{ReplicaManager, ReplicaManagerConfig};
+use raftline_broker::replica::{
+    clear_damage_marks, recover_local_logs, ReplicaManager, ReplicaManagerConfig,
+};
 use raftline_broker::storage::Storage;
 use raftline_controller::api::{AdminService, BrokerLifecycleService, MetadataStreamService};
 use raftline_controller::{BrokerLifecycle, ControllerMachine, ControllerNode};
@@ -149,6 +151,16 @@ impl<D: RaftDisk> Node<D> {
             let clock = parts.clock.clone();
             WallClock::from_millis(move || clock.now_ms())
         };
+        // Recovery runs before registering: a copy that lost synced records
+        // must not be elected (the controller hears of it with the
+        // registration).
+        let mut replica_config = ReplicaManagerConfig::new(broker_id, settings.log_dir.clone());
+        replica_config.lag_max = settings.replica_lag_time_max;
+        let damaged = recover_local_logs(
+            &parts.storage,
+            &settings.log_dir,
+            &replica_config.log_defaults,
+        );
         let link_stop = CancellationToken::new();
         let link_config = LinkConfig {
             broker_id,
@@ -159,6 +171,7 @@ impl<D: RaftDisk> Node<D> {
             ]
             .into(),
             rack: settings.rack.clone(),
+            damaged: damaged.clone(),
             controllers: settings.controllers.clone(),
             heartbeat_interval: settings.broker_heartbeat,
             // Well inside the session: a heartbeat stuck on a controller that
@@ -169,9 +182,16 @@ impl<D: RaftDisk> Node<D> {
                 .clamp(Duration::from_millis(200), Duration::from_secs(2)),
         };
         let link = controller_link::spawn(link_config, parts.connector.clone(), link_stop.clone());
+        if !damaged.is_empty() {
+            let mut state = link.state.clone();
+            let (storage, dir) = (parts.storage.clone(), settings.log_dir.clone());
+            tokio::spawn(async move {
+                if state.wait_for(|s| s.epoch.is_some()).await.is_ok() {
+                    clear_damage_marks(&*storage, &dir, &damaged);
+                }
+            });
+        }
         let replicas_stop = CancellationToken::new();
-        let mut replica_config = ReplicaManagerConfig::new(broker_id, settings.log_dir.clone());
-        replica_config.lag_max = settings.replica_lag_time_max;
         let manager = ReplicaManager::new(
             replica_config,
             parts.storage,

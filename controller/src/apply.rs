@@ -37,7 +37,8 @@ impl MetadataState {
                 incarnation,
                 endpoints,
                 rack,
-            } => self.plan_register_broker(index, *id, *incarnation, endpoints, rack),
+                damaged,
+            } => self.plan_register_broker(index, *id, *incarnation, endpoints, rack, damaged),
             Command::UnfenceBroker { id, epoch } => self.plan_unfence_broker(*id, *epoch),
             Command::FenceBroker { id, epoch } => self.plan_fence_broker(*id, *epoch),
             Command::CreateTopic {

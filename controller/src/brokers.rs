@@ -1,10 +1,11 @@
 //! Broker lifecycle commands: register, unfence, fence.
 
 use crate::command::MetadataDelta;
-use crate::election::{elect_leader, Election};
+use crate::election::Election;
 use crate::error::MetadataError;
 use crate::ids::{BrokerEpoch, BrokerId, PartitionIndex};
 use crate::model::{Broker, MetadataState, Partition, Topic};
+use crate::topic_name::TopicName;
 use std::collections::BTreeMap;
 
 impl MetadataState {
@@ -14,6 +15,8 @@ impl MetadataState {
     /// behind it is gone and may have lost its disk. The same incarnation again is
     /// a retried request: accepted without changing the registration (its answer
     /// carries the current one, epoch included), unless its details differ.
+    /// A partition in `damaged` loses the broker from its ISR and ELR even as
+    /// the last member: its copy lacks records it once acknowledged.
     pub(crate) fn plan_register_broker(
         &self,
         index: u64,
@@ -21,6 +24,7 @@ impl MetadataState {
         incarnation: u64,
         endpoints: &BTreeMap<String, String>,
         rack: &Option<String>,
+        damaged: &[(TopicName, PartitionIndex)],
     ) -> Result<Vec<MetadataDelta>, MetadataError> {
         if let Some(existing) = self.brokers.get(&id) {
             if existing.incarnation == incarnation {
@@ -52,7 +56,7 @@ impl MetadataState {
             fenced: true,
         };
         let mut deltas = vec![MetadataDelta::BrokerChanged(registration)];
-        deltas.extend(self.fence_partitions(id));
+        deltas.extend(self.fence_partitions(id, damaged));
         Ok(deltas)
     }
 
@@ -73,17 +77,12 @@ impl MetadataState {
             if partition.leader.is_some() {
                 continue;
             }
-            let election = elect_leader(
-                &partition.replicas,
-                &partition.isr,
-                is_live,
-                topic.unclean_election_enabled(),
-            );
+            let election = partition.elect(is_live, topic.unclean_election_enabled());
             if election != Election::Offline {
                 deltas.push(partition_changed(
                     topic,
                     index,
-                    partition.after_election(election),
+                    partition.after_election(election, topic.min_insync()),
                 ));
             }
         }
@@ -103,7 +102,7 @@ impl MetadataState {
             fenced: true,
             ..broker.clone()
         })];
-        deltas.extend(self.fence_partitions(id));
+        deltas.extend(self.fence_partitions(id, &[]));
         Ok(deltas)
     }
 
@@ -129,24 +128,31 @@ impl MetadataState {
 
     /// The partition changes of fencing `id`: it leaves each ISR unless it is the
     /// last member (KRaft keeps that one: it may hold the only copy of
-    /// acknowledged data), and each partition it led elects a new leader.
-    fn fence_partitions(&self, id: BrokerId) -> Vec<MetadataDelta> {
+    /// acknowledged data) or, leaving an ISR below min.insync.replicas,
+    /// becomes eligible (KIP-966); each partition it led elects a new leader.
+    /// Partitions in `damaged` lose it from the ISR and ELR outright.
+    fn fence_partitions(
+        &self,
+        id: BrokerId,
+        damaged: &[(TopicName, PartitionIndex)],
+    ) -> Vec<MetadataDelta> {
         let is_live = |b: BrokerId| b != id && self.is_unfenced(b);
         let mut deltas = Vec::new();
         for (topic, index, partition) in self.partitions_of(id) {
+            let lost = damaged.iter().any(|(t, i)| *t == topic.name && *i == index);
             let mut next = partition.clone();
-            if next.isr.len() > 1 {
-                next.isr.remove(&id);
+            if lost || next.isr.len() > 1 {
+                let mut isr = next.isr.clone();
+                isr.remove(&id);
+                next.set_isr(isr, topic.min_insync());
+            }
+            if lost {
+                next.elr.remove(&id);
             }
             let next = if partition.leader == Some(id) {
-                let election = elect_leader(
-                    &next.replicas,
-                    &next.isr,
-                    is_live,
-                    topic.unclean_election_enabled(),
-                );
-                next.after_election(election)
-            } else if next.isr != partition.isr {
+                let election = next.elect(is_live, topic.unclean_election_enabled());
+                next.after_election(election, topic.min_insync())
+            } else if next != *partition {
                 next.partition_epoch = next.partition_epoch.next();
                 next
             } else {

@@ -23,6 +23,12 @@ pub enum Command {
         endpoints: BTreeMap<String, String>,
         /// Its rack.
         rack: Option<String>,
+        /// Partitions whose local copy the process found damaged at start
+        /// (synced records cut by recovery): it leaves their ISR and ELR even
+        /// as the last member, so it cannot be elected missing records the
+        /// others hold.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        damaged: Vec<(TopicName, PartitionIndex)>,
     },
     /// The broker has caught up with the metadata: it may lead and join ISRs.
     UnfenceBroker {

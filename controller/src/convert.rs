@@ -32,7 +32,17 @@ fn partition(index: u32, p: &Partition) -> pb::PartitionDescription {
         leader: p.leader.map(|b| b.0),
         leader_epoch: p.leader_epoch.0,
         partition_epoch: p.partition_epoch.0,
+        elr: p.elr.iter().map(|b| b.0).collect(),
     }
+}
+
+/// Partitions named on the wire; a bad topic name is refused.
+pub fn partition_refs(
+    refs: Vec<pb::PartitionRef>,
+) -> Result<Vec<(TopicName, PartitionIndex)>, MetadataError> {
+    refs.into_iter()
+        .map(|r| Ok((TopicName::new(r.topic)?, PartitionIndex(r.partition))))
+        .collect()
 }
 
 fn broker(b: &Broker) -> pb::BrokerDescription {

@@ -1,7 +1,7 @@
 //! What must hold of every reachable metadata state. Tests (and the simulator)
 //! check it after every command; a snapshot that fails it is reported on restore.
 
-use crate::election::{elect_leader, Election};
+use crate::election::Election;
 use crate::model::{MetadataState, Partition, Topic};
 use crate::topic_name::TopicName;
 use std::collections::BTreeSet;
@@ -76,8 +76,28 @@ impl MetadataState {
         if let Some(b) = replicas.iter().find(|b| !self.brokers.contains_key(b)) {
             return Err(format!("replica {b} is not a registered broker"));
         }
-        if p.isr.is_empty() {
-            return Err("empty ISR".into());
+        if p.isr.is_empty() && p.leader.is_some() {
+            return Err("empty ISR with a leader".into());
+        }
+        if !p.elr.is_subset(&replicas) {
+            return Err(format!(
+                "ELR {:?} not within replicas {:?}",
+                p.elr, p.replicas
+            ));
+        }
+        if let Some(b) = p.elr.intersection(&p.isr).next() {
+            return Err(format!(
+                "broker {b} in both ISR {:?} and ELR {:?}",
+                p.isr, p.elr
+            ));
+        }
+        if !p.elr.is_empty() && p.isr.len() >= topic.min_insync() {
+            return Err(format!(
+                "ELR {:?} beside an ISR {:?} at min.insync.replicas {}",
+                p.elr,
+                p.isr,
+                topic.min_insync()
+            ));
         }
         if !p.isr.is_subset(&replicas) {
             return Err(format!(
@@ -97,12 +117,7 @@ impl MetadataState {
             Some(leader) if !self.is_unfenced(leader) => Err(format!("fenced leader {leader}")),
             Some(_) => Ok(()),
             None => {
-                let missed = elect_leader(
-                    &p.replicas,
-                    &p.isr,
-                    |b| self.is_unfenced(b),
-                    topic.unclean_election_enabled(),
-                );
+                let missed = p.elect(|b| self.is_unfenced(b), topic.unclean_election_enabled());
                 match missed {
                     Election::Offline => Ok(()),
                     other => Err(format!("offline, but the election would give {other:?}")),
@@ -129,6 +144,7 @@ mod tests {
                 incarnation: 1,
                 endpoints: BTreeMap::new(),
                 rack: None,
+                damaged: vec![],
             };
             s.apply(index, &register).unwrap();
             let unfence = Command::UnfenceBroker {
@@ -157,7 +173,17 @@ mod tests {
             ("leader 1 not in ISR", |s| {
                 part(s).isr.remove(&BrokerId(1));
             }),
-            ("empty ISR", |s| part(s).isr.clear()),
+            ("empty ISR with a leader", |s| part(s).isr.clear()),
+            ("in both ISR", |s| {
+                part(s).elr.insert(BrokerId(3));
+            }),
+            ("ELR {BrokerId(4)} not within replicas", |s| {
+                part(s).elr.insert(BrokerId(4));
+            }),
+            ("beside an ISR", |s| {
+                part(s).isr.remove(&BrokerId(3));
+                part(s).elr.insert(BrokerId(3));
+            }),
             ("not within replicas", |s| {
                 part(s).isr.insert(BrokerId(9));
             }),

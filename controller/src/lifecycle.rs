@@ -17,9 +17,10 @@
 
 use crate::command::{AlterPartitionRequest, Command, MetadataDelta};
 use crate::error::MetadataError;
-use crate::ids::{BrokerEpoch, BrokerId};
+use crate::ids::{BrokerEpoch, BrokerId, PartitionIndex};
 use crate::node::{ControllerError, ControllerNode};
 use crate::sessions::BrokerSessions;
+use crate::topic_name::TopicName;
 use raftline_raft_store::RaftDisk;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -64,19 +65,22 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a broker process; returns its new epoch.
+    /// Registers a broker process; returns its new epoch. `damaged` lists the
+    /// partitions whose local copy it found damaged at start.
     pub async fn register(
         &self,
         id: BrokerId,
         incarnation: u64,
         endpoints: BTreeMap<String, String>,
         rack: Option<String>,
+        damaged: Vec<(TopicName, PartitionIndex)>,
     ) -> Result<BrokerEpoch, ControllerError> {
         let command = Command::RegisterBroker {
             id,
             incarnation,
             endpoints,
             rack,
+            damaged,
         };
         let applied = self.node.propose(&command).await?;
         applied

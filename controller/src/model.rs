@@ -58,6 +58,11 @@ impl Topic {
             .is_some_and(|v| v == "true")
     }
 
+    /// Its `min.insync.replicas`, as the brokers read it.
+    pub fn min_insync(&self) -> usize {
+        raftline_proto::topic_config::min_insync_replicas(&self.configs, self.replication_factor())
+    }
+
     /// The replica count of its partitions (0 for a topic without partitions,
     /// which the state never holds).
     pub fn replication_factor(&self) -> usize {
@@ -73,10 +78,20 @@ impl Topic {
 pub struct Partition {
     /// The brokers holding a replica, distinct; the first is the preferred leader.
     pub replicas: Vec<BrokerId>,
-    /// The in-sync replicas: non-empty, a subset of `replicas`, holds the leader.
-    /// A fenced broker stays in only as the last member (it may hold the only
-    /// copy of acknowledged data).
+    /// The in-sync replicas: a subset of `replicas`, holds the leader. A
+    /// fenced broker stays in only as the last member (it may hold the only
+    /// copy of acknowledged data). Empty only when that last member reported
+    /// its copy damaged: the partition is then offline, led by an eligible
+    /// replica if there is one.
     pub isr: BTreeSet<BrokerId>,
+    /// Eligible leader replicas (KIP-966): out of the ISR, yet holding every
+    /// committed record. Each left the ISR when that left it smaller than
+    /// min.insync.replicas, and a leader's high watermark does not move while
+    /// it is; so they are as good as ISR members for an election. Cleared once
+    /// the ISR is back at min.insync.replicas; never holds an ISR member or a
+    /// broker whose copy is damaged.
+    #[serde(default)]
+    pub elr: BTreeSet<BrokerId>,
     /// The leader; `None` when the partition is offline (no live ISR member).
     pub leader: Option<BrokerId>,
     /// Monotonic; bumped at every election.

@@ -2,7 +2,7 @@
 
 use crate::brokers::partition_changed;
 use crate::command::{AlterPartitionRequest, ElectionType, MetadataDelta};
-use crate::election::{elect_leader, Election};
+use crate::election::Election;
 use crate::error::MetadataError;
 use crate::ids::{BrokerId, PartitionIndex};
 use crate::model::{MetadataState, Partition, Topic};
@@ -54,7 +54,7 @@ impl MetadataState {
             self.check_isr_member(current, request, b)?;
         }
         let mut next = current.clone();
-        next.isr = isr;
+        next.set_isr(isr, topic.min_insync());
         next.partition_epoch = next.partition_epoch.next();
         Ok(vec![partition_changed(topic, request.partition, next)])
     }
@@ -98,12 +98,7 @@ impl MetadataState {
                         reason: format!("broker {leader} leads"),
                     });
                 }
-                match elect_leader(
-                    &current.replicas,
-                    &current.isr,
-                    |b| self.is_unfenced(b),
-                    true,
-                ) {
+                match current.elect(|b| self.is_unfenced(b), true) {
                     Election::Offline => return Err(MetadataError::EligibleLeadersNotAvailable),
                     elected => elected,
                 }
@@ -112,7 +107,7 @@ impl MetadataState {
         Ok(vec![partition_changed(
             topic,
             index,
-            current.after_election(outcome),
+            current.after_election(outcome, topic.min_insync()),
         )])
     }
 

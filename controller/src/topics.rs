@@ -123,6 +123,7 @@ impl MetadataState {
             partitions.push(Partition {
                 replicas: replicas.clone(),
                 isr,
+                elr: BTreeSet::new(),
                 leader: Some(leader),
                 leader_epoch: LeaderEpoch(0),
                 partition_epoch: PartitionEpoch(0),

@@ -1,7 +1,8 @@
 //! # raftline-proto
 //!
 //! Owns Raftline's `.proto` files (under `proto/raftline/v1/`) and the code tonic
-//! and prost generate from them. It holds no logic: every other crate converts these
+//! and prost generate from them. It holds no logic (except [`topic_config`], the config defaults both
+//! sides must read alike): every other crate converts these
 //! wire types into its own domain types in one place (its `convert.rs`), so storage,
 //! partition state and metadata never see `pb::` types.
 //!
@@ -15,6 +16,7 @@
 //! [`transport::Connector`], the one way every crate makes channels to peers.
 
 pub mod date;
+pub mod topic_config;
 pub mod transport;
 
 /// The encoded `FileDescriptorSet` of every Raftline `.proto`, for gRPC server

@@ -16,6 +16,7 @@ pub use client::ControllerClient;
 pub use raftline_proto::transport::{Connector, TcpConnector};
 
 use crate::metadata::{update_from_wire, BrokerId, MetadataCache, PartitionChange};
+use crate::position::TopicPartition;
 use raftline_proto::pb;
 use raftline_proto::pb::metadata_stream_client::MetadataStreamClient;
 use std::collections::BTreeMap;
@@ -37,6 +38,9 @@ pub struct LinkConfig {
     pub endpoints: BTreeMap<String, String>,
     /// This broker's rack.
     pub rack: Option<String>,
+    /// Partitions whose local copy recovery found damaged, reported at
+    /// registration (see [`crate::log::DAMAGE_MARK`]).
+    pub damaged: Vec<TopicPartition>,
     /// Controller node id -> peer address.
     pub controllers: BTreeMap<u64, String>,
     /// Between heartbeats. KRaft's default is 2 s; the session timeout should be
@@ -158,6 +162,15 @@ impl Link {
                 incarnation: self.config.incarnation,
                 endpoints: self.config.endpoints.clone(),
                 rack: self.config.rack.clone(),
+                damaged: self
+                    .config
+                    .damaged
+                    .iter()
+                    .map(|tp| pb::PartitionRef {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                    })
+                    .collect(),
             };
             match self
                 .client

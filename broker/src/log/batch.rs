@@ -151,6 +151,26 @@ impl BatchHeader {
         self.last_offset().plus(1)
     }
 
+    /// For a batch that seems to run past the end of its file: the smallest
+    /// size, within `bytes` (the batch as far as the file goes), whose body
+    /// passes the header's CRC. `Some` means the length field was damaged and
+    /// the batch is whole; `None` that it was really cut short (a torn write).
+    /// A chance match (about one in 2^32 per byte tried) only errs towards
+    /// calling a torn write damaged.
+    pub fn crc_passes_within(&self, bytes: &[u8]) -> Option<usize> {
+        let mut crc = crc32c::crc32c(bytes.get(CRC_START..HEADER_LEN)?);
+        if crc == self.crc {
+            return Some(HEADER_LEN);
+        }
+        for (i, byte) in bytes.iter().enumerate().skip(HEADER_LEN) {
+            crc = crc32c::crc32c_append(crc, std::slice::from_ref(byte));
+            if crc == self.crc {
+                return Some(i + 1);
+            }
+        }
+        None
+    }
+
     /// Checks the CRC of the whole batch in `batch` (exactly `self.size` bytes).
     pub fn verify_crc(&self, batch: &[u8]) -> Result<(), BatchError> {
         let body = batch

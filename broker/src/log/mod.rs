@@ -8,6 +8,8 @@
 //!   00000000000000000000.timeindex  sparse timestamp -> offset (sealed segments)
 //!   00000000000000004096.log        the active segment: appends go here
 //!   leader-epoch-checkpoint         epoch -> start offset
+//!   damaged                         present while recovery's finding of
+//!                                   damage (synced records cut) is unreported
 //! ```
 //!
 //! [`Log`] is a plain synchronous type with one owner (the partition's task): it
@@ -79,6 +81,27 @@ pub struct RecoveryReport {
     pub rebuilt_epoch_cache: bool,
     /// Why a scan stopped early, for the log line.
     pub reasons: Vec<String>,
+    /// Whether records that had been synced (and so perhaps acknowledged)
+    /// were cut, now or at an earlier open whose finding is not yet reported
+    /// (see [`DAMAGE_MARK`]); a torn write or a zeroed tail left by a crash
+    /// does not count.
+    pub damaged: bool,
+}
+
+/// The file in a partition directory saying that recovery cut synced records
+/// there. Written durably before the cut, so a crash cannot forget it; the
+/// broker reports the partition to the controller at registration, then calls
+/// [`clear_damage_mark`].
+pub const DAMAGE_MARK: &str = "damaged";
+
+/// Removes `dir`'s [`DAMAGE_MARK`] once the controller knows.
+pub fn clear_damage_mark(storage: &dyn Storage, dir: &Path) -> std::io::Result<()> {
+    let path = dir.join(DAMAGE_MARK);
+    if storage.exists(&path) {
+        storage.remove_file(&path)?;
+        storage.sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// One segment, for tools and tests.
@@ -185,6 +208,12 @@ impl Log {
             producers: ProducerStates::default(),
             recovery: RecoveryReport::default(),
         };
+        if log.storage.exists(&log.dir.join(DAMAGE_MARK)) {
+            log.recovery.damaged = true;
+            log.recovery
+                .reasons
+                .push("damage found at an earlier start, not yet reported".into());
+        }
         let scanned_epochs = log.load_segments(&bases)?;
         log.load_epoch_cache(scanned_epochs)?;
         // What the active segment holds may still sit in the page cache only (the
@@ -247,8 +276,15 @@ impl Log {
                 Some(segment) => (segment, true),
                 None => {
                     let path = self.dir.join(segment::file_name(base, "log"));
-                    let (segment, outcome) =
+                    let (mut segment, outcome) =
                         Segment::recover(&*storage, path, base, next_base, interval)?;
+                    // A sealed segment was synced whole before the next began:
+                    // whatever stops its scan is damage.
+                    if outcome.damaged || (next_base.is_some() && outcome.stopped_by.is_some()) {
+                        let reason = outcome.stopped_by.clone().unwrap_or_default();
+                        self.mark_damaged(&format!("segment {base}: {reason}"))?;
+                    }
+                    segment.cut_scanned_tail()?;
                     self.recovery.truncated_bytes += outcome.truncated_bytes;
                     let clean_end = outcome.stopped_by.is_none();
                     self.recovery.reasons.extend(outcome.stopped_by);
@@ -346,6 +382,9 @@ impl Log {
             });
             if let Some(&(epoch, start)) = damaged {
                 let before = self.log_end();
+                self.mark_damaged(&format!(
+                    "leader epoch {epoch} of the batch at offset {start}"
+                ))?;
                 self.truncate_to(start)?;
                 self.recovery.reasons.push(format!(
                     "batch at offset {start} carries leader epoch {epoch}, which the epoch checkpoint does not place there: a damaged header; cut from {start} (log end was {before})"
@@ -365,6 +404,14 @@ impl Log {
                 .map_err(|e| LogError::io(self.dir.join(CHECKPOINT_FILE), write_error_source(e)))?;
         }
         Ok(())
+    }
+
+    /// Records durably, before recovery cuts anything, that synced records
+    /// are about to go (see [`DAMAGE_MARK`]).
+    fn mark_damaged(&mut self, what: &str) -> LogResult<()> {
+        self.recovery.damaged = true;
+        storage::write_file_atomic(&*self.storage, &self.dir, DAMAGE_MARK, what.as_bytes())
+            .map_err(|e| LogError::io(self.dir.join(DAMAGE_MARK), write_error_source(e)))
     }
 
     /// The partition's directory.

@@ -21,6 +21,9 @@ use std::sync::Arc;
 
 /// Bytes read at a time while scanning a segment.
 const SCAN_CHUNK: usize = 256 * 1024;
+/// How far past a batch that seems cut short recovery looks for signs that it
+/// is whole but damaged: beyond the largest batch a topic takes by default.
+const DAMAGE_SEARCH_MAX: usize = 16 << 20;
 
 /// A segment file's name for a base offset: 20 digits, zero-padded, as Kafka's.
 pub fn file_name(base: Offset, suffix: &str) -> String {
@@ -43,6 +46,11 @@ pub struct ScanOutcome {
     pub truncated_bytes: u64,
     /// Why the scan stopped early, if it did.
     pub stopped_by: Option<String>,
+    /// Whether what stopped it is damage to whole batches (a failed CRC, a
+    /// broken header, a length field pointing past a batch that is there)
+    /// rather than a write cut short by a crash: records that were synced,
+    /// and perhaps acknowledged, are gone.
+    pub damaged: bool,
     /// `(epoch, base offset)` of each batch that starts a new leader epoch.
     pub epoch_starts: Vec<(LeaderEpoch, Offset)>,
 }
@@ -110,7 +118,9 @@ impl Segment {
 
     /// Opens a segment by scanning it whole: every batch's framing, CRC and offset
     /// sequence is checked and the indexes are rebuilt. Anything after the first bad
-    /// batch (or at or past `limit`, the next segment's base) is cut off, durably.
+    /// batch (or at or past `limit`, the next segment's base) is left for
+    /// [`cut_scanned_tail`](Self::cut_scanned_tail) to cut, so the caller can
+    /// record damage durably first.
     pub fn recover(
         storage: &dyn Storage,
         path: PathBuf,
@@ -126,31 +136,51 @@ impl Segment {
         let file = segment.file.clone();
         let mut reader = ChunkReader::new(&*file, file_len, SCAN_CHUNK);
         let mut stopped_by = None;
+        let mut damaged = false;
         let mut epoch_starts = Vec::new();
         let mut last_epoch = None;
+        let err_path = segment.path.clone();
+        let io = |e: io::Error| LogError::io(&err_path, e);
         while segment.size < file_len {
             let pos = segment.size;
+            // A crash leaves a tail cut short, or zeros where the file system
+            // had not written the data yet; anything else is damage.
+            let mut stop = |reason: String, torn: bool| {
+                damaged = !torn;
+                stopped_by = Some(reason);
+            };
             let header = match reader.batch_at(pos, true) {
                 Ok(Some(header)) => header,
                 Ok(None) => {
-                    stopped_by = Some(format!("torn batch at byte {pos}"));
+                    match reader.damaged_length_at(pos).map_err(io)? {
+                        Some(size) => stop(format!("batch at byte {pos} runs past the end of the file, yet its first {size} bytes pass its CRC: a damaged length field"), false),
+                        None => stop(format!("torn batch at byte {pos}"), true),
+                    }
                     break;
                 }
-                Err(ScanError::Io(e)) => return Err(LogError::io(&segment.path, e)),
+                Err(ScanError::Io(e)) => return Err(io(e)),
                 Err(ScanError::Batch(e)) => {
-                    stopped_by = Some(format!("corrupt batch at byte {pos}: {e}"));
+                    let zeros = reader.zeros_to_end(pos).map_err(io)?;
+                    stop(format!("corrupt batch at byte {pos}: {e}"), zeros);
                     break;
                 }
             };
             if header.base_offset != segment.next_offset {
-                stopped_by = Some(format!(
-                    "batch at byte {pos} has offset {}, expected {}",
-                    header.base_offset, segment.next_offset
-                ));
+                let zeros = reader.zeros_to_end(pos).map_err(io)?;
+                stop(
+                    format!(
+                        "batch at byte {pos} has offset {}, expected {}",
+                        header.base_offset, segment.next_offset
+                    ),
+                    zeros,
+                );
                 break;
             }
             if limit.is_some_and(|l| header.next_offset() > l) {
-                stopped_by = Some(format!("batch at byte {pos} overlaps the next segment"));
+                stop(
+                    format!("batch at byte {pos} overlaps the next segment"),
+                    false,
+                );
                 break;
             }
             if last_epoch.is_none_or(|e| header.leader_epoch > e) {
@@ -160,17 +190,25 @@ impl Segment {
             segment.note_appended(&header);
         }
         let truncated_bytes = file_len - segment.size;
-        if truncated_bytes > 0 {
-            segment.cut_file(segment.size)?;
-        }
         Ok((
             segment,
             ScanOutcome {
                 truncated_bytes,
                 stopped_by,
+                damaged,
                 epoch_starts,
             },
         ))
+    }
+
+    /// Cuts what [`recover`](Self::recover) found past the last good batch,
+    /// durably.
+    pub fn cut_scanned_tail(&mut self) -> LogResult<()> {
+        let len = self.file.len().map_err(|e| LogError::io(&self.path, e))?;
+        if len > self.size {
+            self.cut_file(self.size)?;
+        }
+        Ok(())
     }
 
     /// Opens a sealed segment from its index files, if they are present and agree
@@ -588,6 +626,29 @@ impl<'a> ChunkReader<'a> {
         }
         let at = (pos - self.buf_pos) as usize;
         Ok(Some(&self.buf[at..at + len]))
+    }
+
+    /// The file from `pos` to its end, at most `max` bytes.
+    fn tail(&mut self, pos: u64, max: usize) -> Result<&[u8], io::Error> {
+        let len = (self.file_len.saturating_sub(pos)).min(max as u64) as usize;
+        Ok(self.bytes(pos, len)?.unwrap_or_default())
+    }
+
+    /// For a batch at `pos` running past the end of the file: the size at which
+    /// its CRC passes after all (its length field is what was damaged), if any
+    /// within [`DAMAGE_SEARCH_MAX`] bytes.
+    fn damaged_length_at(&mut self, pos: u64) -> Result<Option<usize>, io::Error> {
+        let tail = self.tail(pos, DAMAGE_SEARCH_MAX)?;
+        Ok(tail
+            .get(..HEADER_LEN)
+            .and_then(|h| BatchHeader::parse(h).ok())
+            .and_then(|header| header.crc_passes_within(tail)))
+    }
+
+    /// Whether the file holds only zeros from `pos` on (looked at up to
+    /// [`DAMAGE_SEARCH_MAX`] bytes).
+    fn zeros_to_end(&mut self, pos: u64) -> Result<bool, io::Error> {
+        Ok(self.tail(pos, DAMAGE_SEARCH_MAX)?.iter().all(|&b| b == 0))
     }
 
     /// The header of the batch at `pos`, checking the whole batch's CRC if

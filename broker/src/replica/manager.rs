@@ -11,7 +11,7 @@
 //! ```
 
 use super::fetcher::{self, FetcherCommand, FetcherConfig};
-use super::partition::{min_insync_for, IsrProposal, Partition, ReplicaSettings, Transition};
+use super::partition::{IsrProposal, Partition, ReplicaSettings, Transition};
 use super::ReplicaError;
 use crate::clock::Clock;
 use crate::controller_link::{Connector, ControllerClient, LinkState};
@@ -21,6 +21,7 @@ use crate::position::TopicPartition;
 use crate::storage::Storage;
 use prost::Message as _;
 use raftline_proto::pb;
+use raftline_proto::topic_config::min_insync_replicas;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -223,7 +224,7 @@ impl ReplicaManager {
             .map(|t| t.configs.clone())
             .unwrap_or_default();
         let settings = ReplicaSettings {
-            min_insync: min_insync_for(&configs, info.replicas.len()),
+            min_insync: min_insync_replicas(&configs, info.replicas.len()),
             lag_max_ms: i64::try_from(self.config.lag_max.as_millis()).unwrap_or(i64::MAX),
         };
         let existing = self.partition(tp);

@@ -18,6 +18,7 @@ mod fetcher;
 mod leader;
 mod manager;
 mod partition;
+mod startup;
 
 pub use error::ReplicaError;
 pub use leader::{
@@ -25,6 +26,7 @@ pub use leader::{
 };
 pub use manager::{ReplicaManager, ReplicaManagerConfig};
 pub use partition::{
-    min_insync_for, truncation_point, Acks, FollowerPosition, IsrProposal, Partition, Produced,
-    Progress, ReadResult, ReplicaSettings, Transition,
+    truncation_point, Acks, FollowerPosition, IsrProposal, Partition, Produced, Progress,
+    ReadResult, ReplicaSettings, Transition,
 };
+pub use startup::{clear_damage_marks, recover_local_logs};

@@ -137,16 +137,6 @@ pub struct ReplicaSettings {
     pub lag_max_ms: i64,
 }
 
-/// `min.insync.replicas` from the topic configs, or the default: 2 when there
-/// are at least 3 replicas, else 1.
-pub fn min_insync_for(configs: &std::collections::BTreeMap<String, String>, rf: usize) -> usize {
-    configs
-        .get("min.insync.replicas")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(if rf >= 3 { 2 } else { 1 })
-        .max(1)
-}
-
 enum Role {
     Follower,
     Leader(Box<LeaderState>),

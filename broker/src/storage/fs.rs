@@ -28,15 +28,11 @@ impl Storage for FsStorage {
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                names.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        names.sort();
-        Ok(names)
+        entries(dir, std::fs::FileType::is_file)
+    }
+
+    fn list_subdirs(&self, dir: &Path) -> io::Result<Vec<String>> {
+        entries(dir, std::fs::FileType::is_dir)
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
@@ -98,4 +94,17 @@ impl StorageFile for FsFile {
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
+}
+
+/// The sorted names of the entries in `dir` whose type passes `want`.
+fn entries(dir: &Path, want: fn(&std::fs::FileType) -> bool) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if want(&entry.file_type()?) {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
 }

@@ -153,6 +153,22 @@ impl MemStorage {
     }
 }
 
+/// The names of the `paths` directly in `dir` (in their order).
+fn children<'a>(
+    disk: &Disk,
+    dir: &Path,
+    paths: impl Iterator<Item = &'a PathBuf>,
+) -> io::Result<Vec<String>> {
+    if !disk.dirs.contains(dir) {
+        return Err(not_found(dir));
+    }
+    Ok(paths
+        .filter(|path| path.parent() == Some(dir))
+        .filter_map(|path| path.file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect())
+}
+
 impl Storage for MemStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         // Directories themselves are durable at once; only their entries are not.
@@ -165,16 +181,12 @@ impl Storage for MemStorage {
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
         let disk = lock(&self.disk);
-        if !disk.dirs.contains(dir) {
-            return Err(not_found(dir));
-        }
-        Ok(disk
-            .live
-            .keys()
-            .filter(|path| path.parent() == Some(dir))
-            .filter_map(|path| path.file_name())
-            .map(|name| name.to_string_lossy().into_owned())
-            .collect())
+        children(&disk, dir, disk.live.keys())
+    }
+
+    fn list_subdirs(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let disk = lock(&self.disk);
+        children(&disk, dir, disk.dirs.iter())
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {

@@ -36,6 +36,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// The names of the files directly in `dir`, sorted.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// The names of the directories directly in `dir`, sorted.
+    fn list_subdirs(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Opens `path` for reading and writing.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>>;
     /// Removes the file at `path`.

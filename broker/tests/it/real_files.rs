@@ -54,3 +54,33 @@ fn a_log_on_disk_survives_reopen_torn_tail_and_lost_index() {
         "reads of one batch at a time agree"
     );
 }
+
+#[test]
+fn a_start_finds_damage_in_real_partition_directories() {
+    use raftline_broker::replica::{clear_damage_marks, recover_local_logs};
+    use raftline_broker::storage::Storage;
+    let tmp = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage);
+    for name in ["orders-0", "orders-1"] {
+        let mut log = Log::open(storage.clone(), tmp.path().join(name), small_config()).unwrap();
+        log.append_as_leader(&batch(3, 60, name), LeaderEpoch(1))
+            .unwrap();
+        log.flush(0).unwrap();
+    }
+    std::fs::write(tmp.path().join("orders-2"), b"a file, not a partition").unwrap();
+    let segment = tmp.path().join("orders-1").join(seg(0, "log"));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+    let damaged = recover_local_logs(&storage, tmp.path(), &small_config());
+    assert_eq!(
+        damaged,
+        vec![raftline_broker::TopicPartition {
+            topic: "orders".into(),
+            partition: 1
+        }]
+    );
+    assert!(tmp.path().join("orders-1").join("damaged").exists());
+    clear_damage_marks(&*storage, tmp.path(), &damaged);
+    assert!(recover_local_logs(&storage, tmp.path(), &small_config()).is_empty());
+}

@@ -2,7 +2,8 @@
 //! After every reopen the log holds exactly its valid prefix and serves it.
 
 use crate::support::*;
-use raftline_broker::log::LogConfig;
+use raftline_broker::log::Log;
+use raftline_broker::log::{clear_damage_mark, LogConfig, DAMAGE_MARK};
 use raftline_broker::storage::{self, OpenMode, Storage};
 use raftline_broker::{LeaderEpoch, LogError, Offset};
 
@@ -62,6 +63,9 @@ fn a_torn_last_batch_is_cut_at_every_byte() {
             last_pos,
             "tail cut on disk"
         );
+        // A write cut short by a crash was never synced: not damage.
+        assert!(!log.recovery().damaged, "cut at byte {cut}");
+        assert!(!disk.exists(&path(DAMAGE_MARK)), "cut at byte {cut}");
         // The epoch that only the torn batch carried is gone from the cache.
         assert_eq!(
             log.latest_epoch().map(|(e, _)| e),
@@ -90,6 +94,49 @@ fn a_flipped_byte_in_the_last_batch_drops_that_batch() {
         assert_eq!(log.log_end(), last_base, "flip at byte {rel} of the batch");
         let all = read_all(&log, end, 1 << 20);
         assert_eq!(all.len() as u64, last_base.0, "flip at byte {rel}");
+        // Synced records were cut: damage, marked before the cut. A flipped
+        // length (bytes 8..12) makes the batch look torn; its CRC tells.
+        assert!(
+            log.recovery().damaged,
+            "flip at byte {rel}: {:?}",
+            log.recovery()
+        );
+        assert!(disk.exists(&path(DAMAGE_MARK)), "flip at byte {rel}");
+    }
+}
+
+#[test]
+fn a_damage_mark_outlives_restarts_until_cleared() {
+    let (files, active, last_pos, last_base, _) = log_with_last_batch();
+    let mut damaged = files.clone();
+    damaged.get_mut(&active).unwrap()[(last_pos + 30) as usize] ^= 0x01;
+    let disk = restore(&damaged);
+    assert!(open(&disk, small_config()).recovery().damaged);
+    // Reopened, the log is whole again, yet the finding is not forgotten.
+    let log = open(&disk, small_config());
+    assert_eq!(log.recovery().truncated_bytes, 0);
+    assert_eq!(log.log_end(), last_base);
+    assert!(log.recovery().damaged, "{:?}", log.recovery());
+    drop(log);
+    clear_damage_mark(&disk, &dir()).unwrap();
+    assert!(!open(&disk, small_config()).recovery().damaged);
+}
+
+#[test]
+fn zeros_after_the_last_batch_are_a_crash_not_damage() {
+    let (files, active, _, _, end) = log_with_last_batch();
+    for zeros in [1, 12, 61, 100, 4096] {
+        let mut tail = files.clone();
+        tail.get_mut(&active).unwrap().extend(vec![0u8; zeros]);
+        let disk = restore(&tail);
+        let log = open(&disk, small_config());
+        assert_eq!(log.log_end(), end, "{zeros} zeros");
+        assert_eq!(log.recovery().truncated_bytes, zeros as u64);
+        assert!(
+            !log.recovery().damaged,
+            "{zeros} zeros: {:?}",
+            log.recovery()
+        );
     }
 }
 
@@ -200,6 +247,7 @@ fn corruption_in_a_sealed_segment_is_never_served() {
     let log = open(&disk, small_config());
     assert_eq!(log.log_end(), Offset(3));
     assert!(!log.recovery().deleted_segments.is_empty());
+    assert!(log.recovery().damaged);
     assert_eq!(log.segments().len(), 1);
     assert_eq!(read_all(&log, end, 1 << 20).len(), 3);
     assert!(!disk.exists(&path(&seg(log.recovery().deleted_segments[0].0, "log"))));
@@ -220,6 +268,10 @@ fn power_loss_keeps_exactly_what_was_flushed() {
     disk.crash();
     let log = open(&disk, small_config());
     assert_eq!(log.log_end(), durable);
+    assert!(
+        !log.recovery().damaged,
+        "unsynced records lost are not damage"
+    );
     assert_eq!(read_all(&log, durable, 1 << 20).len() as u64, durable.0);
 }
 
@@ -284,6 +336,7 @@ fn a_batch_whose_epoch_the_checkpoint_does_not_know_is_cut_as_damaged() {
             "{:?}",
             log.recovery()
         );
+        assert!(log.recovery().damaged);
         // The log goes on: the same batch appends again at the same offset.
         let mut log = log;
         let again = log
@@ -363,4 +416,41 @@ fn a_segment_left_behind_by_retention_before_a_gap_is_dropped_not_the_newer_ones
         read_all(&log, end, 1 << 20).len() as u64,
         end.0 - segments[2].base.0
     );
+}
+
+#[test]
+fn a_start_reports_the_damaged_partitions_until_told_the_controller_knows() {
+    use raftline_broker::replica::{clear_damage_marks, recover_local_logs};
+    use raftline_broker::storage::MemStorage;
+    use raftline_broker::TopicPartition;
+    use std::sync::Arc;
+
+    let disk = MemStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+    let root = std::path::PathBuf::from("/data");
+    assert!(
+        recover_local_logs(&storage, &root, &small_config()).is_empty(),
+        "no log dir yet"
+    );
+    for name in ["orders-0", "orders-1", "pay-ments-12"] {
+        let mut log = Log::open(storage.clone(), root.join(name), small_config()).unwrap();
+        log.append_as_leader(&batch(3, 40, name), LeaderEpoch(1))
+            .unwrap();
+        log.flush(0).unwrap();
+    }
+    disk.create_dir_all(&root.join("not a partition")).unwrap();
+    disk.flip_byte(&root.join("orders-1").join(seg(0, "log")), 40)
+        .unwrap();
+    disk.flip_byte(&root.join("pay-ments-12").join(seg(0, "log")), 70)
+        .unwrap();
+    let tp = |topic: &str, partition| TopicPartition {
+        topic: topic.into(),
+        partition,
+    };
+    let want = vec![tp("orders", 1), tp("pay-ments", 12)];
+    assert_eq!(recover_local_logs(&storage, &root, &small_config()), want);
+    // A crash before the registration went through: reported again.
+    assert_eq!(recover_local_logs(&storage, &root, &small_config()), want);
+    clear_damage_marks(&disk, &root, &want);
+    assert!(recover_local_logs(&storage, &root, &small_config()).is_empty());
 }

@@ -53,6 +53,7 @@ async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly()
         incarnation: 42,
         endpoints: [("client".to_string(), "127.0.0.1:9091".to_string())].into(),
         rack: None,
+        damaged: vec![],
         controllers: (1..=3).map(|id| (id, cluster.addr(id).unwrap())).collect(),
         heartbeat_interval: Duration::from_millis(100),
         rpc_timeout: Duration::from_secs(2),

@@ -31,9 +31,16 @@ impl<D: RaftDisk> BrokerLifecycleRpc for BrokerLifecycleService<D> {
     ) -> Result<Response<pb::RegisterBrokerResponse>, Status> {
         let r = request.into_inner();
         let endpoints = r.endpoints.into_iter().collect();
+        let damaged = convert::partition_refs(r.damaged).map_err(|e| status(&e.into()))?;
         let epoch = self
             .lifecycle
-            .register(BrokerId(r.broker_id), r.incarnation, endpoints, r.rack)
+            .register(
+                BrokerId(r.broker_id),
+                r.incarnation,
+                endpoints,
+                r.rack,
+                damaged,
+            )
             .await;
         Ok(Response::new(pb::RegisterBrokerResponse {
             broker_epoch: epoch.map_err(|e| status(&e))?.0,

@@ -15,6 +15,7 @@ fn registration_takes_the_log_index_as_epoch_and_starts_fenced() {
             incarnation: 7,
             endpoints: endpoints(1),
             rack: Some("r1".into()),
+            damaged: vec![],
         })
         .unwrap();
     let want = Broker {
@@ -43,6 +44,7 @@ fn same_incarnation_again_is_a_retry_that_changes_nothing() {
             incarnation: 1,
             endpoints: endpoints(1),
             rack: None,
+            damaged: vec![],
         })
         .unwrap();
     info!("accepted (version bumps), registration untouched: same epoch, still unfenced");
@@ -55,6 +57,7 @@ fn same_incarnation_again_is_a_retry_that_changes_nothing() {
         incarnation: 1,
         endpoints: endpoints(9),
         rack: None,
+        damaged: vec![],
     });
     assert!(
         matches!(err, MetadataError::DuplicateBrokerRegistration { broker, .. } if broker == b(1))
@@ -159,9 +162,9 @@ fn fencing_moves_leadership_and_shrinks_isrs() {
             (Some(1), vec![1, 3], 0, 1),
         ),
         (
-            "leader is last ISR member: offline, kept in ISR",
+            "leader is last ISR member, nobody eligible (min.insync 1): offline, kept in ISR",
             false,
-            &[1, 2, 3],
+            &[1, 2],
             &[1],
             1,
             (None, vec![1], 1, 2),
@@ -169,6 +172,14 @@ fn fencing_moves_leadership_and_shrinks_isrs() {
         (
             "same, unclean allowed: first live replica",
             true,
+            &[1, 2],
+            &[1],
+            1,
+            (Some(2), vec![2], 1, 2),
+        ),
+        (
+            "leader is last ISR member, 2 and 3 eligible (they left below min.insync 2): 2 leads",
+            false,
             &[1, 2, 3],
             &[1],
             1,

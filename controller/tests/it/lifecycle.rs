@@ -78,6 +78,7 @@ fn register(id: u32, incarnation: u64) -> pb::RegisterBrokerRequest {
         incarnation,
         endpoints: [("client".to_string(), format!("127.0.0.1:{}", 9090 + id))].into(),
         rack: None,
+        damaged: vec![],
     }
 }
 
@@ -161,6 +162,22 @@ async fn brokers_register_heartbeat_and_are_fenced_when_silent() {
     assert_eq!(
         ErrorCode::try_from(error_of(&status).unwrap().code).unwrap(),
         ErrorCode::StaleBrokerEpoch
+    );
+
+    tracing::info!("a damaged-partition report naming a bad topic is refused");
+    let mut bad = register(4, 4);
+    bad.damaged.push(pb::PartitionRef {
+        topic: "no/slash".into(),
+        partition: 0,
+    });
+    let status = client(&cluster, leader)
+        .await
+        .register_broker(bad)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        ErrorCode::try_from(error_of(&status).unwrap().code).unwrap(),
+        ErrorCode::InvalidTopicName
     );
 
     tracing::info!(

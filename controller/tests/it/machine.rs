@@ -12,6 +12,7 @@ fn commands_round_trip_through_bytes() {
         incarnation: 5,
         endpoints: endpoints(1),
         rack: None,
+        damaged: vec![],
     };
     let answer = m.apply(3, &encode_command(&register).unwrap());
     let applied = decode_response(&answer).unwrap().unwrap();
@@ -37,6 +38,7 @@ fn undecodable_commands_are_answered_and_change_nothing() {
             incarnation: 1,
             endpoints: endpoints(1),
             rack: None,
+            damaged: vec![],
         })
         .unwrap(),
     );
@@ -63,6 +65,7 @@ fn snapshot_restores_an_equal_state() {
             incarnation: 1,
             endpoints: endpoints(id),
             rack: Some(format!("r{id}")),
+            damaged: vec![],
         });
     }
     for id in 1..=3 {

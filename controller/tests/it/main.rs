@@ -7,6 +7,7 @@
 
 mod admin;
 mod brokers;
+mod elr;
 mod lifecycle;
 mod machine;
 mod partitions;

@@ -44,6 +44,7 @@ pub async fn register_brokers(cluster: &LocalCluster<ControllerMachine>, n: u32)
             incarnation: u64::from(id) * 1000,
             endpoints: BTreeMap::from([("client".to_string(), format!("127.0.0.1:{}", 9090 + id))]),
             rack: None,
+            damaged: vec![],
         };
         let applied = propose(cluster, &registered).await.unwrap();
         assert!(!applied.deltas.is_empty());

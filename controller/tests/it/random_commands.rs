@@ -13,6 +13,8 @@ enum Step {
     Register {
         broker: u32,
         incarnation: u64,
+        /// `(topic, partition)` numbers the broker reports damaged.
+        damaged: Vec<(u8, u32)>,
     },
     Unfence {
         broker: u32,
@@ -48,7 +50,8 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        2 => (1..=5u32, 0..3u64).prop_map(|(broker, incarnation)| Step::Register { broker, incarnation }),
+        2 => (1..=5u32, 0..3u64, proptest::collection::vec((0..4u8, 0..4u32), 0..3))
+            .prop_map(|(broker, incarnation, damaged)| Step::Register { broker, incarnation, damaged }),
         3 => (1..=5u32, proptest::bool::weighted(0.1)).prop_map(|(broker, stale)| Step::Unfence { broker, stale }),
         3 => (1..=5u32, any::<bool>()).prop_map(|(broker, with_epoch)| Step::Fence { broker, with_epoch }),
         4 => (0..4u8, 0..5u32, 0..4u32, proptest::bool::weighted(0.3))
@@ -70,6 +73,7 @@ fn preamble() -> Vec<Step> {
                 Step::Register {
                     broker,
                     incarnation: 0,
+                    damaged: vec![],
                 },
                 Step::Unfence {
                     broker,
@@ -108,11 +112,16 @@ fn command(state: &MetadataState, step: &Step) -> Command {
         Step::Register {
             broker,
             incarnation,
+            damaged,
         } => Command::RegisterBroker {
             id: BrokerId(*broker),
             incarnation: *incarnation,
             endpoints: BTreeMap::from([("peer".into(), format!("n{broker}:1"))]),
             rack: Some(format!("r{}", broker % 3)),
+            damaged: damaged
+                .iter()
+                .map(|&(n, i)| (name(n), PartitionIndex(i)))
+                .collect(),
         },
         Step::Unfence { broker, stale } => Command::UnfenceBroker {
             id: BrokerId(*broker),

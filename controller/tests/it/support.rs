@@ -82,6 +82,7 @@ impl Cluster {
             incarnation,
             endpoints: endpoints(id),
             rack: None,
+            damaged: vec![],
         })
         .unwrap();
         self.broker(id).epoch

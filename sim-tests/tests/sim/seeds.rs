@@ -117,7 +117,10 @@ ci_seed! {
 /// was forgotten, the high watermark passed the joining replica, which was
 /// then elected: acknowledged records lost), 1513 and 1997 (a flipped byte in
 /// a batch's leader epoch, outside its CRC, left a follower refusing every
-/// fetch). A later change to the code changes what a seed does, so these
+/// fetch), 1265 (fencing left the ISR at one broker, whose disk then lost
+/// committed records to a flipped byte; elected on its return, it lost what
+/// the others held: fixed by eligible leader replicas and damage reports at
+/// registration). A later change to the code changes what a seed does, so these
 /// guard the code paths, not the exact histories.
 macro_rules! regression_seed {
     ($($name:ident: $seed:expr),* $(,)?) => {$(
@@ -132,6 +135,7 @@ regression_seed! {
     regression_seed_1009: 1009,
     regression_seed_1068: 1068,
     regression_seed_1210: 1210,
+    regression_seed_1265: 1265,
     regression_seed_1513: 1513,
     regression_seed_1997: 1997,
 }
