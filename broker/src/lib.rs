@@ -22,6 +22,7 @@ pub mod api;
 pub mod clock;
 pub mod controller_link;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod position;

@@ -1,0 +1,613 @@
+//! One consumer group's state on its coordinator, as a pure state machine
+//! (Kafka's newer group protocol, KIP-848): members heartbeat with their
+//! member epoch and what they own; the coordinator computes the target
+//! assignment with the group's assignor whenever membership or subscriptions
+//! change (bumping the group epoch, the generation), and reconciles each
+//! member towards it cooperatively: a member first gives up what it must
+//! lose, and only then does its epoch advance; a partition goes to its new
+//! owner only once the old one has released it. Nobody ever stops consuming
+//! what it keeps.
+//!
+//! ```text
+//! heartbeat(epoch 0: join | n: renew | -1: leave | -2: static leave)
+//!   ─> membership or subscriptions changed? group epoch + 1, target = assignor(members)
+//!   ─> reconcile: revoking? wait for the member to report them released
+//!                 else assigned - target: revoke those (assignment shrinks)
+//!                 else epoch = group epoch; take target partitions nobody holds
+//! expire(now): members silent past their session, or stuck revoking past
+//!              the rebalance timeout, leave (group epoch + 1)
+//! commit(member, epoch): only from a member at its current epoch
+//! ```
+//!
+//! Time comes in as `now_ms`; nothing here reads a clock or does I/O. The
+//! coordinator runtime persists what changed in `__consumer_offsets` before
+//! it answers.
+
+use super::assignor::{Assignment, Assignor, MemberSpec};
+use crate::position::TopicPartition;
+use std::collections::{BTreeMap, BTreeSet};
+use thiserror::Error;
+
+/// Member epochs a heartbeat may carry besides a member's current one.
+pub mod epoch {
+    /// Joining (or rejoining after being fenced): owns nothing.
+    pub const JOIN: i32 = 0;
+    /// Leaving for good.
+    pub const LEAVE: i32 = -1;
+    /// A static member going away for a while: its partitions stay reserved
+    /// for its `group.instance.id` until its session expires.
+    pub const STATIC_LEAVE: i32 = -2;
+}
+
+/// A group's timing settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupTimeouts {
+    /// A member silent this long leaves the group.
+    pub session_ms: i64,
+    /// How often members should heartbeat.
+    pub heartbeat_ms: i64,
+    /// How long a member may take to release partitions it was told to.
+    pub rebalance_ms: i64,
+}
+
+impl Default for GroupTimeouts {
+    fn default() -> Self {
+        GroupTimeouts {
+            session_ms: 10_000,
+            heartbeat_ms: 1_000,
+            rebalance_ms: 30_000,
+        }
+    }
+}
+
+/// Why a group request was refused; nothing changed.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum GroupError {
+    /// The member is not in the group (never joined, left, or was removed).
+    #[error("member {member:?} is not in group {group:?}: join again with member epoch 0")]
+    UnknownMemberId { group: String, member: String },
+    /// A heartbeat with an epoch that is not the member's: it missed a change
+    /// and must rejoin (epoch 0), giving up what it holds.
+    #[error("member {member:?} of group {group:?} is at epoch {current}, not {given}: rejoin with member epoch 0")]
+    FencedMemberEpoch {
+        group: String,
+        member: String,
+        current: u32,
+        given: i32,
+    },
+    /// An offset commit from an older generation than the member's.
+    #[error("commit from member {member:?} of group {group:?} at epoch {given}, which is now {current}: refresh the assignment and commit again")]
+    StaleMemberEpoch {
+        group: String,
+        member: String,
+        current: u32,
+        given: i32,
+    },
+    /// The request is malformed; the reason says how.
+    #[error("invalid group request for {group:?}: {reason}")]
+    InvalidRequest { group: String, reason: String },
+    /// An operation that needs the group to have no members.
+    #[error("group {group:?} has {members} member(s); stop its consumers first")]
+    NonEmptyGroup { group: String, members: usize },
+}
+
+/// One heartbeat (which also joins and leaves).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Chosen by the member (a random id), kept for its lifetime.
+    pub member_id: String,
+    /// `group.instance.id`: a static member's identity across restarts.
+    pub instance_id: Option<String>,
+    /// [`epoch::JOIN`], [`epoch::LEAVE`], [`epoch::STATIC_LEAVE`], or the
+    /// member's current epoch.
+    pub member_epoch: i32,
+    /// Its subscription; required when joining, `None` for unchanged.
+    pub topics: Option<BTreeSet<String>>,
+    /// What it holds now, `None` for unchanged (a member reports this after
+    /// releasing partitions).
+    pub owned: Option<BTreeSet<TopicPartition>>,
+    /// The assignor it asks for when joining; `None` for the group's.
+    pub assignor: Option<Assignor>,
+}
+
+/// What a heartbeat is answered with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    /// The member's id.
+    pub member_id: String,
+    /// Its epoch now ([`epoch::LEAVE`] once it left).
+    pub member_epoch: i32,
+    /// What it may own now: it stops consuming anything else.
+    pub assignment: BTreeSet<TopicPartition>,
+    /// When to heartbeat next.
+    pub heartbeat_interval_ms: i64,
+}
+
+/// A member as the coordinator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its id.
+    pub id: String,
+    /// Its `group.instance.id`, if static.
+    pub instance_id: Option<String>,
+    /// Its epoch: the group epoch it last reconciled to.
+    pub epoch: u32,
+    /// The epoch before, accepted once from a member whose answer was lost.
+    pub previous_epoch: u32,
+    /// Its subscription.
+    pub topics: BTreeSet<String>,
+    /// What it may own now.
+    pub assigned: BTreeSet<TopicPartition>,
+    /// What it was told to give up and has not yet reported released.
+    pub revoking: BTreeSet<TopicPartition>,
+    /// When its session ends unless it heartbeats.
+    pub session_deadline_ms: i64,
+    /// When a pending revocation must be done by.
+    pub revoke_deadline_ms: Option<i64>,
+    /// A static member away (it sent [`epoch::STATIC_LEAVE`]).
+    pub away: bool,
+}
+
+/// A committed offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// The next offset to consume.
+    pub offset: u64,
+    /// Free text from the committer.
+    pub metadata: String,
+    /// When it was committed.
+    pub commit_ms: i64,
+}
+
+/// Where a group stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupState {
+    /// No members (committed offsets may remain).
+    Empty,
+    /// Some member has not reached the target assignment yet.
+    Reconciling,
+    /// Every member holds its target at the group epoch.
+    Stable,
+}
+
+impl GroupState {
+    /// Its name for tools (Kafka's spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::Reconciling => "Reconciling",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+/// One consumer group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    id: String,
+    assignor: Assignor,
+    timeouts: GroupTimeouts,
+    /// The generation: bumped by every change of membership or subscriptions.
+    epoch: u32,
+    members: BTreeMap<String, Member>,
+    /// The assignor's answer at `epoch`.
+    target: Assignment,
+    offsets: BTreeMap<TopicPartition, CommittedOffset>,
+}
+
+impl Group {
+    /// A new, empty group.
+    pub fn new(id: impl Into<String>, timeouts: GroupTimeouts) -> Group {
+        Group {
+            id: id.into(),
+            assignor: Assignor::default(),
+            timeouts,
+            epoch: 0,
+            members: BTreeMap::new(),
+            target: Assignment::new(),
+            offsets: BTreeMap::new(),
+        }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The group epoch (generation).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Its assignor.
+    pub fn assignor(&self) -> Assignor {
+        self.assignor
+    }
+
+    /// Its members by id.
+    pub fn members(&self) -> &BTreeMap<String, Member> {
+        &self.members
+    }
+
+    /// Its committed offsets.
+    pub fn offsets(&self) -> &BTreeMap<TopicPartition, CommittedOffset> {
+        &self.offsets
+    }
+
+    /// The target assignment at the group epoch.
+    pub fn target(&self) -> &Assignment {
+        &self.target
+    }
+
+    /// Where it stands.
+    pub fn state(&self) -> GroupState {
+        if self.members.is_empty() {
+            return GroupState::Empty;
+        }
+        let settled = self.members.values().all(|m| {
+            m.epoch == self.epoch
+                && m.revoking.is_empty()
+                && self.target.get(&m.id).is_none_or(|t| *t == m.assigned)
+        });
+        if settled {
+            GroupState::Stable
+        } else {
+            GroupState::Reconciling
+        }
+    }
+
+    fn invalid(&self, reason: impl Into<String>) -> GroupError {
+        GroupError::InvalidRequest {
+            group: self.id.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn unknown(&self, member: &str) -> GroupError {
+        GroupError::UnknownMemberId {
+            group: self.id.clone(),
+            member: member.to_string(),
+        }
+    }
+
+    /// A heartbeat: joins, renews, reports released partitions, changes the
+    /// subscription, or leaves. `partitions` are the topics' partition counts
+    /// as the coordinator's metadata has them. On an error nothing changed.
+    pub fn heartbeat(
+        &mut self,
+        request: &Heartbeat,
+        partitions: &BTreeMap<String, u32>,
+        now_ms: i64,
+    ) -> Result<HeartbeatReply, GroupError> {
+        let id = request.member_id.as_str();
+        if id.is_empty() {
+            return Err(self.invalid("a member id is required (the client picks a random one)"));
+        }
+        if request
+            .topics
+            .as_ref()
+            .is_some_and(|t| t.iter().any(String::is_empty))
+        {
+            return Err(self.invalid("an empty topic name in the subscription"));
+        }
+        let mut changed = false;
+        match request.member_epoch {
+            epoch::LEAVE => {
+                if self.members.remove(id).is_none() {
+                    return Err(self.unknown(id));
+                }
+                self.bump(partitions);
+                return Ok(self.reply_left(id));
+            }
+            epoch::STATIC_LEAVE => {
+                let interval = self.timeouts.heartbeat_ms;
+                match self.members.get(id) {
+                    None => return Err(self.unknown(id)),
+                    Some(m) if m.instance_id.is_none() => {
+                        return Err(self.invalid(
+                            "only a static member (with group.instance.id) can leave for a while",
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                if let Some(member) = self.members.get_mut(id) {
+                    member.away = true;
+                }
+                return Ok(HeartbeatReply {
+                    member_id: id.to_string(),
+                    member_epoch: epoch::STATIC_LEAVE,
+                    assignment: BTreeSet::new(),
+                    heartbeat_interval_ms: interval,
+                });
+            }
+            epoch::JOIN => changed |= self.join(request, now_ms)?,
+            given => {
+                let member = self.members.get(id).ok_or_else(|| self.unknown(id))?;
+                let owned_ok = request.owned.as_ref().is_some_and(|owned| {
+                    owned.is_subset(&member.assigned.union(&member.revoking).cloned().collect())
+                });
+                let current = i64::from(member.epoch) == i64::from(given);
+                let retried = i64::from(member.previous_epoch) == i64::from(given) && owned_ok;
+                if !current && !retried {
+                    return Err(GroupError::FencedMemberEpoch {
+                        group: self.id.clone(),
+                        member: id.to_string(),
+                        current: member.epoch,
+                        given,
+                    });
+                }
+                if let Some(topics) = &request.topics {
+                    if *topics != member.topics {
+                        changed = true;
+                    }
+                }
+            }
+        }
+        let session = self.timeouts.session_ms;
+        if let Some(member) = self.members.get_mut(id) {
+            member.session_deadline_ms = now_ms.saturating_add(session);
+            member.away = false;
+            if let Some(topics) = &request.topics {
+                member.topics = topics.clone();
+            }
+            if let Some(owned) = &request.owned {
+                if owned.is_disjoint(&member.revoking) {
+                    member.revoking.clear();
+                    member.revoke_deadline_ms = None;
+                }
+            }
+        }
+        if changed {
+            self.bump(partitions);
+        }
+        self.reconcile(id, now_ms);
+        let member = self.members.get(id).ok_or_else(|| self.unknown(id))?;
+        Ok(HeartbeatReply {
+            member_id: id.to_string(),
+            member_epoch: i32::try_from(member.epoch).unwrap_or(i32::MAX),
+            assignment: member.assigned.clone(),
+            heartbeat_interval_ms: self.timeouts.heartbeat_ms,
+        })
+    }
+
+    /// Epoch 0: a new member, a member rejoining after being fenced (it holds
+    /// nothing now), or a static member's new process taking its place.
+    /// Returns whether membership or subscriptions changed.
+    fn join(&mut self, request: &Heartbeat, now_ms: i64) -> Result<bool, GroupError> {
+        let id = request.member_id.as_str();
+        let Some(topics) = request.topics.clone() else {
+            return Err(self.invalid("joining needs a subscription (topics)"));
+        };
+        if let Some(wanted) = request.assignor {
+            if wanted != self.assignor && !self.members.is_empty() {
+                return Err(self.invalid(format!(
+                    "the group uses the {} assignor; ask for it or for none",
+                    self.assignor
+                )));
+            }
+            if self.members.is_empty() {
+                self.assignor = wanted;
+            }
+        }
+        // A static member's new process takes over the old one's place,
+        // epoch and assignment: no rebalance.
+        if let Some(instance) = &request.instance_id {
+            let previous = self
+                .members
+                .values()
+                .find(|m| m.instance_id.as_ref() == Some(instance) && m.id != id)
+                .map(|m| m.id.clone());
+            if let Some(old_id) = previous {
+                let Some(mut member) = self.members.remove(&old_id) else {
+                    return Err(self.unknown(&old_id));
+                };
+                let changed = member.topics != topics;
+                if let Some(target) = self.target.remove(&old_id) {
+                    self.target.insert(id.to_string(), target);
+                }
+                member.id = id.to_string();
+                member.topics = topics;
+                // The new process owns nothing yet; what the old one was
+                // releasing is released with it.
+                member.revoking.clear();
+                member.revoke_deadline_ms = None;
+                self.members.insert(id.to_string(), member);
+                return Ok(changed);
+            }
+        }
+        match self.members.get_mut(id) {
+            Some(member) => {
+                // Rejoining: whatever it held, it released.
+                member.assigned.clear();
+                member.revoking.clear();
+                member.revoke_deadline_ms = None;
+                member.epoch = 0;
+                member.previous_epoch = 0;
+                member.instance_id = request.instance_id.clone();
+                Ok(member.topics != topics)
+            }
+            None => {
+                self.members.insert(
+                    id.to_string(),
+                    Member {
+                        id: id.to_string(),
+                        instance_id: request.instance_id.clone(),
+                        epoch: 0,
+                        previous_epoch: 0,
+                        topics,
+                        assigned: BTreeSet::new(),
+                        revoking: BTreeSet::new(),
+                        session_deadline_ms: now_ms.saturating_add(self.timeouts.session_ms),
+                        revoke_deadline_ms: None,
+                        away: false,
+                    },
+                );
+                Ok(true)
+            }
+        }
+    }
+
+    fn reply_left(&self, id: &str) -> HeartbeatReply {
+        HeartbeatReply {
+            member_id: id.to_string(),
+            member_epoch: epoch::LEAVE,
+            assignment: BTreeSet::new(),
+            heartbeat_interval_ms: self.timeouts.heartbeat_ms,
+        }
+    }
+
+    /// A new generation: the target assignment is computed again.
+    fn bump(&mut self, partitions: &BTreeMap<String, u32>) {
+        self.epoch += 1;
+        let specs: BTreeMap<String, MemberSpec> = self
+            .members
+            .values()
+            .map(|m| {
+                let spec = MemberSpec {
+                    topics: m.topics.clone(),
+                    owned: m.assigned.union(&m.revoking).cloned().collect(),
+                };
+                (m.id.clone(), spec)
+            })
+            .collect();
+        self.target = self.assignor.assign(&specs, partitions);
+    }
+
+    /// Moves member `id` one step towards its target (see the module docs).
+    fn reconcile(&mut self, id: &str, now_ms: i64) {
+        let empty = BTreeSet::new();
+        let target = self.target.get(id).unwrap_or(&empty).clone();
+        let held_elsewhere: BTreeSet<TopicPartition> = self
+            .members
+            .values()
+            .filter(|m| m.id != id)
+            .flat_map(|m| m.assigned.iter().chain(&m.revoking))
+            .cloned()
+            .collect();
+        let (group_epoch, rebalance) = (self.epoch, self.timeouts.rebalance_ms);
+        let Some(member) = self.members.get_mut(id) else {
+            return;
+        };
+        if !member.revoking.is_empty() {
+            return;
+        }
+        let lose: BTreeSet<TopicPartition> = member.assigned.difference(&target).cloned().collect();
+        if !lose.is_empty() {
+            member.assigned.retain(|tp| !lose.contains(tp));
+            member.revoking = lose;
+            member.revoke_deadline_ms = Some(now_ms.saturating_add(rebalance));
+            return;
+        }
+        if member.epoch != group_epoch {
+            member.previous_epoch = member.epoch;
+            member.epoch = group_epoch;
+        }
+        for tp in target.difference(&held_elsewhere) {
+            member.assigned.insert(tp.clone());
+        }
+    }
+
+    /// Removes members whose session ended, or that were told to release
+    /// partitions and did not within the rebalance timeout; returns their ids.
+    pub fn expire(&mut self, partitions: &BTreeMap<String, u32>, now_ms: i64) -> Vec<String> {
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                m.session_deadline_ms < now_ms || m.revoke_deadline_ms.is_some_and(|d| d < now_ms)
+            })
+            .map(|m| m.id.clone())
+            .collect();
+        if !gone.is_empty() {
+            for id in &gone {
+                self.members.remove(id);
+            }
+            self.bump(partitions);
+        }
+        gone
+    }
+
+    /// The topics' partitions changed (created, grown, deleted): a new target.
+    pub fn metadata_changed(&mut self, partitions: &BTreeMap<String, u32>) {
+        if !self.members.is_empty() {
+            self.bump(partitions);
+        }
+    }
+
+    /// Commits offsets. A member commits at its current epoch; with no
+    /// members, a commit without a member id (an admin tool, or a consumer
+    /// that assigns partitions itself) is accepted.
+    pub fn commit(
+        &mut self,
+        member_id: &str,
+        member_epoch: i32,
+        offsets: &BTreeMap<TopicPartition, (u64, String)>,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        if member_id.is_empty() {
+            if !self.members.is_empty() {
+                return Err(self.unknown(member_id));
+            }
+        } else {
+            let member = self
+                .members
+                .get(member_id)
+                .ok_or_else(|| self.unknown(member_id))?;
+            if i64::from(member.epoch) != i64::from(member_epoch) {
+                return Err(GroupError::StaleMemberEpoch {
+                    group: self.id.clone(),
+                    member: member_id.to_string(),
+                    current: member.epoch,
+                    given: member_epoch,
+                });
+            }
+        }
+        for (tp, (offset, metadata)) in offsets {
+            self.offsets.insert(
+                tp.clone(),
+                CommittedOffset {
+                    offset: *offset,
+                    metadata: metadata.clone(),
+                    commit_ms: now_ms,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Sets committed offsets as an operator asked (`group reset-offsets`):
+    /// only while the group has no members.
+    pub fn reset_offsets(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, u64>,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        self.check_empty()?;
+        for (tp, &offset) in offsets {
+            self.offsets.insert(
+                tp.clone(),
+                CommittedOffset {
+                    offset,
+                    metadata: String::new(),
+                    commit_ms: now_ms,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the group may be deleted or have its offsets reset.
+    pub fn check_empty(&self) -> Result<(), GroupError> {
+        match self.members.len() {
+            0 => Ok(()),
+            members => Err(GroupError::NonEmptyGroup {
+                group: self.id.clone(),
+                members,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "state_test.rs"]
+mod tests;
