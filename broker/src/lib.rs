@@ -26,6 +26,7 @@ pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod position;
+pub mod records;
 pub mod replica;
 pub mod storage;
 
