@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "raftline/v1/admin.proto",
         "raftline/v1/controller.proto",
         "raftline/v1/broker.proto",
+        "raftline/v1/groups.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     for path in &paths {

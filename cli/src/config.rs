@@ -13,6 +13,7 @@
 //! ```
 
 use anyhow::{bail, Context, Result};
+use raftline_broker::group::{CoordinatorConfig, GroupTimeouts};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,6 +42,34 @@ struct RawConfig {
     /// A follower not caught up for this long leaves the ISR, ms. Default 10000.
     #[serde(default = "default_lag_ms")]
     replica_lag_time_max_ms: u64,
+    /// A group member silent this long leaves its group, ms. Default 10000.
+    #[serde(default = "default_group_session_ms")]
+    group_session_timeout_ms: u64,
+    /// How often group members heartbeat, ms. Default 1000.
+    #[serde(default = "default_group_heartbeat_ms")]
+    group_heartbeat_interval_ms: u64,
+    /// Partitions of `__consumer_offsets` when it is created. Default 16.
+    #[serde(default = "default_offsets_partitions")]
+    offsets_topic_num_partitions: u32,
+    /// Its replication factor (at most the live brokers). Default 3.
+    #[serde(default = "default_offsets_replication")]
+    offsets_topic_replication_factor: u32,
+}
+
+fn default_group_session_ms() -> u64 {
+    10_000
+}
+
+fn default_group_heartbeat_ms() -> u64 {
+    1_000
+}
+
+fn default_offsets_partitions() -> u32 {
+    16
+}
+
+fn default_offsets_replication() -> u32 {
+    3
 }
 
 fn default_lag_ms() -> u64 {
@@ -76,6 +105,8 @@ pub struct NodeConfig {
     pub broker_session_timeout: Duration,
     /// A follower not caught up for this long leaves the ISR.
     pub replica_lag_time_max: Duration,
+    /// The group coordinator's settings.
+    pub groups: CoordinatorConfig,
 }
 
 impl NodeConfig {
@@ -124,6 +155,29 @@ impl NodeConfig {
                 raw.broker_heartbeat_ms
             );
         }
+        if raw.group_heartbeat_interval_ms == 0
+            || raw.group_session_timeout_ms < 2 * raw.group_heartbeat_interval_ms
+        {
+            bail!(
+                "group_session_timeout_ms ({}) must be at least twice group_heartbeat_interval_ms ({}), which must be positive",
+                raw.group_session_timeout_ms,
+                raw.group_heartbeat_interval_ms
+            );
+        }
+        if raw.offsets_topic_num_partitions == 0 || raw.offsets_topic_replication_factor == 0 {
+            bail!("offsets_topic_num_partitions and offsets_topic_replication_factor must be at least 1");
+        }
+        let ms = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let groups = CoordinatorConfig {
+            offsets_partitions: raw.offsets_topic_num_partitions,
+            offsets_replication: raw.offsets_topic_replication_factor,
+            timeouts: GroupTimeouts {
+                session_ms: ms(raw.group_session_timeout_ms),
+                heartbeat_ms: ms(raw.group_heartbeat_interval_ms),
+                ..GroupTimeouts::default()
+            },
+            ..CoordinatorConfig::default()
+        };
         let addr = |what: &str, s: &str| -> Result<SocketAddr> {
             s.parse()
                 .with_context(|| format!("{what} {s:?} is not host:port (e.g. 127.0.0.1:9091)"))
@@ -138,6 +192,7 @@ impl NodeConfig {
             broker_heartbeat: Duration::from_millis(raw.broker_heartbeat_ms),
             broker_session_timeout: Duration::from_millis(raw.broker_session_timeout_ms),
             replica_lag_time_max: Duration::from_millis(raw.replica_lag_time_max_ms.max(1)),
+            groups,
         })
     }
 }
@@ -205,6 +260,8 @@ peer_addr = "127.0.0.1:9191"
         assert_eq!(c.controllers.len(), 2);
         assert_eq!(c.broker_heartbeat, Duration::from_millis(500));
         assert_eq!(c.broker_session_timeout, Duration::from_secs(6));
+        assert_eq!(c.groups.timeouts.session_ms, 10_000);
+        assert_eq!(c.groups.offsets_partitions, 16);
     }
 
     #[test]
@@ -226,5 +283,14 @@ peer_addr = "127.0.0.1:9191"
             "broker_heartbeat_ms = 500\nbroker_session_timeout_ms = 600\n[controllers]",
         );
         assert!(NodeConfig::parse(&timing).is_err());
+        let groups = GOOD.replace(
+            "[controllers]",
+            "group_heartbeat_interval_ms = 3000\ngroup_session_timeout_ms = 5000\n[controllers]",
+        );
+        let err = NodeConfig::parse(&groups).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("group_session_timeout_ms"),
+            "{err:#}"
+        );
     }
 }

@@ -14,13 +14,16 @@
 use raftline_broker::api::{BrokerService, ReplicationService};
 use raftline_broker::clock::Clock;
 use raftline_broker::controller_link::{self, Connector, ControllerClient, LinkConfig};
+use raftline_broker::group::{CoordinatorConfig, GroupCoordinator, GroupsService, TopicCreator};
 use raftline_broker::metadata::BrokerId;
 use raftline_broker::replica::{
     clear_damage_marks, recover_local_logs, ReplicaManager, ReplicaManagerConfig,
 };
 use raftline_broker::storage::Storage;
 use raftline_controller::api::{AdminService, BrokerLifecycleService, MetadataStreamService};
-use raftline_controller::{BrokerLifecycle, ControllerMachine, ControllerNode};
+use raftline_controller::{
+    BrokerLifecycle, ControllerError, ControllerMachine, ControllerNode, MetadataError,
+};
 use raftline_proto::date::{DateHeaderLayer, WallClock};
 use raftline_proto::pb::admin_server::AdminServer;
 use raftline_proto::pb::broker_lifecycle_server::BrokerLifecycleServer;
@@ -75,6 +78,8 @@ pub struct NodeSettings {
     pub replica_lag_time_max: Duration,
     /// Where partition logs live (on `NodeParts::storage`).
     pub log_dir: PathBuf,
+    /// The group coordinator's settings (`__consumer_offsets`, timeouts).
+    pub groups: CoordinatorConfig,
 }
 
 /// What the node runs on.
@@ -105,6 +110,8 @@ pub struct Node<D: RaftDisk> {
     replicas: JoinHandle<()>,
     monitor_stop: CancellationToken,
     monitor: Option<JoinHandle<()>>,
+    groups_stop: CancellationToken,
+    groups: JoinHandle<()>,
     client_stop: CancellationToken,
     client: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -119,6 +126,32 @@ fn limits(builder: tonic::transport::Server) -> tonic::transport::Server {
         .tcp_keepalive(Some(Duration::from_secs(60)))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+}
+
+/// The group coordinator's way to create `__consumer_offsets`: through this
+/// node's controller (forwarded to the Raft leader).
+struct ControllerTopics<D: RaftDisk>(Arc<ControllerNode<D>>);
+
+impl<D: RaftDisk> TopicCreator for ControllerTopics<D> {
+    fn create_topic(
+        &self,
+        name: String,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            match self
+                .0
+                .create_topic(&name, partitions, replication_factor, configs)
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(ControllerError::Metadata(MetadataError::TopicAlreadyExists { .. })) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
 }
 
 /// Waits for `task` at most `limit`, then leaves it (the node is stopping).
@@ -195,7 +228,7 @@ impl<D: RaftDisk> Node<D> {
         let manager = ReplicaManager::new(
             replica_config,
             parts.storage,
-            parts.clock,
+            parts.clock.clone(),
             parts.connector.clone(),
             link.state.clone(),
             ControllerClient::new(
@@ -245,6 +278,14 @@ impl<D: RaftDisk> Node<D> {
         .await?;
         let controller = controller
             .ok_or_else(|| NodeError::Service("the controller services were not built".into()))?;
+        let coordinator = GroupCoordinator::new(
+            manager.clone(),
+            Arc::new(ControllerTopics(controller.clone())),
+            parts.clock.clone(),
+            settings.groups.clone(),
+        );
+        let groups_stop = CancellationToken::new();
+        let groups = tokio::spawn(coordinator.clone().run(groups_stop.clone()));
 
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(raftline_proto::FILE_DESCRIPTOR_SET)
@@ -260,6 +301,7 @@ impl<D: RaftDisk> Node<D> {
                         .max_encoding_message_size(16 << 20),
                 )
                 .add_service(BrokerService::new(manager.clone()).into_server())
+                .add_service(GroupsService::new(coordinator).into_server())
                 .add_service(reflection)
                 .serve_with_incoming_shutdown(
                     parts.client_incoming,
@@ -275,6 +317,8 @@ impl<D: RaftDisk> Node<D> {
             replicas,
             monitor_stop,
             monitor,
+            groups_stop,
+            groups,
             client_stop,
             client,
         })
@@ -302,6 +346,8 @@ impl<D: RaftDisk> Node<D> {
             self.link,
         )
         .await;
+        self.groups_stop.cancel();
+        bounded("the group coordinator", Duration::from_secs(2), self.groups).await;
         self.replicas_stop.cancel();
         bounded("the replicas", Duration::from_secs(5), self.replicas).await;
         self.monitor_stop.cancel();

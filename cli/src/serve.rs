@@ -45,6 +45,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         broker_session_timeout: config.broker_session_timeout,
         replica_lag_time_max: config.replica_lag_time_max,
         log_dir: config.data_dir.join("logs"),
+        groups: config.groups.clone(),
     };
     let parts = NodeParts {
         disk,

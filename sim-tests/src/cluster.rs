@@ -5,6 +5,7 @@
 use crate::net::{incoming, SimConnector};
 use raftline::node::{Node, NodeParts, NodeSettings};
 use raftline_broker::clock::TokioClock;
+use raftline_broker::group::CoordinatorConfig;
 use raftline_broker::replica::{Partition, ReplicaManager};
 use raftline_broker::storage::{MemStorage, Storage};
 use raftline_broker::TopicPartition;
@@ -305,6 +306,7 @@ async fn run_node(
         broker_session_timeout: Duration::from_secs(1),
         replica_lag_time_max: Duration::from_secs(3),
         log_dir: LOG_DIR.into(),
+        groups: CoordinatorConfig::default(),
     };
     // A restart is a new process: a new incarnation (deterministic: the
     // simulated time of the start).

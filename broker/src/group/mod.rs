@@ -7,10 +7,19 @@
 //! coordinator runtime and the gRPC front end come next.
 
 mod assignor;
+mod codec;
+mod coordinator;
+mod service;
 mod state;
 
 pub use assignor::{Assignment, Assignor, MemberSpec};
+pub use codec::{decode, encode, CodecError};
+pub use coordinator::{
+    partition_for, CoordinatorConfig, CoordinatorError, GroupCoordinator, TopicCreator,
+    OFFSETS_TOPIC,
+};
+pub use service::{error_to_wire, partitions_from_wire, partitions_to_wire, GroupsService};
 pub use state::{
-    epoch, CommittedOffset, Group, GroupError, GroupState, GroupTimeouts, Heartbeat,
+    epoch, CommittedOffset, Group, GroupError, GroupRecord, GroupState, GroupTimeouts, Heartbeat,
     HeartbeatReply, Member,
 };

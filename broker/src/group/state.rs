@@ -17,6 +17,8 @@
 //! expire(now): members silent past their session, or stuck revoking past
 //!              the rebalance timeout, leave (group epoch + 1)
 //! commit(member, epoch): only from a member at its current epoch
+//! a subscribed topic created, grown or deleted: seen at the next heartbeat,
+//!              which bumps the group epoch
 //! ```
 //!
 //! Time comes in as `now_ms`; nothing here reads a clock or does I/O. The
@@ -192,7 +194,33 @@ pub struct Group {
     members: BTreeMap<String, Member>,
     /// The assignor's answer at `epoch`.
     target: Assignment,
+    /// The partition counts of the subscribed topics it was computed from.
+    target_partitions: BTreeMap<String, u32>,
     offsets: BTreeMap<TopicPartition, CommittedOffset>,
+}
+
+/// What a change of a group must store before it is answered (see
+/// [`Group::records_since`]); replayed in order, they rebuild the group.
+/// Members are not stored: after the coordinator moves they rejoin, at a
+/// higher epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupRecord {
+    /// The generation, and the assignor the first member chose.
+    Epoch {
+        /// The group epoch.
+        epoch: u32,
+        /// Its assignor.
+        assignor: Assignor,
+    },
+    /// A committed offset.
+    Offset {
+        /// The partition.
+        partition: TopicPartition,
+        /// What was committed.
+        committed: CommittedOffset,
+    },
+    /// The group was deleted, with its offsets.
+    Deleted,
 }
 
 impl Group {
@@ -205,7 +233,46 @@ impl Group {
             epoch: 0,
             members: BTreeMap::new(),
             target: Assignment::new(),
+            target_partitions: BTreeMap::new(),
             offsets: BTreeMap::new(),
+        }
+    }
+
+    /// The records that take a group stored as `before` to this one.
+    pub fn records_since(&self, before: &Group) -> Vec<GroupRecord> {
+        let mut records = Vec::new();
+        if (self.epoch, self.assignor) != (before.epoch, before.assignor) {
+            records.push(GroupRecord::Epoch {
+                epoch: self.epoch,
+                assignor: self.assignor,
+            });
+        }
+        for (tp, committed) in &self.offsets {
+            if before.offsets.get(tp) != Some(committed) {
+                records.push(GroupRecord::Offset {
+                    partition: tp.clone(),
+                    committed: committed.clone(),
+                });
+            }
+        }
+        records
+    }
+
+    /// Applies a stored record, as the coordinator loads the group. A
+    /// [`GroupRecord::Deleted`] leaves it as new (the caller drops it).
+    pub fn replay(&mut self, record: &GroupRecord) {
+        match record {
+            GroupRecord::Epoch { epoch, assignor } => {
+                self.epoch = self.epoch.max(*epoch);
+                self.assignor = *assignor;
+            }
+            GroupRecord::Offset {
+                partition,
+                committed,
+            } => {
+                self.offsets.insert(partition.clone(), committed.clone());
+            }
+            GroupRecord::Deleted => *self = Group::new(self.id.clone(), self.timeouts),
         }
     }
 
@@ -357,7 +424,7 @@ impl Group {
                 }
             }
         }
-        if changed {
+        if changed || self.subscribed_counts(partitions) != self.target_partitions {
             self.bump(partitions);
         }
         self.reconcile(id, now_ms);
@@ -456,9 +523,19 @@ impl Group {
         }
     }
 
+    /// The partition counts of the topics some member subscribes to.
+    fn subscribed_counts(&self, partitions: &BTreeMap<String, u32>) -> BTreeMap<String, u32> {
+        let topics: BTreeSet<&String> = self.members.values().flat_map(|m| &m.topics).collect();
+        topics
+            .into_iter()
+            .filter_map(|t| partitions.get(t).map(|&n| (t.clone(), n)))
+            .collect()
+    }
+
     /// A new generation: the target assignment is computed again.
     fn bump(&mut self, partitions: &BTreeMap<String, u32>) {
         self.epoch += 1;
+        self.target_partitions = self.subscribed_counts(partitions);
         let specs: BTreeMap<String, MemberSpec> = self
             .members
             .values()
@@ -525,13 +602,6 @@ impl Group {
             self.bump(partitions);
         }
         gone
-    }
-
-    /// The topics' partitions changed (created, grown, deleted): a new target.
-    pub fn metadata_changed(&mut self, partitions: &BTreeMap<String, u32>) {
-        if !self.members.is_empty() {
-            self.bump(partitions);
-        }
     }
 
     /// Commits offsets. A member commits at its current epoch; with no

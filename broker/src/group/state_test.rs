@@ -452,6 +452,46 @@ fn the_first_member_picks_the_assignor_and_new_partitions_are_assigned() {
     )
     .unwrap();
     assert_eq!(g.assignor(), Assignor::Range);
-    g.metadata_changed(&orders(6));
+    let epoch = g.epoch();
+    // orders grew to 6 partitions (the helper's metadata): a new generation.
     assert_eq!(beat(&mut g, "a", 1).unwrap().assignment.len(), 6);
+    assert_eq!(g.epoch(), epoch + 1);
+}
+
+#[test]
+fn records_since_a_stored_state_rebuild_it() {
+    let mut g = Group::new("billing", T);
+    let stored = g.clone();
+    join(&mut g, "a", 0);
+    settle(&mut g, &["a"], 0);
+    let offsets = BTreeMap::from([
+        (tp("orders", 0), (7, String::new())),
+        (tp("orders", 1), (9, "x".to_string())),
+    ]);
+    g.commit("a", 1, &offsets, 5).unwrap();
+    let records = g.records_since(&stored);
+    assert_eq!(records.len(), 3, "{records:?}");
+    let mut loaded = Group::new("billing", T);
+    for r in &records {
+        loaded.replay(r);
+    }
+    assert_eq!(
+        (loaded.epoch(), loaded.assignor()),
+        (g.epoch(), g.assignor())
+    );
+    assert_eq!(loaded.offsets(), g.offsets());
+    assert!(loaded.members().is_empty(), "members rejoin");
+    // Nothing changed, nothing to store; a heartbeat alone stores nothing.
+    beat(&mut g, "a", 10).unwrap();
+    let now = g.clone();
+    beat(&mut g, "a", 20).unwrap();
+    assert!(g.records_since(&now).is_empty());
+    // The epoch never goes back on replay; a deletion forgets everything.
+    loaded.replay(&GroupRecord::Epoch {
+        epoch: 0,
+        assignor: Assignor::Range,
+    });
+    assert_eq!(loaded.epoch(), g.epoch());
+    loaded.replay(&GroupRecord::Deleted);
+    assert_eq!(loaded, Group::new("billing", T));
 }

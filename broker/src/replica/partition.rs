@@ -483,11 +483,28 @@ impl Partition {
         acks: Acks,
         timeout: Duration,
     ) -> Result<Produced, ReplicaError> {
+        self.produce_in(records, acks, timeout, None).await
+    }
+
+    /// [`produce`](Self::produce), refused as not leader unless the role is
+    /// still generation `expected` (if given): a writer whose state was read
+    /// under one leadership (the group coordinator) never appends under the
+    /// next.
+    pub async fn produce_in(
+        &self,
+        records: Bytes,
+        acks: Acks,
+        timeout: Duration,
+        expected: Option<u64>,
+    ) -> Result<Produced, ReplicaError> {
         let (epoch, generation) = {
             let inner = lock(&self.inner);
             let Role::Leader(state) = &inner.role else {
                 return Err(self.not_leader(&inner));
             };
+            if expected.is_some_and(|g| g != self.generation()) {
+                return Err(self.not_leader(&inner));
+            }
             if acks == Acks::All {
                 state
                     .check_acks_all()

@@ -5,6 +5,7 @@
 mod controller_link;
 mod data;
 mod dump_log;
+mod groups;
 mod procs;
 mod quickstart;
 mod serve;

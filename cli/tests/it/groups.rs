@@ -1,0 +1,298 @@
+//! Consumer groups over gRPC against three real nodes: coordinator discovery
+//! (creating `__consumer_offsets`), members sharing a topic, a member's
+//! death, stale commits, and the coordinator's broker killed.
+
+use crate::procs::{wait_for, ProcCluster};
+use raftline_proto::pb::{self, groups_client::GroupsClient, ErrorCode};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tokio::runtime::Runtime;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// A well-behaved member: it releases at once what it is no longer given.
+struct Member {
+    id: String,
+    epoch: i32,
+    owned: BTreeSet<(String, u32)>,
+}
+
+impl Member {
+    fn new(id: &str) -> Member {
+        Member {
+            id: id.into(),
+            epoch: 0,
+            owned: BTreeSet::new(),
+        }
+    }
+
+    fn partitions(&self) -> BTreeSet<u32> {
+        self.owned.iter().map(|(_, p)| *p).collect()
+    }
+}
+
+struct Groups {
+    rt: Runtime,
+    /// Node `i`'s client address at `i - 1`.
+    addrs: Vec<String>,
+    /// The node believed to coordinate "billing".
+    coordinator: String,
+}
+
+fn code(error: &Option<pb::Error>) -> Option<ErrorCode> {
+    error
+        .as_ref()
+        .map(|e| ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unspecified))
+}
+
+impl Groups {
+    fn client(&self, addr: &str) -> Option<GroupsClient<tonic::transport::Channel>> {
+        self.rt
+            .block_on(GroupsClient::connect(format!("http://{addr}")))
+            .ok()
+    }
+
+    /// Asks every live node in turn until one names the coordinator.
+    fn find(&mut self, group: &str, live: &[usize]) -> (u32, String) {
+        let mut found = None;
+        wait_for(&format!("a coordinator for {group}"), WITHIN, || {
+            for &i in live {
+                let Some(mut c) = self.client(&self.addrs[i - 1]) else {
+                    continue;
+                };
+                let request = pb::FindCoordinatorRequest {
+                    group: group.into(),
+                };
+                match self.rt.block_on(c.find_coordinator(request)) {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        if r.error.is_none() {
+                            found = Some((r.broker_id, r.address));
+                            return true;
+                        }
+                        eprintln!("find {group} at node {i}: {:?}", r.error);
+                    }
+                    Err(status) => eprintln!("find {group} at node {i}: {status}"),
+                }
+            }
+            false
+        });
+        let (broker, address) = found.unwrap();
+        self.coordinator = address.clone();
+        (broker, address)
+    }
+
+    fn call<T>(
+        &self,
+        f: impl AsyncFnOnce(
+            GroupsClient<tonic::transport::Channel>,
+        ) -> Result<tonic::Response<T>, tonic::Status>,
+    ) -> Option<T> {
+        let client = self.client(&self.coordinator)?;
+        self.rt
+            .block_on(f(client))
+            .ok()
+            .map(tonic::Response::into_inner)
+    }
+
+    /// One heartbeat of `m` in group `group`; a member told it is unknown or
+    /// fenced rejoins next time.
+    fn beat(&self, group: &str, m: &mut Member) -> Option<ErrorCode> {
+        let owned: BTreeMap<String, Vec<u32>> =
+            m.owned.iter().fold(BTreeMap::new(), |mut acc, (t, p)| {
+                acc.entry(t.clone()).or_default().push(*p);
+                acc
+            });
+        let request = pb::GroupHeartbeatRequest {
+            group: group.into(),
+            member_id: m.id.clone(),
+            instance_id: None,
+            member_epoch: m.epoch,
+            topics: (m.epoch == 0).then(|| pb::TopicList {
+                names: vec!["orders".into()],
+            }),
+            owned: Some(pb::PartitionList {
+                topics: owned
+                    .into_iter()
+                    .map(|(topic, partitions)| pb::TopicPartitions { topic, partitions })
+                    .collect(),
+            }),
+            assignor: String::new(),
+        };
+        let Some(reply) = self.call(async |mut c| c.heartbeat(request).await) else {
+            return Some(ErrorCode::CoordinatorNotAvailable);
+        };
+        match code(&reply.error) {
+            None => {
+                m.epoch = reply.member_epoch;
+                m.owned = reply
+                    .assignment
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.clone(), p)))
+                    .collect();
+                None
+            }
+            Some(c @ (ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch)) => {
+                m.epoch = 0;
+                m.owned.clear();
+                Some(c)
+            }
+            other => other,
+        }
+    }
+
+    /// Heartbeats `members` until `done` holds.
+    fn beat_until(
+        &self,
+        group: &str,
+        members: &mut [&mut Member],
+        what: &str,
+        done: impl Fn(&[&mut Member]) -> bool,
+    ) {
+        wait_for(what, WITHIN, || {
+            for m in members.iter_mut() {
+                self.beat(group, m);
+            }
+            done(members)
+        });
+    }
+
+    fn commit(&self, group: &str, m: &Member, epoch: i32, offset: u64) -> Option<ErrorCode> {
+        let request = pb::CommitOffsetsRequest {
+            group: group.into(),
+            member_id: m.id.clone(),
+            member_epoch: epoch,
+            offsets: m
+                .owned
+                .iter()
+                .map(|(topic, partition)| pb::OffsetEntry {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset,
+                    metadata: String::new(),
+                })
+                .collect(),
+        };
+        let reply = self.call(async |mut c| c.commit_offsets(request).await)?;
+        code(&reply.error)
+    }
+
+    fn offsets(&self, group: &str) -> Option<BTreeMap<u32, u64>> {
+        let request = pb::FetchOffsetsRequest {
+            group: group.into(),
+            partitions: Vec::new(),
+        };
+        let reply = self.call(async |mut c| c.fetch_offsets(request).await)?;
+        reply.error.is_none().then(|| {
+            reply
+                .offsets
+                .iter()
+                .map(|o| (o.partition, o.offset))
+                .collect()
+        })
+    }
+}
+
+fn shares(members: &[&mut Member], each: usize) -> bool {
+    let all: BTreeSet<u32> = members.iter().flat_map(|m| m.partitions()).collect();
+    all.len() == 6 && members.iter().all(|m| m.partitions().len() == each)
+}
+
+#[test]
+fn members_share_partitions_survive_deaths_and_the_coordinator_moves() {
+    let mut cluster = ProcCluster::start(3);
+    let out = cluster.cli(&[
+        "topic",
+        "create",
+        "orders",
+        "--partitions",
+        "6",
+        "--replication-factor",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut g = Groups {
+        rt: Runtime::new().unwrap(),
+        addrs: (1..=3).map(|i| cluster.client_addr(i)).collect(),
+        coordinator: String::new(),
+    };
+    let (coordinator, _) = g.find("billing", &[1, 2, 3]);
+
+    // Three members of one group: two partitions each, no partition twice.
+    let (mut a, mut b, mut c) = (Member::new("a"), Member::new("b"), Member::new("c"));
+    g.beat_until(
+        "billing",
+        &mut [&mut a, &mut b, &mut c],
+        "two partitions each",
+        |m| shares(m, 2),
+    );
+
+    // Commits: at the member's epoch; an older epoch is refused.
+    assert_eq!(g.commit("billing", &a, a.epoch, 5), None);
+    assert_eq!(
+        g.commit("billing", &a, a.epoch - 1, 9),
+        Some(ErrorCode::StaleMemberEpoch)
+    );
+    assert_eq!(
+        g.commit("billing", &Member::new("zombie"), 1, 9),
+        Some(ErrorCode::UnknownMemberId)
+    );
+    let committed = g.offsets("billing").unwrap();
+    assert_eq!(
+        committed.keys().copied().collect::<BTreeSet<_>>(),
+        a.partitions()
+    );
+    assert!(committed.values().all(|&o| o == 5), "{committed:?}");
+
+    // Another group on the same topic gets every partition for itself.
+    let mut x = Member::new("x");
+    g.find("audit", &[1, 2, 3]);
+    g.beat_until("audit", &mut [&mut x], "audit owns all six", |m| {
+        m[0].partitions().len() == 6
+    });
+    g.find("billing", &[1, 2, 3]);
+
+    // c dies (stops heartbeating): after its session, a and b share all six.
+    g.beat_until(
+        "billing",
+        &mut [&mut a, &mut b],
+        "c's partitions move to a and b",
+        |m| shares(m, 3),
+    );
+
+    // The coordinator's broker is killed: another takes over with the
+    // committed offsets, and the members rejoin it.
+    let epoch_before = a.epoch;
+    cluster.kill(coordinator as usize);
+    let live: Vec<usize> = (1..=3).filter(|&i| i != coordinator as usize).collect();
+    let mut next = coordinator;
+    wait_for("a new coordinator", WITHIN, || {
+        next = g.find("billing", &live).0;
+        next != coordinator
+    });
+    let mut kept = None;
+    wait_for(
+        "the committed offsets on the new coordinator",
+        WITHIN,
+        || {
+            kept = g.offsets("billing");
+            kept.is_some()
+        },
+    );
+    assert_eq!(kept.unwrap(), committed);
+    g.beat_until(
+        "billing",
+        &mut [&mut a, &mut b],
+        "a and b rejoin the new coordinator",
+        |m| shares(m, 3),
+    );
+    assert!(
+        a.epoch > epoch_before,
+        "a new generation: {} after {epoch_before}",
+        a.epoch
+    );
+}
