@@ -367,7 +367,7 @@ pub async fn consumer(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
-                let records = match decode_batches(p, result.records, offset) {
+                let records = match decode_batches(&topic, p, result.records, offset) {
                     Ok(r) => r,
                     Err(e) => {
                         shared.violation(format!("{name}: {topic}/{p} from {offset}: {e}"));
@@ -544,7 +544,7 @@ async fn read_all(client: &Client, topic: &str, p: u32) -> Result<Vec<(u64, Stri
         })
         .await?;
         let hw = result.high_watermark;
-        let records = decode_batches(p, result.records, offset)?;
+        let records = decode_batches(topic, p, result.records, offset)?;
         for r in &records {
             out.push((r.offset, identity(r.value.as_deref().unwrap_or_default())));
         }

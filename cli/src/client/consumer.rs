@@ -99,7 +99,7 @@ impl Consumer {
     }
 }
 
-async fn fetch_loop(
+pub(super) async fn fetch_loop(
     client: Client,
     topic: String,
     p: u32,
@@ -125,7 +125,7 @@ async fn fetch_loop(
                     offset = reset;
                     continue;
                 }
-                decode_batches(p, result.records, offset)
+                decode_batches(&topic, p, result.records, offset)
             }
             Err(e) => Err(e),
         };

@@ -11,17 +11,21 @@
 //! ```
 
 mod consumer;
+mod group;
 mod partitioner;
 mod producer;
 mod records;
 
 pub use consumer::{Consumer, StartAt};
+pub use group::{GroupConfig, GroupConsumer, TopicPartition};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, Sent};
 pub use records::{decode_batches, encode_batch, ConsumerRecord, ProducerRecord, ProducerStamp};
 
 use prost::Message;
-use raftline_proto::pb::{self, broker_client::BrokerClient, ErrorCode};
+use raftline_proto::pb::{
+    self, broker_client::BrokerClient, groups_client::GroupsClient, ErrorCode,
+};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -92,6 +96,9 @@ impl ClientError {
                     | ErrorCode::RequestTimedOut
                     | ErrorCode::UnknownTopicOrPartition
                     | ErrorCode::KafkaStorageError
+                    | ErrorCode::NotCoordinator
+                    | ErrorCode::CoordinatorNotAvailable
+                    | ErrorCode::CoordinatorLoadInProgress
             ),
             ClientError::Transport(_) | ClientError::NoBroker { .. } => true,
             ClientError::Corrupt(_) | ClientError::Invalid(_) => false,
@@ -293,6 +300,57 @@ impl Client {
         Ok(BrokerClient::new(self.channel(addr)?)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX))
+    }
+
+    fn groups(&self, addr: &str) -> Result<GroupsClient<Channel>, ClientError> {
+        Ok(GroupsClient::new(self.channel(addr)?))
+    }
+
+    /// The client address of `group`'s coordinator: asks every known broker
+    /// in turn, retrying while it is unavailable (`__consumer_offsets` being
+    /// created, an election) up to the request timeout.
+    pub async fn find_coordinator(&self, group: &str) -> Result<String, ClientError> {
+        let give_up = tokio::time::Instant::now() + self.config.request_timeout;
+        loop {
+            let metadata = self.metadata();
+            let mut addrs: Vec<String> = metadata
+                .brokers
+                .values()
+                .map(|b| b.address.clone())
+                .collect();
+            addrs.extend(self.config.bootstrap.iter().cloned());
+            let mut last = ClientError::NoBroker {
+                servers: self.config.bootstrap.join(","),
+                last: "no broker known".into(),
+            };
+            for addr in addrs {
+                let mut groups = self.groups(&addr)?;
+                let request = pb::FindCoordinatorRequest {
+                    group: group.to_string(),
+                };
+                match rpc(
+                    "find coordinator",
+                    self.config.connect_timeout * 2,
+                    groups.find_coordinator(request),
+                )
+                .await
+                {
+                    Ok(reply) => match reply.error {
+                        None => return Ok(reply.address),
+                        Some(e) => last = ClientError::from_wire(e),
+                    },
+                    Err(e) => last = e,
+                }
+                if !last.retriable() {
+                    return Err(last);
+                }
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(last);
+            }
+            tokio::time::sleep(self.config.retry_backoff).await;
+            let _ = self.refresh_metadata().await;
+        }
     }
 
     /// The metadata last fetched.

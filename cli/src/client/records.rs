@@ -12,6 +12,8 @@ pub type ProducerRecord = NewRecord;
 /// A record received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsumerRecord {
+    /// Its topic.
+    pub topic: String,
     /// Its partition.
     pub partition: u32,
     /// Its offset.
@@ -22,6 +24,16 @@ pub struct ConsumerRecord {
     pub key: Option<Bytes>,
     /// Its value.
     pub value: Option<Bytes>,
+}
+
+impl ConsumerRecord {
+    /// Its topic and partition.
+    pub fn topic_partition(&self) -> raftline_broker::TopicPartition {
+        raftline_broker::TopicPartition {
+            topic: self.topic.clone(),
+            partition: self.partition,
+        }
+    }
 }
 
 /// One batch holding `records` (at least one), base offset 0 (the leader
@@ -35,15 +47,17 @@ pub fn encode_batch(
 
 /// Every record in `records` (whole batches as fetched) at or after `from`.
 pub fn decode_batches(
+    topic: &str,
     partition: u32,
     records: Bytes,
     from: u64,
 ) -> Result<Vec<ConsumerRecord>, ClientError> {
     let decoded = records::decode_batches(records, from)
-        .map_err(|e| ClientError::Corrupt(format!("partition {partition}: {e}")))?;
+        .map_err(|e| ClientError::Corrupt(format!("{topic}/{partition}: {e}")))?;
     Ok(decoded
         .into_iter()
         .map(|r| ConsumerRecord {
+            topic: topic.to_string(),
             partition,
             offset: r.offset,
             timestamp: r.timestamp,
@@ -72,7 +86,7 @@ mod tests {
             },
         ];
         let bytes = encode_batch(&records, None).unwrap();
-        let back = decode_batches(3, bytes.clone(), 0).unwrap();
+        let back = decode_batches("t", 3, bytes.clone(), 0).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].key.as_deref(), Some(&b"k"[..]));
         assert_eq!(back[1].value.as_deref(), Some(&b"v2"[..]));
@@ -81,7 +95,7 @@ mod tests {
             (3, 1, 6)
         );
         // Records before `from` are dropped (a fetch returns whole batches).
-        assert_eq!(decode_batches(3, bytes, 1).unwrap().len(), 1);
+        assert_eq!(decode_batches("t", 3, bytes, 1).unwrap().len(), 1);
         assert!(encode_batch(&[], None).is_err());
     }
 }

@@ -296,3 +296,230 @@ fn members_share_partitions_survive_deaths_and_the_coordinator_moves() {
         a.epoch
     );
 }
+
+mod with_the_client {
+    use super::*;
+    use bytes::Bytes;
+    use raftline::client::{
+        Acks, Client, ClientConfig, GroupConfig, GroupConsumer, Producer, ProducerRecord,
+    };
+    use std::sync::{Arc, Mutex};
+
+    /// Every value each consumer saw, and the commits it made.
+    type Seen = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
+
+    async fn produce(client: &Client, from: usize, to: usize) {
+        let mut producer = Producer::new(client.clone(), "orders", Acks::All)
+            .await
+            .unwrap();
+        let records = (from..to)
+            .map(|i| ProducerRecord {
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(format!("v{i}"))),
+                timestamp: 0,
+            })
+            .collect();
+        producer.send(records).await.unwrap();
+    }
+
+    /// A member consuming until `stop`, noting every value under `name`.
+    fn member(
+        client: &Client,
+        group: &str,
+        name: &str,
+        seen: &Seen,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<GroupConsumer> {
+        let (client, seen, name) = (client.clone(), seen.clone(), name.to_string());
+        let mut config = GroupConfig::new(group, &["orders"]);
+        config.auto_commit = Some(Duration::from_millis(200));
+        tokio::spawn(async move {
+            let mut consumer = GroupConsumer::join(client, config).await.unwrap();
+            while !stop.is_cancelled() {
+                let records = consumer.poll(Duration::from_millis(100)).await.unwrap();
+                let mut seen = seen.lock().unwrap();
+                let mine = seen.entry(name.clone()).or_default();
+                mine.extend(
+                    records
+                        .iter()
+                        .filter_map(|r| r.value.as_ref())
+                        .map(|v| String::from_utf8_lossy(v).into_owned()),
+                );
+            }
+            consumer
+        })
+    }
+
+    fn all_seen(seen: &Seen, names: &[&str]) -> BTreeSet<String> {
+        let seen = seen.lock().unwrap();
+        names
+            .iter()
+            .flat_map(|n| seen.get(*n).cloned().unwrap_or_default())
+            .collect()
+    }
+
+    async fn wait_until(what: &str, check: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        while !check() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many partitions each member of `group` owns, by member id.
+    async fn shares(client: &Client, group: &str) -> Vec<usize> {
+        let addr = client.find_coordinator(group).await.unwrap();
+        let mut groups = GroupsClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        let reply = groups
+            .describe_group(pb::DescribeGroupRequest {
+                group: group.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut shares: Vec<usize> = reply
+            .members
+            .iter()
+            .map(|m| m.assignment.iter().map(|t| t.partitions.len()).sum())
+            .collect();
+        shares.sort();
+        shares
+    }
+
+    /// Polls `shares` until it is `want`.
+    async fn wait_shares(client: &Client, group: &str, want: &[usize]) {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            let now = shares(client, group).await;
+            if now == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{group}: shares {now:?}, want {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The group's committed offsets, by partition.
+    async fn committed(client: &Client, group: &str) -> BTreeMap<u32, u64> {
+        let addr = client.find_coordinator(group).await.unwrap();
+        let mut groups = GroupsClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        let reply = groups
+            .fetch_offsets(pb::FetchOffsetsRequest {
+                group: group.into(),
+                partitions: Vec::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        reply
+            .offsets
+            .iter()
+            .map(|o| (o.partition, o.offset))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn members_consume_everything_at_least_once_and_a_dead_ones_partitions_move() {
+        let cluster = ProcCluster::start(3);
+        let out = cluster.cli(&[
+            "topic",
+            "create",
+            "orders",
+            "--partitions",
+            "6",
+            "--replication-factor",
+            "3",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let client = Client::connect(ClientConfig::new(&cluster.servers()))
+            .await
+            .unwrap();
+
+        let seen: Seen = Arc::default();
+        let audit: Seen = Arc::default();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let dies = tokio_util::sync::CancellationToken::new();
+        let a = member(&client, "billing", "a", &seen, stop.clone());
+        let b = member(&client, "billing", "b", &seen, stop.clone());
+        let c = member(&client, "billing", "c", &seen, dies.clone());
+        let x = member(&client, "audit", "x", &audit, stop.clone());
+        wait_shares(&client, "billing", &[2, 2, 2]).await;
+        produce(&client, 0, 300).await;
+        let want: BTreeSet<String> = (0..300).map(|i| format!("v{i}")).collect();
+        wait_until("billing's members read the first 300", || {
+            all_seen(&seen, &["a", "b", "c"]).is_superset(&want)
+        })
+        .await;
+        // Each member had its share: nobody read everything alone.
+        for name in ["a", "b", "c"] {
+            let n = seen.lock().unwrap().get(name).map_or(0, Vec::len);
+            assert!(n > 0 && n < 300, "{name} read {n}");
+        }
+
+        // c dies without leaving (its consumer is dropped): its partitions
+        // move to a and b after the session timeout, and what is produced
+        // next is read all the same.
+        dies.cancel();
+        drop(c.await.unwrap());
+        wait_shares(&client, "billing", &[3, 3]).await;
+        let mut offsets_before = committed(&client, "billing").await;
+        produce(&client, 300, 600).await;
+        let want: BTreeSet<String> = (0..600).map(|i| format!("v{i}")).collect();
+        wait_until("a and b read all 600", || {
+            all_seen(&seen, &["a", "b", "c"]).is_superset(&want)
+        })
+        .await;
+        // Another group read everything, independently.
+        wait_until("audit read all 600", || {
+            all_seen(&audit, &["x"]).is_superset(&want)
+        })
+        .await;
+
+        // Committed offsets never went backwards, and reach the end.
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            let now = committed(&client, "billing").await;
+            for (p, before) in &offsets_before {
+                assert!(
+                    now.get(p).is_some_and(|o| o >= before),
+                    "partition {p}: {before} -> {:?}",
+                    now.get(p)
+                );
+            }
+            offsets_before = now.clone();
+            if now.len() == 6 && now.values().sum::<u64>() == 600 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "commits stuck at {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        stop.cancel();
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert_eq!(
+            a.assignment().len() + b.assignment().len(),
+            6,
+            "a and b own everything"
+        );
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+        x.await.unwrap().close().await.unwrap();
+    }
+}
