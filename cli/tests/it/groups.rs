@@ -193,6 +193,25 @@ impl Groups {
     }
 }
 
+/// Topic "orders": 6 partitions on all three nodes.
+fn create_orders(cluster: &ProcCluster) {
+    let args = [
+        "topic",
+        "create",
+        "orders",
+        "--partitions",
+        "6",
+        "--replication-factor",
+        "3",
+    ];
+    let out = cluster.cli(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn shares(members: &[&mut Member], each: usize) -> bool {
     let all: BTreeSet<u32> = members.iter().flat_map(|m| m.partitions()).collect();
     all.len() == 6 && members.iter().all(|m| m.partitions().len() == each)
@@ -201,20 +220,7 @@ fn shares(members: &[&mut Member], each: usize) -> bool {
 #[test]
 fn members_share_partitions_survive_deaths_and_the_coordinator_moves() {
     let mut cluster = ProcCluster::start(3);
-    let out = cluster.cli(&[
-        "topic",
-        "create",
-        "orders",
-        "--partitions",
-        "6",
-        "--replication-factor",
-        "3",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    create_orders(&cluster);
     let mut g = Groups {
         rt: Runtime::new().unwrap(),
         addrs: (1..=3).map(|i| cluster.client_addr(i)).collect(),
@@ -431,20 +437,7 @@ mod with_the_client {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn members_consume_everything_at_least_once_and_a_dead_ones_partitions_move() {
         let cluster = ProcCluster::start(3);
-        let out = cluster.cli(&[
-            "topic",
-            "create",
-            "orders",
-            "--partitions",
-            "6",
-            "--replication-factor",
-            "3",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        create_orders(&cluster);
         let client = Client::connect(ClientConfig::new(&cluster.servers()))
             .await
             .unwrap();
