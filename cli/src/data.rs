@@ -5,7 +5,8 @@ use crate::Output;
 use anyhow::{anyhow, bail, Result};
 use bytes::Bytes;
 use raftline::client::{
-    Acks, Client, ClientConfig, Consumer, ConsumerRecord, Producer, ProducerRecord, Sent, StartAt,
+    Acks, Client, ClientConfig, ClientError, Consumer, ConsumerRecord, GroupConsumer, Producer,
+    ProducerRecord, Sent, StartAt,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -177,6 +178,32 @@ pub struct ConsumeOptions {
     pub print_offset: bool,
 }
 
+/// Where `consume` gets records: a plain consumer or a group member.
+pub trait RecordSource {
+    /// The next records, waiting up to `wait`.
+    async fn poll(&mut self, wait: Duration) -> Result<Vec<ConsumerRecord>, ClientError>;
+    /// `record` was not printed (the run ends first).
+    fn unconsume(&mut self, record: &ConsumerRecord);
+}
+
+impl RecordSource for Consumer {
+    async fn poll(&mut self, wait: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
+        Consumer::poll(self, wait).await
+    }
+
+    fn unconsume(&mut self, _record: &ConsumerRecord) {}
+}
+
+impl RecordSource for GroupConsumer {
+    async fn poll(&mut self, wait: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
+        GroupConsumer::poll(self, wait).await
+    }
+
+    fn unconsume(&mut self, record: &ConsumerRecord) {
+        GroupConsumer::unconsume(self, record);
+    }
+}
+
 /// Prints the topic's records, one value per line.
 pub async fn consume(client: Client, topic: &str, o: ConsumeOptions, output: Output) -> Result<()> {
     let start = match (o.offset, o.from_beginning) {
@@ -185,9 +212,23 @@ pub async fn consume(client: Client, topic: &str, o: ConsumeOptions, output: Out
         (None, false) => StartAt::Latest,
     };
     let mut consumer = Consumer::new(client, topic, o.partition.map(|p| vec![p]), start).await?;
+    let seen = print_records(&mut consumer, &o, output).await?;
+    eprintln!("Processed a total of {seen} messages");
+    Ok(())
+}
+
+/// Prints what `source` gives until --max-messages, --timeout-ms or Ctrl-C;
+/// returns how many records it printed.
+pub async fn print_records(
+    source: &mut impl RecordSource,
+    o: &ConsumeOptions,
+    output: Output,
+) -> Result<u64> {
     let mut seen: u64 = 0;
     let mut last_record = tokio::time::Instant::now();
     let stdout = std::io::stdout();
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         if o.max_messages.is_some_and(|max| seen >= max) {
             break;
@@ -199,7 +240,11 @@ pub async fn consume(client: Client, topic: &str, o: ConsumeOptions, output: Out
             },
             None => Duration::from_secs(1),
         };
-        let records = match consumer.poll(wait).await {
+        let polled = tokio::select! {
+            _ = &mut interrupted => break,
+            polled = source.poll(wait) => polled,
+        };
+        let records = match polled {
             Ok(records) => records,
             Err(e) if e.retriable() => {
                 tracing::debug!(error = %e, "fetch failed; retrying");
@@ -214,15 +259,16 @@ pub async fn consume(client: Client, topic: &str, o: ConsumeOptions, output: Out
         let mut out = stdout.lock();
         for record in records {
             if o.max_messages.is_some_and(|max| seen >= max) {
-                break;
+                // Not printed: a group reads it again.
+                source.unconsume(&record);
+                continue;
             }
-            print_record(&mut out, &record, &o, output)?;
+            print_record(&mut out, &record, o, output)?;
             seen += 1;
         }
         out.flush()?;
     }
-    eprintln!("Processed a total of {seen} messages");
-    Ok(())
+    Ok(seen)
 }
 
 fn text(bytes: &Option<Bytes>) -> String {
@@ -232,7 +278,7 @@ fn text(bytes: &Option<Bytes>) -> String {
     }
 }
 
-fn print_record(
+pub fn print_record(
     out: &mut impl Write,
     r: &ConsumerRecord,
     o: &ConsumeOptions,

@@ -5,6 +5,7 @@ mod admin;
 mod config;
 mod data;
 mod dump_log;
+mod groups;
 mod serve;
 mod table;
 
@@ -73,11 +74,16 @@ enum Command {
         #[arg(long)]
         from_beginning: bool,
         /// Read only this partition.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "group")]
         partition: Option<u32>,
         /// Start at this offset (needs --partition).
         #[arg(long, requires = "partition")]
         offset: Option<u64>,
+        /// Consume as a member of this consumer group: partitions are shared
+        /// with its other members and offsets committed (--from-beginning
+        /// then applies only to partitions without a committed offset).
+        #[arg(long)]
+        group: Option<String>,
         /// Exit after this many records.
         #[arg(long)]
         max_messages: Option<u64>,
@@ -90,6 +96,13 @@ enum Command {
         /// Print each record's partition and offset before its value.
         #[arg(long)]
         print_offset: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Consumer groups: list, describe (with lag), delete, reset offsets.
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -235,6 +248,69 @@ enum TopicCommand {
 }
 
 #[derive(Subcommand)]
+enum GroupCommand {
+    /// Every group, its state and member count.
+    List,
+    /// A group's state and members, and per partition its committed offset,
+    /// log end offset, lag and owner.
+    Describe {
+        /// The group.
+        group: String,
+    },
+    /// Delete a group with no active members, and its committed offsets.
+    Delete {
+        /// The group.
+        group: String,
+    },
+    /// Move a group's committed offsets on a topic (a dry run unless
+    /// --execute; the group must have no active members).
+    ResetOffsets(ResetArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_offset", "to_datetime", "shift_by"])))]
+struct ResetArgs {
+    /// The group.
+    group: String,
+    /// The topic whose partitions move.
+    #[arg(long)]
+    topic: String,
+    /// To the log start.
+    #[arg(long)]
+    to_earliest: bool,
+    /// To the log end.
+    #[arg(long)]
+    to_latest: bool,
+    /// To this offset (kept within the log).
+    #[arg(long, value_name = "N")]
+    to_offset: Option<u64>,
+    /// To the first record at or after this time: YYYY-MM-DDTHH:MM:SS[.mmm] (UTC) or ms since the epoch.
+    #[arg(long, value_name = "TIME", value_parser = groups::parse_datetime)]
+    to_datetime: Option<i64>,
+    /// By this many records from the committed offset (negative goes back).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    shift_by: Option<i64>,
+    /// Apply the plan (without it, only print it).
+    #[arg(long)]
+    execute: bool,
+}
+
+impl ResetArgs {
+    fn to(&self) -> groups::ResetTo {
+        use groups::ResetTo;
+        match (self.to_offset, self.to_datetime, self.shift_by) {
+            _ if self.to_earliest => ResetTo::Earliest,
+            _ if self.to_latest => ResetTo::Latest,
+            (Some(o), _, _) => ResetTo::Offset(o),
+            (_, Some(ms), _) => ResetTo::Timestamp(ms),
+            (_, _, Some(by)) => ResetTo::Shift(by),
+            // clap requires one of them.
+            _ => ResetTo::Earliest,
+        }
+    }
+}
+
+#[derive(Subcommand)]
 enum ClusterCommand {
     /// Controllers (and which leads) and brokers (live or fenced).
     #[command(visible_alias = "status")]
@@ -344,6 +420,7 @@ async fn run_async(command: Command) -> Result<ExitCode> {
             from_beginning,
             partition,
             offset,
+            group,
             max_messages,
             timeout_ms,
             print_key,
@@ -360,7 +437,30 @@ async fn run_async(command: Command) -> Result<ExitCode> {
                 print_key,
                 print_offset,
             };
-            data::consume(c, &topic, options, client.output).await?;
+            match group {
+                Some(group) => groups::consume(c, &topic, &group, options, client.output).await?,
+                None => data::consume(c, &topic, options, client.output).await?,
+            }
+        }
+        Command::Group {
+            command,
+            client:
+                ClientArgs {
+                    bootstrap_server,
+                    output,
+                },
+        } => {
+            let c = data::connect(&bootstrap_server, None).await?;
+            match command {
+                GroupCommand::List => groups::list(&c, output).await?,
+                GroupCommand::Describe { group } => groups::describe(&c, &group, output).await?,
+                GroupCommand::Delete { group } => groups::delete(&c, &group, output).await?,
+                GroupCommand::ResetOffsets(args) => {
+                    let to = args.to();
+                    groups::reset_offsets(&c, &args.group, &args.topic, to, args.execute, output)
+                        .await?
+                }
+            }
         }
         Command::Cluster {
             command: ClusterCommand::Describe,

@@ -94,6 +94,20 @@ impl Drop for GroupConsumer {
     }
 }
 
+/// Offset entries from the wire, by partition.
+pub(super) fn offsets_from_wire(entries: Vec<pb::OffsetEntry>) -> BTreeMap<TopicPartition, u64> {
+    entries
+        .into_iter()
+        .map(|o| {
+            let tp = TopicPartition {
+                topic: o.topic,
+                partition: o.partition,
+            };
+            (tp, o.offset)
+        })
+        .collect()
+}
+
 fn code_of(error: &Option<pb::Error>) -> Option<ErrorCode> {
     error
         .as_ref()
@@ -321,17 +335,17 @@ impl GroupConsumer {
             self.coordinator = None;
             return Err(ClientError::from_wire(e));
         }
-        Ok(reply
-            .offsets
-            .into_iter()
-            .map(|o| {
-                let tp = TopicPartition {
-                    topic: o.topic,
-                    partition: o.partition,
-                };
-                (tp, o.offset)
-            })
-            .collect())
+        Ok(offsets_from_wire(reply.offsets))
+    }
+
+    /// Marks `record` and what followed it in its partition as not consumed,
+    /// so the next commit stores its offset (a caller that stops in the
+    /// middle of a poll's records). Records already handed out are not
+    /// handed out again by this member.
+    pub fn unconsume(&mut self, record: &ConsumerRecord) {
+        if let Some(next) = self.positions.get_mut(&record.topic_partition()) {
+            *next = (*next).min(record.offset);
+        }
     }
 
     /// Commits the position of every owned partition that moved since the
@@ -376,13 +390,7 @@ impl GroupConsumer {
             }
             return Err(ClientError::from_wire(e));
         }
-        for o in offsets {
-            let tp = TopicPartition {
-                topic: o.topic,
-                partition: o.partition,
-            };
-            self.committed.insert(tp, o.offset);
-        }
+        self.committed.extend(offsets_from_wire(offsets));
         Ok(())
     }
 

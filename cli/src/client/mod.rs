@@ -12,12 +12,14 @@
 
 mod consumer;
 mod group;
+mod group_admin;
 mod partitioner;
 mod producer;
 mod records;
 
 pub use consumer::{Consumer, StartAt};
 pub use group::{GroupConfig, GroupConsumer, TopicPartition};
+pub use group_admin::is_non_empty_group;
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, Sent};
 pub use records::{decode_batches, encode_batch, ConsumerRecord, ProducerRecord, ProducerStamp};

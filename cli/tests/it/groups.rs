@@ -204,12 +204,7 @@ fn create_orders(cluster: &ProcCluster) {
         "--replication-factor",
         "3",
     ];
-    let out = cluster.cli(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cluster.ok(&args);
 }
 
 fn shares(members: &[&mut Member], each: usize) -> bool {
@@ -515,4 +510,130 @@ mod with_the_client {
         b.close().await.unwrap();
         x.await.unwrap().close().await.unwrap();
     }
+}
+
+/// The CLI's group commands, as kafka-consumer-groups.sh is used.
+#[test]
+fn the_cli_consumes_as_a_group_describes_resets_and_deletes_it() {
+    let cluster = ProcCluster::start(3);
+    create_orders(&cluster);
+    let lines: String = (0..12).map(|i| format!("k{i}:v{i}\n")).collect();
+    let out = cluster.cli_with_input(
+        &["produce", "orders", "--key-separator", ":"],
+        Some(lines.into_bytes()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let consume = |max: &str| {
+        cluster
+            .ok(&[
+                "consume",
+                "orders",
+                "--group",
+                "billing",
+                "--from-beginning",
+                "--max-messages",
+                max,
+                "--timeout-ms",
+                "10000",
+            ])
+            .lines()
+            .map(String::from)
+            .collect::<BTreeSet<_>>()
+    };
+    // Two runs of the same group read each record once between them: the
+    // first commits what it printed, the second goes on from there.
+    let first = consume("5");
+    let second = consume("7");
+    assert_eq!(first.len() + second.len(), 12);
+    let all: BTreeSet<String> = first.union(&second).cloned().collect();
+    assert_eq!(all, (0..12).map(|i| format!("v{i}")).collect());
+
+    let listed = cluster.json(&["group", "list"]);
+    assert_eq!(listed[0]["group"], "billing");
+    assert_eq!(listed[0]["state"], "Empty", "both runs left: {listed}");
+    let view = cluster.json(&["group", "describe", "billing"]);
+    let lag: u64 = view["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["lag"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lag, 0, "{view}");
+    let table = cluster.cli(&["group", "describe", "billing"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("LOG-END-OFFSET"));
+
+    // reset-offsets is a dry run until --execute.
+    let plan = cluster.json(&[
+        "group",
+        "reset-offsets",
+        "billing",
+        "--topic",
+        "orders",
+        "--to-earliest",
+    ]);
+    assert_eq!(plan["executed"], false);
+    assert!(plan["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["new_offset"] == 0));
+    let view = cluster.json(&["group", "describe", "billing"]);
+    assert!(
+        view["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["lag"] == 0),
+        "unchanged"
+    );
+    cluster.json(&[
+        "group",
+        "reset-offsets",
+        "billing",
+        "--topic",
+        "orders",
+        "--to-earliest",
+        "--execute",
+    ]);
+    let shifted = cluster.json(&[
+        "group",
+        "reset-offsets",
+        "billing",
+        "--topic",
+        "orders",
+        "--shift-by",
+        "-1",
+    ]);
+    assert!(
+        shifted["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["new_offset"] == 0),
+        "kept within the log"
+    );
+    assert_eq!(consume("12").len(), 12, "read again from the start");
+
+    // Delete; then the group is unknown.
+    let out = cluster.cli(&["group", "delete", "billing"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cluster.cli(&["group", "describe", "billing"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("GROUP_ID_NOT_FOUND"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Bad input: a reset needs exactly one target.
+    let out = cluster.cli(&["group", "reset-offsets", "billing", "--topic", "orders"]);
+    assert!(!out.status.success());
 }

@@ -179,6 +179,17 @@ impl ProcCluster {
         out
     }
 
+    /// The stdout of a CLI command that must succeed (panics with its stderr).
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The CLI's JSON answer; panics (with its stderr) if it failed.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();
