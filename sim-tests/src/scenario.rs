@@ -42,6 +42,7 @@ fn workload_for(seed: u64, nodes: usize, rng: &mut StdRng) -> WorkloadSpec {
         late_topic: topic("t2", 2, 3),
         admin_at_ms: rng.random_range(FAULT_START_MS..FAULT_END_MS),
         producers: 3,
+        group_members: 0,
         seed,
     }
 }
@@ -451,6 +452,19 @@ pub fn run(scenario: &Scenario) -> Result<Outcome, String> {
                 history.clone(),
                 shared.clone(),
             ),
+        );
+    }
+    if spec.group_members > 0 {
+        for k in 1..=spec.group_members {
+            let crash_ms = 12_000 + 4_000 * k as u64;
+            cluster.client(
+                &format!("g{k}"),
+                workload::group_member(k, crash_ms, servers.clone(), shared.clone()),
+            );
+        }
+        cluster.client(
+            "gw",
+            workload::group_watcher(servers.clone(), shared.clone()),
         );
     }
     cluster.client(

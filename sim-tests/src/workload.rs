@@ -22,8 +22,8 @@ use crate::net::SimConnector;
 use bytes::Bytes;
 use prost::Message as _;
 use raftline::client::{
-    decode_batches, encode_batch, Acks, Client, ClientConfig, ClientError, Producer,
-    ProducerRecord, ProducerStamp,
+    decode_batches, encode_batch, Acks, Client, ClientConfig, ClientError, GroupConfig,
+    GroupConsumer, Producer, ProducerRecord, ProducerStamp, TopicPartition,
 };
 use raftline_proto::pb;
 use raftline_proto::pb::admin_client::AdminClient;
@@ -64,6 +64,8 @@ pub struct WorkloadSpec {
     pub admin_at_ms: u64,
     /// How many producers.
     pub producers: usize,
+    /// Members of consumer group `gc` on t0 (0: no group clients).
+    pub group_members: usize,
     /// The seed for the clients' own choices.
     pub seed: u64,
 }
@@ -75,6 +77,9 @@ pub struct Shared {
     pub done: Arc<AtomicBool>,
     /// Violations found by `final`'s audits.
     pub violations: Arc<Mutex<Vec<String>>>,
+    /// The highest offset of each partition whose commit group `gc`'s
+    /// coordinator acknowledged.
+    pub acked_commits: Arc<Mutex<BTreeMap<TopicPartition, u64>>>,
 }
 
 impl Shared {
@@ -396,6 +401,126 @@ pub async fn consumer(
         }
     });
     futures_util::future::join_all(loops).await;
+    Ok(())
+}
+
+/// The consumer group the group clients join.
+pub const GROUP: &str = "gc";
+
+/// Group member `g{k}`: reads t0 as a member of [`GROUP`], committing after
+/// every poll and recording each acknowledged commit. It crashes once (its
+/// consumer dropped without leaving, at `crash_ms`) and comes back a second
+/// later as a new member.
+pub async fn group_member(
+    k: usize,
+    crash_ms: u64,
+    servers: String,
+    shared: Shared,
+) -> turmoil::Result {
+    let client = retry(Instant::now() + Duration::from_secs(60), RETRY, || {
+        connect(&servers)
+    })
+    .await?;
+    let mut incarnation = 0;
+    'member: while !shared.done.load(Ordering::Relaxed) {
+        let mut config = GroupConfig::new(GROUP, &["t0"]);
+        config.member_id = Some(format!("g{k}-{incarnation}"));
+        config.auto_commit = None;
+        let mut consumer = match GroupConsumer::join(client.clone(), config).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(member = k, error = %e, "join failed; again");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        while !shared.done.load(Ordering::Relaxed) {
+            if incarnation == 0 && now_ms() >= crash_ms {
+                // A crash: no commit, no goodbye.
+                drop(consumer);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                incarnation += 1;
+                continue 'member;
+            }
+            match consumer.poll(Duration::from_millis(200)).await {
+                Ok(records) if records.is_empty() => {}
+                Ok(_) => {
+                    if consumer.commit().await.is_ok() {
+                        let mut acked = shared
+                            .acked_commits
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        for (tp, &offset) in consumer.committed() {
+                            let max = acked.entry(tp.clone()).or_default();
+                            *max = (*max).max(offset);
+                        }
+                    }
+                }
+                Err(e) if e.retriable() => tokio::time::sleep(RETRY).await,
+                Err(e) => {
+                    tracing::info!(member = k, error = %e, "the member failed; rejoining");
+                    incarnation += 1;
+                    continue 'member;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Watches [`GROUP`]'s committed offsets: they never go back; once the
+/// clients are done, none is below a commit the coordinator acknowledged.
+pub async fn group_watcher(servers: String, shared: Shared) -> turmoil::Result {
+    let client = retry(Instant::now() + Duration::from_secs(60), RETRY, || {
+        connect(&servers)
+    })
+    .await?;
+    let mut seen: BTreeMap<TopicPartition, u64> = BTreeMap::new();
+    let mut check = |now: BTreeMap<TopicPartition, u64>, shared: &Shared| {
+        for (tp, &offset) in &now {
+            let before = seen.entry(tp.clone()).or_default();
+            if offset < *before {
+                shared.violation(format!(
+                    "group {GROUP}: committed offset of {}/{} went back from {before} to {offset}",
+                    tp.topic, tp.partition
+                ));
+            }
+            *before = (*before).max(offset);
+        }
+        now
+    };
+    while !shared.done.load(Ordering::Relaxed) {
+        if let Ok(now) = client.committed_offsets(GROUP).await {
+            check(now, &shared);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let last = retry(Instant::now() + LIVENESS_BOUND, RETRY, || {
+        client.committed_offsets(GROUP)
+    })
+    .await;
+    match last {
+        Ok(now) => {
+            let now = check(now, &shared);
+            let acked = shared
+                .acked_commits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if acked.is_empty() {
+                shared.violation(format!("group {GROUP}: no commit was ever acknowledged"));
+            }
+            for (tp, offset) in acked {
+                let stored = now.get(&tp).copied().unwrap_or(0);
+                if stored < offset {
+                    shared.violation(format!("group {GROUP}: lost commit: {}/{} acknowledged at {offset}, stored {stored}", tp.topic, tp.partition));
+                }
+            }
+        }
+        Err(e) => shared.violation(format!(
+            "group {GROUP}: committed offsets unreadable after the heal: {e}"
+        )),
+    }
     Ok(())
 }
 

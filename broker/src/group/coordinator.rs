@@ -68,7 +68,7 @@ pub struct CoordinatorConfig {
     /// Partitions of `__consumer_offsets` when it is created
     /// (`offsets.topic.num.partitions`).
     pub offsets_partitions: u32,
-    /// Its replication factor, at most the live brokers
+    /// Its replication factor; it is not created while fewer brokers are live
     /// (`offsets.topic.replication.factor`).
     pub offsets_replication: u32,
     /// Groups' session, heartbeat and rebalance timeouts.
@@ -256,12 +256,16 @@ impl GroupCoordinator {
     /// Asks the controller for `__consumer_offsets`; one that exists already
     /// is fine.
     async fn create_offsets_topic(&self, metadata: &MetadataCache) -> Result<(), String> {
-        let live = metadata.brokers().values().filter(|b| !b.fenced).count();
-        let replication = self
-            .config
-            .offsets_replication
-            .min(u32::try_from(live).unwrap_or(u32::MAX))
-            .max(1);
+        // As Kafka does: never a less replicated offsets topic than asked
+        // for just because brokers are still starting (or down).
+        let live = u32::try_from(metadata.brokers().values().filter(|b| !b.fenced).count())
+            .unwrap_or(u32::MAX);
+        let replication = self.config.offsets_replication.max(1);
+        if live < replication {
+            return Err(format!(
+                "it needs {replication} live brokers and {live} are live (a smaller cluster sets offsets_topic_replication_factor lower)"
+            ));
+        }
         let configs = BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]);
         let create = self.topics.create_topic(
             OFFSETS_TOPIC.to_string(),
@@ -274,7 +278,7 @@ impl GroupCoordinator {
                 tracing::info!(
                     partitions = self.config.offsets_partitions,
                     replication,
-                    "created {OFFSETS_TOPIC}"
+                    "{OFFSETS_TOPIC} created (or already there)"
                 );
                 Ok(())
             }

@@ -174,6 +174,11 @@ impl GroupConsumer {
         self.epoch
     }
 
+    /// What this member last committed, by partition (acknowledged).
+    pub fn committed(&self) -> &BTreeMap<TopicPartition, u64> {
+        &self.committed
+    }
+
     /// The partitions it owns now.
     pub fn assignment(&self) -> &BTreeSet<TopicPartition> {
         &self.owned

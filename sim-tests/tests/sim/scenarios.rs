@@ -114,3 +114,25 @@ fn kip_966_last_replica_standing() {
     );
     every_fault_applied(&must_pass(&scenario));
 }
+
+/// Consumer groups under failure: three members of one group read t0 and
+/// commit after every poll; each crashes once (no goodbye) and returns as a
+/// new member; meanwhile a node crashes, every node crashes at once (so the
+/// group's coordinator moves for sure), and a 2/1 split cuts the cluster.
+/// No acknowledged commit may be lost, and committed offsets never go back.
+#[test]
+fn consumer_group_coordinator_failover_and_member_crashes() {
+    let mut scenario = Scenario::named(
+        "groups",
+        6,
+        3,
+        vec![
+            at(FaultKind::Crash, 10_000, 3_000),
+            at(FaultKind::CrashAll, 20_000, 2_000),
+            at(FaultKind::Split, 26_000, 4_000),
+        ],
+    );
+    scenario.workload.group_members = 3;
+    let outcome = must_pass(&scenario);
+    every_fault_applied(&outcome);
+}
