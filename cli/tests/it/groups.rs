@@ -510,6 +510,49 @@ mod with_the_client {
         b.close().await.unwrap();
         x.await.unwrap().close().await.unwrap();
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_static_member_restarting_within_its_session_keeps_its_partitions_without_a_rebalance(
+    ) {
+        let cluster = ProcCluster::start(3);
+        create_orders(&cluster);
+        let client = Client::connect(ClientConfig::new(&cluster.servers()))
+            .await
+            .unwrap();
+        let config = |member: &str, instance: &str| {
+            let mut c = GroupConfig::new("pods", &["orders"]);
+            c.member_id = Some(member.into());
+            c.instance_id = Some(instance.into());
+            c
+        };
+        let mut a = GroupConsumer::join(client.clone(), config("a1", "pod-a"))
+            .await
+            .unwrap();
+        let mut b = GroupConsumer::join(client.clone(), config("b1", "pod-b"))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        while shares(&client, "pods").await != [3, 3] {
+            assert!(tokio::time::Instant::now() < deadline, "no even split");
+            a.poll(Duration::from_millis(50)).await.unwrap();
+            b.poll(Duration::from_millis(50)).await.unwrap();
+        }
+        let before = client.describe_group("pods").await.unwrap();
+        let owned = a.assignment().clone();
+        // a's process dies and a new one (a new member id, the same
+        // group.instance.id) starts well within the 2 s session.
+        drop(a);
+        let a2 = GroupConsumer::join(client.clone(), config("a2", "pod-a"))
+            .await
+            .unwrap();
+        assert_eq!(a2.assignment(), &owned, "the same partitions at once");
+        b.poll(Duration::from_millis(50)).await.unwrap();
+        let after = client.describe_group("pods").await.unwrap();
+        assert_eq!(after.group_epoch, before.group_epoch, "no new generation");
+        let ids: BTreeSet<&str> = after.members.iter().map(|m| m.member_id.as_str()).collect();
+        assert_eq!(ids, BTreeSet::from(["a2", "b1"]));
+        assert_eq!(after.state, "Stable");
+    }
 }
 
 /// The CLI's group commands, as kafka-consumer-groups.sh is used.
