@@ -6,11 +6,9 @@ use crate::data::{print_records, ConsumeOptions};
 use crate::table::print_rows;
 use crate::Output;
 use anyhow::{bail, Context, Result};
-use raftline::client::{
-    is_non_empty_group, Client, GroupConfig, GroupConsumer, StartAt, TopicPartition,
-};
+use raftline::client::{is_non_empty_group, Client, GroupConfig, GroupConsumer, StartAt};
+pub use raftline_proto::pb::reset_offsets_request::To;
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// `consume TOPIC --group G`: a member of `group` printing what it is given;
 /// it commits on an interval and, when it stops, commits and leaves.
@@ -57,70 +55,10 @@ pub async fn list(client: &Client, output: Output) -> Result<()> {
     Ok(())
 }
 
-/// The end offset of every partition of the topics named in `partitions`.
-async fn end_offsets(
-    client: &Client,
-    partitions: impl Iterator<Item = &TopicPartition>,
-) -> BTreeMap<TopicPartition, Option<u64>> {
-    let mut out = BTreeMap::new();
-    for tp in partitions {
-        let end = client
-            .list_offset(&tp.topic, tp.partition, -1)
-            .await
-            .ok()
-            .flatten();
-        out.insert(tp.clone(), end);
-    }
-    out
-}
-
 /// `group describe G`: state and members, then per partition the committed
 /// offset, the log end and the lag, with its owner.
 pub async fn describe(client: &Client, group: &str, output: Output) -> Result<()> {
     let d = client.describe_group(group).await?;
-    let mut owner: BTreeMap<TopicPartition, String> = BTreeMap::new();
-    for m in &d.members {
-        for t in &m.assignment {
-            for &partition in &t.partitions {
-                let tp = TopicPartition {
-                    topic: t.topic.clone(),
-                    partition,
-                };
-                owner.insert(tp, m.member_id.clone());
-            }
-        }
-    }
-    let committed: BTreeMap<TopicPartition, u64> = d
-        .offsets
-        .iter()
-        .map(|o| {
-            let tp = TopicPartition {
-                topic: o.topic.clone(),
-                partition: o.partition,
-            };
-            (tp, o.offset)
-        })
-        .collect();
-    // Every partition of every topic the group reads or has offsets in.
-    let mut topics: Vec<String> = d.members.iter().flat_map(|m| m.topics.clone()).collect();
-    topics.extend(committed.keys().map(|tp| tp.topic.clone()));
-    topics.sort();
-    topics.dedup();
-    let mut partitions = Vec::new();
-    for topic in &topics {
-        if let Ok(list) = client.partitions(topic).await {
-            partitions.extend(list.iter().map(|p| TopicPartition {
-                topic: topic.clone(),
-                partition: p.index,
-            }));
-        }
-    }
-    let ends = end_offsets(client, partitions.iter()).await;
-    let lag = |tp: &TopicPartition| match (committed.get(tp), ends.get(tp).copied().flatten()) {
-        (Some(&c), Some(e)) => Some(e.saturating_sub(c)),
-        (None, Some(e)) => Some(e),
-        _ => None,
-    };
     let cell = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     match output {
         Output::Json => println!(
@@ -137,13 +75,13 @@ pub async fn describe(client: &Client, group: &str, output: Output) -> Result<()
                     "topics": m.topics,
                     "assignment": m.assignment.iter().map(|t| json!({"topic": t.topic, "partitions": t.partitions})).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
-                "partitions": partitions.iter().map(|tp| json!({
-                    "topic": tp.topic,
-                    "partition": tp.partition,
-                    "committed_offset": committed.get(tp),
-                    "log_end_offset": ends.get(tp).copied().flatten(),
-                    "lag": lag(tp),
-                    "member": owner.get(tp),
+                "partitions": d.partitions.iter().map(|p| json!({
+                    "topic": p.topic,
+                    "partition": p.partition,
+                    "committed_offset": p.committed_offset,
+                    "log_end_offset": p.log_end_offset,
+                    "lag": p.lag,
+                    "member": p.member_id,
                 })).collect::<Vec<_>>(),
             })
         ),
@@ -155,16 +93,17 @@ pub async fn describe(client: &Client, group: &str, output: Output) -> Result<()
                 d.assignor,
                 d.members.len()
             );
-            let rows: Vec<[String; 6]> = partitions
+            let rows: Vec<[String; 6]> = d
+                .partitions
                 .iter()
-                .map(|tp| {
+                .map(|p| {
                     [
-                        tp.topic.clone(),
-                        tp.partition.to_string(),
-                        cell(committed.get(tp).copied()),
-                        cell(ends.get(tp).copied().flatten()),
-                        cell(lag(tp)),
-                        owner.get(tp).cloned().unwrap_or_else(|| "-".into()),
+                        p.topic.clone(),
+                        p.partition.to_string(),
+                        cell(p.committed_offset),
+                        cell(p.log_end_offset),
+                        cell(p.lag),
+                        p.member_id.clone().unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect();
@@ -196,21 +135,6 @@ pub async fn delete(client: &Client, group: &str, output: Output) -> Result<()> 
         Output::Table => println!("Deleted group {group}"),
     }
     Ok(())
-}
-
-/// Where `group reset-offsets` moves each partition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ResetTo {
-    /// The log start.
-    Earliest,
-    /// The log end.
-    Latest,
-    /// An offset (kept within the log).
-    Offset(u64),
-    /// The first offset at or after a time, ms since the epoch.
-    Timestamp(i64),
-    /// The committed offset moved by this much (kept within the log).
-    Shift(i64),
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.mmm]` (UTC, as kafka-consumer-groups.sh takes it),
@@ -251,69 +175,35 @@ pub async fn reset_offsets(
     client: &Client,
     group: &str,
     topic: &str,
-    to: ResetTo,
+    to: To,
     execute: bool,
     output: Output,
 ) -> Result<()> {
-    let partitions = client.partitions(topic).await?;
-    let committed = client.committed_offsets(group).await?;
-    let mut plan: BTreeMap<TopicPartition, (Option<u64>, u64)> = BTreeMap::new();
-    for p in &partitions {
-        let tp = TopicPartition {
-            topic: topic.to_string(),
-            partition: p.index,
-        };
-        let start = client.list_offset(topic, p.index, -2).await?.unwrap_or(0);
-        let end = client
-            .list_offset(topic, p.index, -1)
-            .await?
-            .unwrap_or(start);
-        let current = committed.get(&tp).copied();
-        let clamp =
-            |o: i128| u64::try_from(o.clamp(i128::from(start), i128::from(end))).unwrap_or(start);
-        let target = match &to {
-            ResetTo::Earliest => start,
-            ResetTo::Latest => end,
-            ResetTo::Offset(o) => clamp(i128::from(*o)),
-            ResetTo::Timestamp(ms) => client
-                .list_offset(topic, p.index, *ms)
-                .await?
-                .unwrap_or(end),
-            ResetTo::Shift(by) => clamp(i128::from(current.unwrap_or(start)) + i128::from(*by)),
-        };
-        plan.insert(tp, (current, target));
-    }
-    if execute {
-        let offsets = plan
-            .iter()
-            .map(|(tp, (_, target))| (tp.clone(), *target))
-            .collect();
-        client
-            .reset_offsets(group, &offsets)
-            .await
-            .with_context(|| format!("group {group:?} was not changed"))?;
-    }
+    let plan = client
+        .reset_offsets(group, topic, to, !execute)
+        .await
+        .with_context(|| format!("group {group:?} was not changed"))?;
     match output {
         Output::Json => println!(
             "{}",
             json!({
                 "group": group,
                 "executed": execute,
-                "partitions": plan.iter().map(|(tp, (current, target))| json!({
-                    "topic": tp.topic, "partition": tp.partition,
-                    "current_offset": current, "new_offset": target,
+                "partitions": plan.iter().map(|p| json!({
+                    "topic": p.topic, "partition": p.partition,
+                    "current_offset": p.current_offset, "new_offset": p.new_offset,
                 })).collect::<Vec<_>>(),
             })
         ),
         Output::Table => {
             let rows: Vec<[String; 4]> = plan
                 .iter()
-                .map(|(tp, (current, target))| {
+                .map(|p| {
                     [
-                        tp.topic.clone(),
-                        tp.partition.to_string(),
-                        current.map_or("-".into(), |c| c.to_string()),
-                        target.to_string(),
+                        p.topic.clone(),
+                        p.partition.to_string(),
+                        p.current_offset.map_or("-".into(), |c| c.to_string()),
+                        p.new_offset.to_string(),
                     ]
                 })
                 .collect();

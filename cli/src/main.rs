@@ -296,16 +296,16 @@ struct ResetArgs {
 }
 
 impl ResetArgs {
-    fn to(&self) -> groups::ResetTo {
-        use groups::ResetTo;
+    fn to(&self) -> groups::To {
+        use groups::To;
         match (self.to_offset, self.to_datetime, self.shift_by) {
-            _ if self.to_earliest => ResetTo::Earliest,
-            _ if self.to_latest => ResetTo::Latest,
-            (Some(o), _, _) => ResetTo::Offset(o),
-            (_, Some(ms), _) => ResetTo::Timestamp(ms),
-            (_, _, Some(by)) => ResetTo::Shift(by),
+            _ if self.to_earliest => To::Earliest(true),
+            _ if self.to_latest => To::Latest(true),
+            (Some(o), _, _) => To::Offset(o),
+            (_, Some(ms), _) => To::TimestampMs(ms),
+            (_, _, Some(by)) => To::ShiftBy(by),
             // clap requires one of them.
-            _ => ResetTo::Earliest,
+            _ => To::Earliest(true),
         }
     }
 }

@@ -83,10 +83,20 @@ impl Scenario {
         }
     }
 
+    /// Adds the consumer group clients when `SIM_GROUPS` is set (the long
+    /// mode's and one seed's switch; CI's seeds run without them).
+    pub fn with_groups_from_env(mut self) -> Scenario {
+        if std::env::var_os("SIM_GROUPS").is_some() {
+            self.workload.group_members = 3;
+        }
+        self
+    }
+
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
         format!(
-            "SIM_SEED={} cargo test -p raftline-sim-tests --test sim seeds::one_seed -- --exact --nocapture",
+            "{}SIM_SEED={} cargo test -p raftline-sim-tests --test sim seeds::one_seed -- --exact --nocapture",
+            if self.workload.group_members > 0 { "SIM_GROUPS=1 " } else { "" },
             self.seed
         )
     }

@@ -27,13 +27,17 @@ use crate::metadata::{BrokerId, MetadataCache};
 use crate::position::TopicPartition;
 use crate::records::{decode_batches, encode_batch};
 use crate::replica::{Acks, Partition, ReplicaError, ReplicaManager};
-use std::collections::BTreeMap;
+use raftline_proto::pb;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
+
+/// How long a lookup of another broker's offsets may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The internal topic holding groups and their committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -136,9 +140,52 @@ pub enum CoordinatorError {
         /// The group.
         group: String,
     },
+    /// A topic named in the request does not exist.
+    #[error("topic {topic:?} does not exist")]
+    UnknownTopic {
+        /// The topic.
+        topic: String,
+    },
     /// The group refused the request.
     #[error(transparent)]
     Group(#[from] GroupError),
+}
+
+/// Where `reset_offsets` moves a topic's partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetTarget {
+    /// The log start.
+    Earliest,
+    /// The log end (high watermark).
+    Latest,
+    /// This offset, kept within the log.
+    Offset(u64),
+    /// The first record at or after this time (ms); the log end if none.
+    Timestamp(i64),
+    /// The committed offset (the log start if none) moved by this much,
+    /// kept within the log.
+    Shift(i64),
+}
+
+/// A partition's committed offset against its log end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// What the group committed, if anything.
+    pub committed: Option<u64>,
+    /// Its high watermark, if its leader answered.
+    pub log_end: Option<u64>,
+    /// Who owns it in the group.
+    pub member: Option<String>,
+}
+
+impl PartitionLag {
+    /// The records between the committed offset (0 if none) and the log end.
+    pub fn lag(&self) -> Option<u64> {
+        self.log_end
+            .map(|end| end.saturating_sub(self.committed.unwrap_or(0)))
+    }
 }
 
 /// One `__consumer_offsets` partition this broker leads, under one leadership.
@@ -563,6 +610,160 @@ impl GroupCoordinator {
             .ok_or_else(|| CoordinatorError::GroupIdNotFound {
                 group: group.to_string(),
             })
+    }
+
+    /// ListOffsets for `tp` at its leader (this broker's replica if it
+    /// leads): -2 the log start, -1 the high watermark, else the first
+    /// record at or after a time (`None` past the last).
+    pub async fn list_offset(
+        &self,
+        tp: &TopicPartition,
+        timestamp: i64,
+    ) -> Result<Option<u64>, String> {
+        if let Some(local) = self.manager.partition(tp).filter(|p| p.progress().leader) {
+            return local
+                .list_offset(timestamp)
+                .await
+                .map(|(offset, _, _)| offset.map(|o| o.0))
+                .map_err(|e| e.to_string());
+        }
+        let metadata = self.metadata();
+        let leader = metadata
+            .topic(&tp.topic)
+            .and_then(|t| t.partitions.get(&tp.partition))
+            .and_then(|p| p.leader)
+            .ok_or_else(|| format!("{}/{} has no leader", tp.topic, tp.partition))?;
+        let addr = metadata
+            .broker(leader)
+            .and_then(|b| b.endpoints.get("client").cloned())
+            .ok_or_else(|| format!("broker {leader} has no client address"))?;
+        let channel = self
+            .manager
+            .connector()
+            .channel(&addr)
+            .map_err(|e| format!("broker {leader} at {addr}: {e}"))?;
+        let request = pb::ListOffsetsRequest {
+            partitions: vec![pb::ListOffsetsPartition {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                timestamp,
+            }],
+        };
+        let mut broker = pb::broker_client::BrokerClient::new(channel);
+        let call = broker.list_offsets(request);
+        let reply = tokio::time::timeout(LOOKUP_TIMEOUT, call)
+            .await
+            .map_err(|_| format!("broker {leader} did not answer in time"))?
+            .map_err(|s| format!("broker {leader}: {}", s.message()))?
+            .into_inner();
+        let result = reply
+            .partitions
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("broker {leader}: an empty answer"))?;
+        match result.error {
+            Some(e) => Err(format!("broker {leader}: {}", e.message)),
+            None => Ok(result.offset),
+        }
+    }
+
+    /// Every partition of the topics `group` reads or has offsets in, with
+    /// its committed offset, log end and owner.
+    pub async fn lag(&self, group: &Group) -> Vec<PartitionLag> {
+        let mut topics: BTreeSet<&String> =
+            group.members().values().flat_map(|m| &m.topics).collect();
+        topics.extend(group.offsets().keys().map(|tp| &tp.topic));
+        let metadata = self.metadata();
+        let mut out = Vec::new();
+        for topic in topics {
+            let Some(info) = metadata.topic(topic) else {
+                continue;
+            };
+            for &partition in info.partitions.keys() {
+                let tp = TopicPartition {
+                    topic: topic.clone(),
+                    partition,
+                };
+                let log_end = self.list_offset(&tp, -1).await.ok().flatten();
+                let member = group
+                    .members()
+                    .values()
+                    .find(|m| m.assigned.contains(&tp) || m.revoking.contains(&tp))
+                    .map(|m| m.id.clone());
+                out.push(PartitionLag {
+                    committed: group.offsets().get(&tp).map(|c| c.offset),
+                    partition: tp,
+                    log_end,
+                    member,
+                });
+            }
+        }
+        out
+    }
+
+    /// Moves `group`'s committed offsets of every partition of `topic` to
+    /// `target` (a group without members); `dry_run` only computes. Returns
+    /// each partition's committed offset before and the new one.
+    pub async fn reset_offsets_to(
+        &self,
+        group: &str,
+        topic: &str,
+        target: OffsetTarget,
+        dry_run: bool,
+    ) -> Result<Vec<(TopicPartition, Option<u64>, u64)>, CoordinatorError> {
+        let partitions: Vec<u32> = self
+            .metadata()
+            .topic(topic)
+            .map(|t| t.partitions.keys().copied().collect())
+            .ok_or_else(|| CoordinatorError::UnknownTopic {
+                topic: topic.to_string(),
+            })?;
+        let committed = self.fetch_offsets(group, None).await?;
+        let unavailable = |reason: String| CoordinatorError::NotAvailable {
+            group: group.to_string(),
+            reason,
+        };
+        let mut plan = Vec::new();
+        for partition in partitions {
+            let tp = TopicPartition {
+                topic: topic.to_string(),
+                partition,
+            };
+            let start = self
+                .list_offset(&tp, -2)
+                .await
+                .map_err(unavailable)?
+                .unwrap_or(0);
+            let end = self
+                .list_offset(&tp, -1)
+                .await
+                .map_err(unavailable)?
+                .unwrap_or(start);
+            let current = committed.get(&tp).map(|c| c.offset);
+            let within = |o: i128| {
+                u64::try_from(o.clamp(i128::from(start), i128::from(end))).unwrap_or(start)
+            };
+            let new = match target {
+                OffsetTarget::Earliest => start,
+                OffsetTarget::Latest => end,
+                OffsetTarget::Offset(o) => within(i128::from(o)),
+                OffsetTarget::Timestamp(ms) => self
+                    .list_offset(&tp, ms.max(0))
+                    .await
+                    .map_err(unavailable)?
+                    .unwrap_or(end),
+                OffsetTarget::Shift(by) => {
+                    within(i128::from(current.unwrap_or(start)) + i128::from(by))
+                }
+            };
+            plan.push((tp, current, new));
+        }
+        if !dry_run {
+            let offsets: BTreeMap<TopicPartition, u64> =
+                plan.iter().map(|(tp, _, new)| (tp.clone(), *new)).collect();
+            self.reset_offsets(group, &offsets).await?;
+        }
+        Ok(plan)
     }
 
     /// Deletes a group without members, with its offsets.

@@ -15,8 +15,8 @@ mod state;
 pub use assignor::{Assignment, Assignor, MemberSpec};
 pub use codec::{decode, encode, CodecError};
 pub use coordinator::{
-    partition_for, CoordinatorConfig, CoordinatorError, GroupCoordinator, TopicCreator,
-    OFFSETS_TOPIC,
+    partition_for, CoordinatorConfig, CoordinatorError, GroupCoordinator, OffsetTarget,
+    PartitionLag, TopicCreator, OFFSETS_TOPIC,
 };
 pub use service::{error_to_wire, partitions_from_wire, partitions_to_wire, GroupsService};
 pub use state::{

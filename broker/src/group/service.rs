@@ -4,7 +4,7 @@
 //! that cannot be read at all is a gRPC status.
 
 use super::assignor::Assignor;
-use super::coordinator::{CoordinatorError, GroupCoordinator};
+use super::coordinator::{CoordinatorError, GroupCoordinator, OffsetTarget};
 use super::state::{GroupError, Heartbeat};
 use crate::position::TopicPartition;
 use raftline_proto::pb::{self, ErrorCode};
@@ -49,6 +49,7 @@ pub fn error_to_wire(error: &CoordinatorError) -> pb::Error {
         }
         CoordinatorError::InvalidGroupId { .. } => (ErrorCode::InvalidGroupId, None, None),
         CoordinatorError::GroupIdNotFound { .. } => (ErrorCode::GroupIdNotFound, None, None),
+        CoordinatorError::UnknownTopic { .. } => (ErrorCode::UnknownTopicOrPartition, None, None),
         CoordinatorError::Group(e) => (
             match e {
                 GroupError::UnknownMemberId { .. } => ErrorCode::UnknownMemberId,
@@ -258,35 +259,51 @@ impl pb::groups_server::Groups for GroupsService {
         request: Request<pb::DescribeGroupRequest>,
     ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
         let group = request.into_inner().group;
-        Ok(Response::new(
-            match self.coordinator.describe(&group).await {
-                Ok(g) => pb::DescribeGroupResponse {
-                    error: None,
-                    group,
-                    state: g.state().name().to_string(),
-                    group_epoch: g.epoch(),
-                    assignor: g.assignor().name().to_string(),
-                    members: g
-                        .members()
-                        .values()
-                        .map(|m| pb::GroupMemberDescription {
-                            member_id: m.id.clone(),
-                            instance_id: m.instance_id.clone(),
-                            member_epoch: m.epoch,
-                            topics: m.topics.iter().cloned().collect(),
-                            assignment: partitions_to_wire(&m.assigned),
-                            revoking: partitions_to_wire(&m.revoking),
-                        })
-                        .collect(),
-                    offsets: offsets_to_wire(g.offsets()),
-                },
-                Err(e) => pb::DescribeGroupResponse {
-                    error: Some(error_to_wire(&e)),
-                    group,
-                    ..Default::default()
-                },
+        let described = match self.coordinator.describe(&group).await {
+            Ok(g) => {
+                let lag = self.coordinator.lag(&g).await;
+                Ok((g, lag))
+            }
+            Err(e) => Err(e),
+        };
+        Ok(Response::new(match described {
+            Ok((g, lag)) => pb::DescribeGroupResponse {
+                error: None,
+                group,
+                state: g.state().name().to_string(),
+                group_epoch: g.epoch(),
+                assignor: g.assignor().name().to_string(),
+                members: g
+                    .members()
+                    .values()
+                    .map(|m| pb::GroupMemberDescription {
+                        member_id: m.id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        member_epoch: m.epoch,
+                        topics: m.topics.iter().cloned().collect(),
+                        assignment: partitions_to_wire(&m.assigned),
+                        revoking: partitions_to_wire(&m.revoking),
+                    })
+                    .collect(),
+                offsets: offsets_to_wire(g.offsets()),
+                partitions: lag
+                    .iter()
+                    .map(|l| pb::PartitionLag {
+                        topic: l.partition.topic.clone(),
+                        partition: l.partition.partition,
+                        committed_offset: l.committed,
+                        log_end_offset: l.log_end,
+                        lag: l.lag(),
+                        member_id: l.member.clone(),
+                    })
+                    .collect(),
             },
-        ))
+            Err(e) => pb::DescribeGroupResponse {
+                error: Some(error_to_wire(&e)),
+                group,
+                ..Default::default()
+            },
+        }))
     }
 
     async fn delete_group(
@@ -304,15 +321,41 @@ impl pb::groups_server::Groups for GroupsService {
         &self,
         request: Request<pb::ResetOffsetsRequest>,
     ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
+        use pb::reset_offsets_request::To;
         let r = request.into_inner();
-        let offsets = r
-            .offsets
-            .iter()
-            .map(|o| (entry_partition(o), o.offset))
-            .collect();
-        let done = self.coordinator.reset_offsets(&r.group, &offsets).await;
-        Ok(Response::new(pb::ResetOffsetsResponse {
-            error: done.err().map(|e| error_to_wire(&e)),
+        let target = match r.to {
+            Some(To::Earliest(_)) => OffsetTarget::Earliest,
+            Some(To::Latest(_)) => OffsetTarget::Latest,
+            Some(To::Offset(o)) => OffsetTarget::Offset(o),
+            Some(To::TimestampMs(ms)) => OffsetTarget::Timestamp(ms),
+            Some(To::ShiftBy(by)) => OffsetTarget::Shift(by),
+            None => {
+                return Err(invalid(
+                    "say where to: earliest, latest, offset, timestamp_ms or shift_by".into(),
+                ))
+            }
+        };
+        let planned = self
+            .coordinator
+            .reset_offsets_to(&r.group, &r.topic, target, r.dry_run)
+            .await;
+        Ok(Response::new(match planned {
+            Ok(plan) => pb::ResetOffsetsResponse {
+                error: None,
+                partitions: plan
+                    .into_iter()
+                    .map(|(tp, current, new)| pb::OffsetReset {
+                        topic: tp.topic,
+                        partition: tp.partition,
+                        current_offset: current,
+                        new_offset: new,
+                    })
+                    .collect(),
+            },
+            Err(e) => pb::ResetOffsetsResponse {
+                error: Some(error_to_wire(&e)),
+                partitions: Vec::new(),
+            },
         }))
     }
 }

@@ -88,30 +88,26 @@ impl Client {
         .await
     }
 
-    /// Sets `group`'s committed offsets (it must have no members).
+    /// Moves `group`'s committed offsets on `topic` to `to` (the group must
+    /// have no members), or with `dry_run` only says where they would go.
     pub async fn reset_offsets(
         &self,
         group: &str,
-        offsets: &BTreeMap<TopicPartition, u64>,
-    ) -> Result<(), ClientError> {
+        topic: &str,
+        to: pb::reset_offsets_request::To,
+        dry_run: bool,
+    ) -> Result<Vec<pb::OffsetReset>, ClientError> {
         let deadline = self.config.request_timeout;
-        let entries: Vec<pb::OffsetEntry> = offsets
-            .iter()
-            .map(|(tp, &offset)| pb::OffsetEntry {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                offset,
-                metadata: String::new(),
-            })
-            .collect();
         self.with_coordinator(group, |mut c| {
             let request = pb::ResetOffsetsRequest {
                 group: group.to_string(),
-                offsets: entries.clone(),
+                topic: topic.to_string(),
+                to: Some(to),
+                dry_run,
             };
             async move {
                 let reply = rpc("reset offsets", deadline, c.reset_offsets(request)).await?;
-                Ok(((), reply.error))
+                Ok((reply.partitions, reply.error))
             }
         })
         .await

@@ -676,7 +676,21 @@ fn the_cli_consumes_as_a_group_describes_resets_and_deletes_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Bad input: a reset needs exactly one target.
+    // Bad input: an unknown topic; a reset needs exactly one target.
+    let out = cluster.cli(&[
+        "group",
+        "reset-offsets",
+        "billing",
+        "--topic",
+        "nope",
+        "--to-earliest",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("UNKNOWN_TOPIC_OR_PARTITION"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = cluster.cli(&["group", "reset-offsets", "billing", "--topic", "orders"]);
     assert!(!out.status.success());
 }

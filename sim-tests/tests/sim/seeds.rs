@@ -64,7 +64,7 @@ fn one_seed() {
     let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
         return;
     };
-    must_pass(&Scenario::from_seed(seed));
+    must_pass(&Scenario::from_seed(seed).with_groups_from_env());
 }
 
 /// The seeds CI runs: seed `s` starts with fault kind `ALL[s % 13]`, so these
@@ -164,7 +164,7 @@ fn many_seeds() {
     let started = std::time::Instant::now();
     let (mut failed, mut elections, mut first_acks) = (Vec::new(), Vec::new(), Vec::new());
     for seed in base..base + count {
-        let scenario = Scenario::from_seed(seed);
+        let scenario = Scenario::from_seed(seed).with_groups_from_env();
         match run(&scenario) {
             Ok(outcome) if outcome.passed() => {
                 elections.extend(outcome.elections_ms.iter().copied());
