@@ -444,7 +444,7 @@ impl Partition {
         inner.log_end = log_end;
         inner.info = Some(info);
         self.publish(&inner);
-        tracing::info!(partition = %self.tp, %epoch, %log_end, "leading");
+        tracing::info!(partition = %self.tp, broker = %self.local, %epoch, %log_end, hw = %inner.high_watermark, "leading");
         Ok(())
     }
 
@@ -468,7 +468,7 @@ impl Partition {
         inner.log_start = log_start;
         inner.log_end = log_end;
         inner.high_watermark = inner.high_watermark.min(log_end);
-        tracing::info!(partition = %self.tp, epoch = %info.leader_epoch, leader = ?info.leader, "following");
+        tracing::info!(partition = %self.tp, broker = %self.local, epoch = %info.leader_epoch, leader = ?info.leader, "following");
         inner.info = Some(info);
         self.publish(&inner);
         Ok(generation)
@@ -704,6 +704,7 @@ impl Partition {
         max_bytes: usize,
     ) -> Result<ReadResult, ReplicaError> {
         let hw = self.check_consumer_leader(current_leader_epoch)?;
+        tracing::trace!(partition = %self.tp, broker = %self.local, ?current_leader_epoch, %hw, %offset, "consumer fetch served");
         let read = self
             .log
             .read(offset, max_bytes, hw)

@@ -201,21 +201,40 @@ impl Metadata {
     }
 
     /// `newer`, except that a partition this metadata knows in a later leader
-    /// epoch (same topic id) keeps this metadata's entry: an answer from a
-    /// broker that has not caught up never takes the client back to a
-    /// deposed leader (KIP-320).
+    /// epoch (same topic id) keeps this metadata's entry, and a topic `newer`
+    /// does not know (or reports an error for) keeps this metadata's view: an
+    /// answer from a broker that has not caught up never takes the client
+    /// back to a deposed leader (KIP-320).
     pub fn merged_with(&self, mut newer: Metadata) -> Metadata {
-        for (name, topic) in newer.topics.iter_mut() {
-            let Some(known) = self.topics.get(name).filter(|t| t.id == topic.id) else {
-                continue;
-            };
-            for partition in topic.partitions.iter_mut() {
-                let kept = known.partitions.iter().find(|k| {
-                    k.index == partition.index && k.leader_epoch > partition.leader_epoch
-                });
-                if let Some(kept) = kept {
-                    *partition = kept.clone();
+        for (name, known) in &self.topics {
+            let answered = newer.topics.get(name).filter(|t| t.error.is_none());
+            match answered {
+                // A broker that does not know the topic (yet: a restarted
+                // node's first image may come from a lagging controller)
+                // does not make the client forget it: a later answer from a
+                // deposed leader would then take it back to an older epoch.
+                None if known.error.is_none() => {
+                    newer.topics.insert(name.clone(), known.clone());
                 }
+                Some(topic) if topic.id == known.id => {
+                    let mut topic = topic.clone();
+                    for partition in topic.partitions.iter_mut() {
+                        let kept = known.partitions.iter().find(|k| {
+                            k.index == partition.index && k.leader_epoch > partition.leader_epoch
+                        });
+                        if let Some(kept) = kept {
+                            *partition = kept.clone();
+                        }
+                    }
+                    for k in &known.partitions {
+                        if !topic.partitions.iter().any(|p| p.index == k.index) {
+                            topic.partitions.push(k.clone());
+                        }
+                    }
+                    topic.partitions.sort_by_key(|p| p.index);
+                    newer.topics.insert(name.clone(), topic);
+                }
+                _ => {}
             }
         }
         for (id, broker) in &self.brokers {
@@ -769,5 +788,15 @@ mod tests {
         // A topic deleted and created again (a new id) starts over.
         let recreated = known.merged_with(metadata(8, 1, 0));
         assert_eq!(recreated.leader_epoch("t", 0), Some(0));
+        // A broker that does not know the topic (a restarted node's first
+        // image) does not make the client forget it, so a deposed leader's
+        // answer afterwards cannot take it back (found by seed 1009).
+        let mut blind = metadata(7, 2, 5);
+        blind.topics.clear();
+        let after_blind = known.merged_with(blind);
+        assert_eq!(after_blind.leader_epoch("t", 0), Some(5));
+        let stale = after_blind.merged_with(metadata(7, 1, 4));
+        assert_eq!(stale.leader_epoch("t", 0), Some(5));
+        assert_eq!(stale.leader_address("t", 0).as_deref(), Some("n2:9001"));
     }
 }
