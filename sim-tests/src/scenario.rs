@@ -450,7 +450,13 @@ pub fn run(scenario: &Scenario) -> Result<Outcome, String> {
     for k in 1..=spec.producers {
         cluster.client(
             &format!("p{k}"),
-            workload::producer(spec.clone(), k, servers.clone(), history.clone()),
+            workload::producer(
+                spec.clone(),
+                k,
+                servers.clone(),
+                history.clone(),
+                shared.clone(),
+            ),
         );
     }
     for topic in &spec.topics {

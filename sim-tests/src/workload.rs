@@ -77,6 +77,9 @@ pub struct Shared {
     pub done: Arc<AtomicBool>,
     /// Violations found by `final`'s audits.
     pub violations: Arc<Mutex<Vec<String>>>,
+    /// Producers still running (a send in flight at the heal may still be
+    /// acknowledged after it): the final reads wait for them.
+    pub producers_running: Arc<std::sync::atomic::AtomicUsize>,
     /// The highest offset of each partition whose commit group `gc`'s
     /// coordinator acknowledged.
     pub acked_commits: Arc<Mutex<BTreeMap<TopicPartition, u64>>>,
@@ -249,6 +252,19 @@ pub async fn admin(spec: WorkloadSpec, nodes: usize, history: History) -> turmoi
 
 /// Producer `index`: unique values to random topics until the heal.
 pub async fn producer(
+    spec: WorkloadSpec,
+    index: usize,
+    servers: String,
+    history: History,
+    shared: Shared,
+) -> turmoil::Result {
+    shared.producers_running.fetch_add(1, Ordering::SeqCst);
+    let result = produce_until_heal(spec, index, servers, history).await;
+    shared.producers_running.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+async fn produce_until_heal(
     spec: WorkloadSpec,
     index: usize,
     servers: String,
@@ -636,6 +652,12 @@ async fn final_checks(
                 ));
             }
         }
+    }
+    // The final reads come after every producer's last send has an answer:
+    // one acknowledged after a read would look lost to the checker.
+    let settled_by = Instant::now() + Duration::from_secs(30);
+    while shared.producers_running.load(Ordering::SeqCst) > 0 && Instant::now() < settled_by {
+        tokio::time::sleep(RETRY).await;
     }
     // The final reads: each partition whole.
     for (topic, p) in &tps {
