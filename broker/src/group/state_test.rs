@@ -35,6 +35,16 @@ fn join(g: &mut Group, id: &str, now: i64) -> HeartbeatReply {
     .unwrap()
 }
 
+/// Member `id` leaves for good.
+fn leave(g: &mut Group, id: &str, now: i64) -> HeartbeatReply {
+    let request = Heartbeat {
+        member_id: id.into(),
+        member_epoch: epoch::LEAVE,
+        ..Heartbeat::default()
+    };
+    g.heartbeat(&request, &orders(6), now).unwrap()
+}
+
 /// A well-behaved member's next heartbeat: its epoch, owning exactly what it
 /// was last told.
 fn beat(g: &mut Group, id: &str, now: i64) -> Result<HeartbeatReply, GroupError> {
@@ -158,17 +168,7 @@ fn a_member_that_leaves_hands_its_partitions_over_at_once() {
     join(&mut g, "a", 0);
     join(&mut g, "b", 0);
     settle(&mut g, &["a", "b"], 0);
-    let reply = g
-        .heartbeat(
-            &Heartbeat {
-                member_id: "b".into(),
-                member_epoch: epoch::LEAVE,
-                ..Heartbeat::default()
-            },
-            &orders(6),
-            10,
-        )
-        .unwrap();
+    let reply = leave(&mut g, "b", 10);
     assert_eq!(reply.member_epoch, epoch::LEAVE);
     let now = beat(&mut g, "a", 20).unwrap();
     assert_eq!(now.assignment.len(), 6);
@@ -235,16 +235,7 @@ fn commits_need_the_members_current_epoch() {
     }
     // With no members, a commit without a member id is an admin's.
     for id in ["a", "b"] {
-        g.heartbeat(
-            &Heartbeat {
-                member_id: id.into(),
-                member_epoch: epoch::LEAVE,
-                ..Heartbeat::default()
-            },
-            &orders(6),
-            30,
-        )
-        .unwrap();
+        leave(&mut g, id, 30);
     }
     g.commit("", -1, &offsets, 40).unwrap();
 }
@@ -421,16 +412,7 @@ fn offsets_are_reset_and_groups_deleted_only_when_empty() {
         Err(GroupError::NonEmptyGroup { members: 1, .. })
     ));
     assert!(g.check_empty().is_err());
-    g.heartbeat(
-        &Heartbeat {
-            member_id: "a".into(),
-            member_epoch: epoch::LEAVE,
-            ..Heartbeat::default()
-        },
-        &orders(6),
-        2,
-    )
-    .unwrap();
+    leave(&mut g, "a", 2);
     g.reset_offsets(&reset, 3).unwrap();
     assert_eq!(g.offsets()[&tp("orders", 0)].offset, 0);
     assert!(g.check_empty().is_ok());

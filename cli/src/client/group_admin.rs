@@ -13,8 +13,8 @@ type Groups = pb::groups_client::GroupsClient<Channel>;
 
 impl Client {
     /// Runs `call` against `group`'s coordinator, finding it again (once per
-    /// try, up to the request timeout) while it moves or loads. `call`
-    /// returns the reply and the error inside it.
+    /// try, up to the request timeout) while it moves or loads; any other
+    /// error is the answer. `call` returns the reply and the error inside it.
     async fn with_coordinator<T, F, Fut>(&self, group: &str, call: F) -> Result<T, ClientError>
     where
         F: Fn(Groups) -> Fut,
@@ -31,7 +31,7 @@ impl Client {
                 Err(e) => Err(e),
             };
             match result {
-                Err(e) if e.retriable() && tokio::time::Instant::now() < give_up => {
+                Err(e) if coordinator_moving(&e) && tokio::time::Instant::now() < give_up => {
                     tokio::time::sleep(self.config.retry_backoff).await;
                 }
                 Err(e) => return Err(e),
@@ -136,6 +136,21 @@ impl Client {
         all.sort_by(|a, b| a.group.cmp(&b.group));
         all.dedup_by(|a, b| a.group == b.group);
         Ok(all)
+    }
+}
+
+/// Whether `e` says to ask the group's coordinator again (it moved, is
+/// loading, or could not be reached); other errors are answers.
+fn coordinator_moving(e: &ClientError) -> bool {
+    match e.code() {
+        Some(code) => matches!(
+            code,
+            ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::CoordinatorLoadInProgress
+                | ErrorCode::RequestTimedOut
+        ),
+        None => e.retriable(),
     }
 }
 

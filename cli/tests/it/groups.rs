@@ -370,19 +370,14 @@ mod with_the_client {
         }
     }
 
-    /// How many partitions each member of `group` owns, by member id.
+    /// How many partitions each member of `group` owns, sorted.
     async fn shares(client: &Client, group: &str) -> Vec<usize> {
-        let addr = client.find_coordinator(group).await.unwrap();
-        let mut groups = GroupsClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap();
-        let reply = groups
-            .describe_group(pb::DescribeGroupRequest {
-                group: group.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let reply = match client.describe_group(group).await {
+            Ok(reply) => reply,
+            // Not joined by anyone yet.
+            Err(e) if e.code() == Some(ErrorCode::GroupIdNotFound) => return Vec::new(),
+            Err(e) => panic!("describe {group}: {e}"),
+        };
         let mut shares: Vec<usize> = reply
             .members
             .iter()
@@ -410,22 +405,10 @@ mod with_the_client {
 
     /// The group's committed offsets, by partition.
     async fn committed(client: &Client, group: &str) -> BTreeMap<u32, u64> {
-        let addr = client.find_coordinator(group).await.unwrap();
-        let mut groups = GroupsClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap();
-        let reply = groups
-            .fetch_offsets(pb::FetchOffsetsRequest {
-                group: group.into(),
-                partitions: Vec::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        reply
-            .offsets
-            .iter()
-            .map(|o| (o.partition, o.offset))
+        let offsets = client.committed_offsets(group).await.unwrap();
+        offsets
+            .into_iter()
+            .map(|(tp, o)| (tp.partition, o))
             .collect()
     }
 
