@@ -46,6 +46,8 @@ pub fn error_code(error: &ReplicaError) -> ErrorCode {
         ReplicaError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         ReplicaError::RecordTooLarge { .. } => ErrorCode::RecordTooLarge,
         ReplicaError::CorruptRecord { .. } => ErrorCode::CorruptRecord,
+        ReplicaError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
+        ReplicaError::InternalTopic { .. } => ErrorCode::InvalidTopicName,
         ReplicaError::InvalidRequest(_) => ErrorCode::InvalidRequest,
         ReplicaError::Storage { .. } => ErrorCode::KafkaStorageError,
         ReplicaError::Timeout { .. } | ReplicaError::Unavailable { .. } => {
@@ -385,7 +387,14 @@ impl pb::broker_server::Broker for BrokerService {
             topic: r.topic,
             partition: r.partition,
         };
-        let produced = match lookup(&self.manager, &tp) {
+        let target = if tp.topic == crate::group::OFFSETS_TOPIC {
+            Err(ReplicaError::InternalTopic {
+                topic: tp.topic.clone(),
+            })
+        } else {
+            lookup(&self.manager, &tp)
+        };
+        let produced = match target {
             Ok(partition) if acks == Acks::None => {
                 tokio::spawn(async move {
                     if let Err(e) = partition.produce(r.records, Acks::Leader, timeout).await {

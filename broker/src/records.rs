@@ -101,6 +101,17 @@ pub fn encode_batch(
     Ok(buf.freeze())
 }
 
+/// The offset after the last batch in `records` (whole batches as read):
+/// where the next read starts. It can lie past the last record: a compacted
+/// batch keeps its offset span when records inside it go, and may be empty.
+/// `None` when `records` holds no whole, valid batch.
+pub fn batches_end(records: &[u8]) -> Option<u64> {
+    crate::log::parse_batches(records)
+        .ok()?
+        .last()
+        .map(|h| h.next_offset().0)
+}
+
 /// Every data record in `records` (whole batches as read) at or after `from`.
 pub fn decode_batches(records: Bytes, from: u64) -> Result<Vec<StoredRecord>, RecordsError> {
     let mut buf = records;

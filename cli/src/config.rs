@@ -54,6 +54,21 @@ struct RawConfig {
     /// Its replication factor (at most the live brokers). Default 3.
     #[serde(default = "default_offsets_replication")]
     offsets_topic_replication_factor: u32,
+    /// `__consumer_offsets`' segment size, bytes (compaction works on sealed
+    /// segments). Default 104857600 (100 MiB), as Kafka's.
+    #[serde(default = "default_offsets_segment_bytes")]
+    offsets_topic_segment_bytes: u32,
+    /// Between log cleaner checks of compacted partitions, ms. Default 15000.
+    #[serde(default = "default_cleaner_backoff_ms")]
+    log_cleaner_backoff_ms: u64,
+}
+
+fn default_offsets_segment_bytes() -> u32 {
+    100 << 20
+}
+
+fn default_cleaner_backoff_ms() -> u64 {
+    15_000
 }
 
 fn default_group_session_ms() -> u64 {
@@ -107,6 +122,8 @@ pub struct NodeConfig {
     pub replica_lag_time_max: Duration,
     /// The group coordinator's settings.
     pub groups: CoordinatorConfig,
+    /// Between log cleaner checks of compacted partitions.
+    pub log_cleaner_backoff: Duration,
 }
 
 impl NodeConfig {
@@ -167,10 +184,19 @@ impl NodeConfig {
         if raw.offsets_topic_num_partitions == 0 || raw.offsets_topic_replication_factor == 0 {
             bail!("offsets_topic_num_partitions and offsets_topic_replication_factor must be at least 1");
         }
+        if raw.offsets_topic_segment_bytes < 1024
+            || raw.offsets_topic_segment_bytes > i32::MAX as u32
+        {
+            bail!(
+                "offsets_topic_segment_bytes ({}) must be in [1024, 2147483647]",
+                raw.offsets_topic_segment_bytes
+            );
+        }
         let ms = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let groups = CoordinatorConfig {
             offsets_partitions: raw.offsets_topic_num_partitions,
             offsets_replication: raw.offsets_topic_replication_factor,
+            offsets_segment_bytes: raw.offsets_topic_segment_bytes,
             timeouts: GroupTimeouts {
                 session_ms: ms(raw.group_session_timeout_ms),
                 heartbeat_ms: ms(raw.group_heartbeat_interval_ms),
@@ -193,6 +219,7 @@ impl NodeConfig {
             broker_session_timeout: Duration::from_millis(raw.broker_session_timeout_ms),
             replica_lag_time_max: Duration::from_millis(raw.replica_lag_time_max_ms.max(1)),
             groups,
+            log_cleaner_backoff: Duration::from_millis(raw.log_cleaner_backoff_ms.max(1)),
         })
     }
 }

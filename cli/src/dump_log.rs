@@ -114,9 +114,11 @@ fn scan(path: &Path, name: &str, with_batches: bool) -> Result<Segment> {
             segment.status = format!("corrupt batch at byte {}: {e}", segment.bytes);
             break;
         }
-        if header.base_offset.0 != segment.next_offset {
+        // A gap is fine (a compacted topic's cleaner removes whole batches);
+        // going back is not.
+        if header.base_offset.0 < segment.next_offset {
             segment.status = format!(
-                "batch at byte {} has offset {}, expected {}",
+                "batch at byte {} has offset {}, expected at least {}",
                 segment.bytes, header.base_offset, segment.next_offset
             );
             break;

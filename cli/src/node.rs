@@ -80,6 +80,8 @@ pub struct NodeSettings {
     pub log_dir: PathBuf,
     /// The group coordinator's settings (`__consumer_offsets`, timeouts).
     pub groups: CoordinatorConfig,
+    /// Between log cleaner checks of compacted partitions.
+    pub log_cleaner_backoff: Duration,
 }
 
 /// What the node runs on.
@@ -189,6 +191,7 @@ impl<D: RaftDisk> Node<D> {
         // registration).
         let mut replica_config = ReplicaManagerConfig::new(broker_id, settings.log_dir.clone());
         replica_config.lag_max = settings.replica_lag_time_max;
+        replica_config.cleaner_check = settings.log_cleaner_backoff;
         let damaged = recover_local_logs(
             &parts.storage,
             &settings.log_dir,

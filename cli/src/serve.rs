@@ -46,6 +46,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         replica_lag_time_max: config.replica_lag_time_max,
         log_dir: config.data_dir.join("logs"),
         groups: config.groups.clone(),
+        log_cleaner_backoff: config.log_cleaner_backoff,
     };
     let parts = NodeParts {
         disk,

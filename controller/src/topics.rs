@@ -5,6 +5,7 @@ use crate::error::MetadataError;
 use crate::ids::{BrokerId, LeaderEpoch, PartitionEpoch, PartitionIndex, TopicId};
 use crate::model::{MetadataState, Partition, UNCLEAN_LEADER_ELECTION};
 use crate::topic_name::TopicName;
+use raftline_proto::topic_config::CleanupPolicy;
 use std::collections::{BTreeMap, BTreeSet};
 
 impl MetadataState {
@@ -137,7 +138,10 @@ impl MetadataState {
 /// refused, so a typo never silently does nothing.
 pub const TOPIC_CONFIGS: &[&str] = &[
     "cleanup.policy",
+    "delete.retention.ms",
     "max.message.bytes",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
@@ -169,10 +173,20 @@ fn validate_configs(
                     "{value:?} is neither \"true\" nor \"false\""
                 )));
             }
-            "cleanup.policy" if value != "delete" => {
+            "cleanup.policy" if CleanupPolicy::parse(value).is_none() => {
                 return Err(invalid(format!(
-                    "{value:?} is not supported: only \"delete\" (compaction is not built yet)"
+                    "{value:?} is not a cleanup policy: use \"delete\", \"compact\" or \"compact,delete\""
                 )));
+            }
+            "min.cleanable.dirty.ratio"
+                if value
+                    .parse::<f64>()
+                    .map_or(true, |r| !(0.0..=1.0).contains(&r)) =>
+            {
+                return Err(invalid(format!("{value:?} is not a number in [0, 1]")));
+            }
+            "delete.retention.ms" | "min.compaction.lag.ms" => {
+                int(0)?;
             }
             "min.insync.replicas" => {
                 let n = int(1)?;

@@ -20,9 +20,87 @@ pub fn min_insync_replicas(configs: &BTreeMap<String, String>, replication_facto
         .max(1)
 }
 
+/// The topic config naming what removes old records.
+pub const CLEANUP_POLICY: &str = "cleanup.policy";
+
+/// `cleanup.policy`: delete old segments by retention, keep only the latest
+/// record per key (compaction), or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// `delete`: `retention.ms` and `retention.bytes` remove whole segments.
+    pub delete: bool,
+    /// `compact`: the cleaner keeps only each key's latest record.
+    pub compact: bool,
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy {
+            delete: true,
+            compact: false,
+        }
+    }
+}
+
+impl CleanupPolicy {
+    /// Parses Kafka's list form: `delete`, `compact`, or both comma-separated
+    /// in either order. `None` for anything else.
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for part in value.split(',').map(str::trim) {
+            match part {
+                "delete" if !policy.delete => policy.delete = true,
+                "compact" if !policy.compact => policy.compact = true,
+                _ => return None,
+            }
+        }
+        Some(policy)
+    }
+
+    /// A topic's policy from its configs (the default when unset or invalid;
+    /// the controller refuses invalid values before they are stored).
+    pub fn of(configs: &BTreeMap<String, String>) -> CleanupPolicy {
+        configs
+            .get(CLEANUP_POLICY)
+            .and_then(|v| CleanupPolicy::parse(v))
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cleanup_policies_parse_as_kafka_lists_them() {
+        let both = CleanupPolicy {
+            delete: true,
+            compact: true,
+        };
+        assert_eq!(
+            CleanupPolicy::parse("delete"),
+            Some(CleanupPolicy::default())
+        );
+        assert_eq!(
+            CleanupPolicy::parse("compact"),
+            Some(CleanupPolicy {
+                delete: false,
+                compact: true
+            })
+        );
+        assert_eq!(CleanupPolicy::parse("compact,delete"), Some(both));
+        assert_eq!(CleanupPolicy::parse("delete, compact"), Some(both));
+        for bad in ["", "compacted", "delete,delete", "delete,", "Compact"] {
+            assert_eq!(CleanupPolicy::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            CleanupPolicy::of(&BTreeMap::new()),
+            CleanupPolicy::default()
+        );
+    }
 
     #[test]
     fn default_depends_on_the_replication_factor_and_a_config_wins() {

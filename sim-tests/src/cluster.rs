@@ -307,6 +307,7 @@ async fn run_node(
         replica_lag_time_max: Duration::from_secs(3),
         log_dir: LOG_DIR.into(),
         groups: CoordinatorConfig::default(),
+        log_cleaner_backoff: Duration::from_secs(1),
     };
     // A restart is a new process: a new incarnation (deterministic: the
     // simulated time of the start).

@@ -52,6 +52,11 @@ pub fn encode(group: &str, record: &GroupRecord, timestamp: i64) -> NewRecord {
                 .encode_to_vec(),
             )
         }
+        GroupRecord::OffsetDeleted { partition } => {
+            key.topic = Some(partition.topic.clone());
+            key.partition = Some(partition.partition);
+            None
+        }
         GroupRecord::Deleted => None,
     };
     NewRecord {
@@ -93,6 +98,9 @@ pub fn decode(record: &StoredRecord) -> Result<(String, GroupRecord), CodecError
                 },
             }
         }
+        (Some(topic), Some(partition), None) => GroupRecord::OffsetDeleted {
+            partition: TopicPartition { topic, partition },
+        },
         (topic, partition, value) => {
             return Err(bad(format!(
                 "key topic {topic:?} and partition {partition:?} with{} a value",
@@ -124,6 +132,12 @@ mod tests {
                     offset: 42,
                     metadata: "m".into(),
                     commit_ms: 1_000,
+                },
+            },
+            GroupRecord::OffsetDeleted {
+                partition: TopicPartition {
+                    topic: "orders".into(),
+                    partition: 3,
                 },
             },
             GroupRecord::Deleted,

@@ -20,12 +20,11 @@
 //! ```
 
 use super::codec;
-use super::state::{Group, GroupError, GroupRecord, GroupTimeouts};
+use super::state::{replay_into, Group, GroupError, GroupRecord, GroupTimeouts};
 use crate::clock::Clock;
-use crate::log::parse_batches;
 use crate::metadata::{BrokerId, MetadataCache};
-use crate::position::TopicPartition;
-use crate::records::{decode_batches, encode_batch};
+use crate::position::{Offset, TopicPartition};
+use crate::records::{batches_end, decode_batches, encode_batch};
 use crate::replica::{Acks, Partition, ReplicaError, ReplicaManager};
 use raftline_proto::pb;
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,6 +74,9 @@ pub struct CoordinatorConfig {
     /// Its replication factor; it is not created while fewer brokers are live
     /// (`offsets.topic.replication.factor`).
     pub offsets_replication: u32,
+    /// Its `segment.bytes` (`offsets.topic.segment.bytes`): the cleaner
+    /// compacts only sealed segments, so smaller ones compact sooner.
+    pub offsets_segment_bytes: u32,
     /// Groups' session, heartbeat and rebalance timeouts.
     pub timeouts: GroupTimeouts,
     /// How long a write of group state may wait for the in-sync replicas.
@@ -88,6 +90,7 @@ impl Default for CoordinatorConfig {
         CoordinatorConfig {
             offsets_partitions: 16,
             offsets_replication: 3,
+            offsets_segment_bytes: 100 << 20,
             timeouts: GroupTimeouts::default(),
             write_timeout: Duration::from_secs(5),
             expire_interval: Duration::from_millis(250),
@@ -313,7 +316,15 @@ impl GroupCoordinator {
                 "it needs {replication} live brokers and {live} are live (a smaller cluster sets offsets_topic_replication_factor lower)"
             ));
         }
-        let configs = BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]);
+        // Compacted, as Kafka's: each group's latest epoch and each
+        // partition's latest commit stay, older ones go.
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                self.config.offsets_segment_bytes.to_string(),
+            ),
+        ]);
         let create = self.topics.create_topic(
             OFFSETS_TOPIC.to_string(),
             self.config.offsets_partitions,
@@ -409,8 +420,7 @@ impl GroupCoordinator {
                 .fetch(offset, Some(progress.leader_epoch), 1 << 20)
                 .await
                 .map_err(|e| self.storage_error(group, e))?;
-            let headers = parse_batches(&read.records).unwrap_or_default();
-            let Some(next) = headers.last().map(|h| h.next_offset()) else {
+            let Some(next) = batches_end(&read.records).map(Offset) else {
                 break;
             };
             let records = decode_batches(read.records, offset.0).map_err(|e| {
@@ -421,13 +431,7 @@ impl GroupCoordinator {
             })?;
             for record in &records {
                 match codec::decode(record) {
-                    Ok((id, GroupRecord::Deleted)) => {
-                        groups.remove(&id);
-                    }
-                    Ok((id, record)) => groups
-                        .entry(id.clone())
-                        .or_insert_with(|| Group::new(id, self.config.timeouts))
-                        .replay(&record),
+                    Ok((id, record)) => replay_into(&mut groups, id, &record, self.config.timeouts),
                     Err(e) => {
                         tracing::warn!(partition = shard.index, error = %e, "skipping a record the coordinator cannot read")
                     }
@@ -525,7 +529,7 @@ impl GroupCoordinator {
         let mut after = before.clone();
         let (out, delete) = op(&mut after, &counts, now)?;
         let records = if delete {
-            vec![GroupRecord::Deleted]
+            before.deletion_records()
         } else {
             after.records_since(&before)
         };

@@ -219,8 +219,44 @@ pub enum GroupRecord {
         /// What was committed.
         committed: CommittedOffset,
     },
-    /// The group was deleted, with its offsets.
+    /// A committed offset was removed (a tombstone, so compaction drops the
+    /// partition's older commits too).
+    OffsetDeleted {
+        /// The partition.
+        partition: TopicPartition,
+    },
+    /// The group was deleted. Written after an [`OffsetDeleted`] for each of
+    /// its offsets, so that none comes back once compaction has removed this
+    /// record and the group is created anew.
+    ///
+    /// [`OffsetDeleted`]: GroupRecord::OffsetDeleted
     Deleted,
+}
+
+/// Applies one stored record to the groups loaded so far: a deletion drops
+/// the group; an offset tombstone of a group not (or no longer) there is
+/// ignored, so a deleted group's tombstones, which compaction may keep
+/// longer than its other records, never make it up again.
+pub fn replay_into(
+    groups: &mut BTreeMap<String, Group>,
+    id: String,
+    record: &GroupRecord,
+    timeouts: GroupTimeouts,
+) {
+    match record {
+        GroupRecord::Deleted => {
+            groups.remove(&id);
+        }
+        GroupRecord::OffsetDeleted { .. } => {
+            if let Some(group) = groups.get_mut(&id) {
+                group.replay(record);
+            }
+        }
+        _ => groups
+            .entry(id.clone())
+            .or_insert_with(|| Group::new(id, timeouts))
+            .replay(record),
+    }
 }
 
 impl Group {
@@ -255,6 +291,27 @@ impl Group {
                 });
             }
         }
+        for tp in before.offsets.keys() {
+            if !self.offsets.contains_key(tp) {
+                records.push(GroupRecord::OffsetDeleted {
+                    partition: tp.clone(),
+                });
+            }
+        }
+        records
+    }
+
+    /// The records that delete this group: a tombstone per committed offset,
+    /// then the group's own.
+    pub fn deletion_records(&self) -> Vec<GroupRecord> {
+        let mut records: Vec<GroupRecord> = self
+            .offsets
+            .keys()
+            .map(|tp| GroupRecord::OffsetDeleted {
+                partition: tp.clone(),
+            })
+            .collect();
+        records.push(GroupRecord::Deleted);
         records
     }
 
@@ -271,6 +328,9 @@ impl Group {
                 committed,
             } => {
                 self.offsets.insert(partition.clone(), committed.clone());
+            }
+            GroupRecord::OffsetDeleted { partition } => {
+                self.offsets.remove(partition);
             }
             GroupRecord::Deleted => *self = Group::new(self.id.clone(), self.timeouts),
         }

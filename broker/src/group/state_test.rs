@@ -477,3 +477,83 @@ fn records_since_a_stored_state_rebuild_it() {
     loaded.replay(&GroupRecord::Deleted);
     assert_eq!(loaded, Group::new("billing", T));
 }
+
+#[test]
+fn a_compacted_log_of_group_records_loads_the_same_groups() {
+    let commit = |p: u32, offset: u64| GroupRecord::Offset {
+        partition: tp("orders", p),
+        committed: CommittedOffset {
+            offset,
+            metadata: String::new(),
+            commit_ms: 0,
+        },
+    };
+    let epoch = |epoch: u32| GroupRecord::Epoch {
+        epoch,
+        assignor: Assignor::Range,
+    };
+    let replay = |log: &[(String, GroupRecord)]| {
+        let mut groups = BTreeMap::new();
+        for (id, record) in log {
+            replay_into(&mut groups, id.clone(), record, T);
+        }
+        groups
+    };
+    let b = || "billing".to_string();
+    let mut log = vec![
+        (b(), epoch(3)),
+        (b(), commit(0, 5)),
+        (b(), commit(1, 7)),
+        ("audit".to_string(), epoch(1)),
+        ("audit".to_string(), commit(0, 3)),
+        (b(), commit(0, 9)),
+    ];
+    let before = replay(&log);
+    log.extend(
+        before["billing"]
+            .deletion_records()
+            .into_iter()
+            .map(|r| (b(), r)),
+    );
+    assert!(!replay(&log).contains_key("billing"), "deleted");
+    log.extend([(b(), epoch(1)), (b(), commit(0, 2))]);
+    let full = replay(&log);
+    // Compaction keeps each key's last record; later it drops tombstones too.
+    let key = |(id, record): &(String, GroupRecord)| match record {
+        GroupRecord::Offset { partition, .. } | GroupRecord::OffsetDeleted { partition } => {
+            (id.clone(), Some(partition.clone()))
+        }
+        _ => (id.clone(), None),
+    };
+    let compacted: Vec<(String, GroupRecord)> = log
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| log.iter().rposition(|o| key(o) == key(r)) == Some(*i))
+        .map(|(_, r)| r.clone())
+        .collect();
+    assert!(compacted.len() < log.len());
+    let tombstone =
+        |r: &GroupRecord| matches!(r, GroupRecord::Deleted | GroupRecord::OffsetDeleted { .. });
+    let without_tombstones: Vec<(String, GroupRecord)> = compacted
+        .iter()
+        .filter(|(_, r)| !tombstone(r))
+        .cloned()
+        .collect();
+    assert_eq!(replay(&compacted), full);
+    assert_eq!(replay(&without_tombstones), full);
+    let billing = &full["billing"];
+    assert_eq!(billing.epoch(), 1);
+    assert_eq!(
+        billing.offsets().keys().cloned().collect::<Vec<_>>(),
+        vec![tp("orders", 0)],
+        "the deleted group's partition 1 commit does not come back"
+    );
+    // A tombstone alone does not make a group.
+    let stray = replay(&[(
+        b(),
+        GroupRecord::OffsetDeleted {
+            partition: tp("orders", 1),
+        },
+    )]);
+    assert!(stray.is_empty());
+}

@@ -25,7 +25,7 @@ pub const HEADER_LEN: usize = 61;
 /// Bytes before the `batchLength` field's count starts.
 pub const LOG_OVERHEAD: usize = 12;
 const MAGIC_V2: i8 = 2;
-const CRC_START: usize = 21;
+pub(crate) const CRC_START: usize = 21;
 
 /// Why a batch was rejected: the detail of a `CorruptRecord` error.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -72,6 +72,9 @@ pub struct BatchHeader {
     pub max_timestamp: i64,
     /// The stored CRC-32C.
     pub crc: u32,
+    /// `attributes`: compression codec (bits 0-2), timestamp type, and the
+    /// transactional and control flags.
+    pub attributes: i16,
     /// `recordsCount`: records in the batch (fewer than the offset span after
     /// compaction).
     pub record_count: u32,
@@ -134,11 +137,22 @@ impl BatchHeader {
             last_offset_delta,
             max_timestamp: be_i64(buf, 35),
             crc: u32::from_be_bytes([buf[17], buf[18], buf[19], buf[20]]),
+            attributes: i16::from_be_bytes([buf[21], buf[22]]),
             record_count,
             producer_id: be_i64(buf, 43),
             producer_epoch: i16::from_be_bytes([buf[51], buf[52]]),
             base_sequence: be_i32(buf, 53),
         })
+    }
+
+    /// Whether the records are compressed (attribute bits 0-2 name a codec).
+    pub fn is_compressed(&self) -> bool {
+        self.attributes & 0x07 != 0
+    }
+
+    /// Whether this is a control batch (a transaction marker), not data.
+    pub fn is_control(&self) -> bool {
+        self.attributes & 0x20 != 0
     }
 
     /// Offset of the last record in the batch.
@@ -232,53 +246,13 @@ pub fn parse_batches(records: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
 pub(crate) mod tests {
     use super::*;
 
-    /// A valid batch of `count` records of `value_len` bytes each, built by hand
-    /// for unit tests (the integration tests use kafka-protocol's encoder).
+    /// A valid batch of `count` keyless records of `value_len` bytes each,
+    /// built by hand for unit tests (the integration tests use
+    /// kafka-protocol's encoder).
     pub(crate) fn batch(base: u64, count: u32, value_len: usize, timestamp: i64) -> Vec<u8> {
-        let mut records = Vec::new();
-        for i in 0..count {
-            // length, attributes, timestampDelta, offsetDelta, key len(-1), value len, value, headers(0)
-            let mut rec = vec![0u8];
-            rec.extend(varint(0));
-            rec.extend(varint(i64::from(i)));
-            rec.extend(varint(-1));
-            rec.extend(varint(value_len as i64));
-            rec.extend(std::iter::repeat_n(b'v', value_len));
-            rec.extend(varint(0));
-            records.extend(varint(rec.len() as i64));
-            records.extend(rec);
-        }
-        let mut b = Vec::new();
-        b.extend((base as i64).to_be_bytes());
-        b.extend(((HEADER_LEN - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
-        b.extend(0i32.to_be_bytes());
-        b.push(2);
-        b.extend(0u32.to_be_bytes());
-        b.extend(0i16.to_be_bytes());
-        b.extend((count as i32 - 1).to_be_bytes());
-        b.extend(timestamp.to_be_bytes());
-        b.extend(timestamp.to_be_bytes());
-        b.extend((-1i64).to_be_bytes());
-        b.extend((-1i16).to_be_bytes());
-        b.extend((-1i32).to_be_bytes());
-        b.extend((count as i32).to_be_bytes());
-        b.extend(records);
-        let crc = crc32c::crc32c(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
-    }
-
-    fn varint(v: i64) -> Vec<u8> {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        let mut out = Vec::new();
-        loop {
-            if z < 0x80 {
-                out.push(z as u8);
-                return out;
-            }
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
+        let value = "v".repeat(value_len);
+        let records = vec![(None, Some(value.as_str())); count as usize];
+        crate::log::compaction::tests::keyed_batch(base, &records, timestamp, None)
     }
 
     #[test]

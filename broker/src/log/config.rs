@@ -1,6 +1,7 @@
 //! Per-partition log settings, named after Kafka's topic configs.
 
 use crate::error::{LogError, LogResult};
+pub use raftline_proto::topic_config::CleanupPolicy;
 use std::time::Duration;
 
 /// When the log fsyncs, and whether an append waits for it.
@@ -45,6 +46,19 @@ pub struct LogConfig {
     pub max_batch_bytes: u64,
     /// When to fsync. Default [`FlushPolicy::EveryAppend`].
     pub flush: FlushPolicy,
+    /// `cleanup.policy`: retention (`delete`, the default), compaction, or both.
+    /// Without `delete`, `retention.ms` and `retention.bytes` remove nothing.
+    pub cleanup: CleanupPolicy,
+    /// `delete.retention.ms`: how long a tombstone (a record with a key and no
+    /// value) stays readable after it is first compacted, so that a consumer
+    /// reading from the start sees the delete. Default 1 day.
+    pub delete_retention: Duration,
+    /// `min.compaction.lag.ms`: records younger than this (by their batch's
+    /// timestamp) are not compacted. Default 0.
+    pub min_compaction_lag: Duration,
+    /// `min.cleanable.dirty.ratio` in thousandths: the cleaner runs once the
+    /// uncleaned share of the cleanable log reaches it. Default 500 (0.5).
+    pub min_cleanable_dirty_permille: u16,
 }
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -59,6 +73,10 @@ impl Default for LogConfig {
             retention_bytes: None,
             max_batch_bytes: (1 << 20) + 12,
             flush: FlushPolicy::EveryAppend,
+            cleanup: CleanupPolicy::default(),
+            delete_retention: DAY,
+            min_compaction_lag: Duration::ZERO,
+            min_cleanable_dirty_permille: 500,
         }
     }
 }
@@ -80,6 +98,15 @@ impl LogConfig {
             return bad(format!(
                 "max.message.bytes {} must be in [61, 2147483647]",
                 self.max_batch_bytes
+            ));
+        }
+        if !self.cleanup.delete && !self.cleanup.compact {
+            return bad("cleanup.policy must name delete, compact or both".into());
+        }
+        if self.min_cleanable_dirty_permille > 1000 {
+            return bad(format!(
+                "min.cleanable.dirty.ratio {} must be in [0, 1]",
+                f64::from(self.min_cleanable_dirty_permille) / 1000.0
             ));
         }
         if let FlushPolicy::Periodic { messages, interval } = self.flush {
@@ -130,6 +157,23 @@ mod tests {
                         messages: 1,
                         interval: Duration::ZERO,
                     },
+                    ..Default::default()
+                },
+            ),
+            (
+                "cleanup.policy",
+                LogConfig {
+                    cleanup: CleanupPolicy {
+                        delete: false,
+                        compact: false,
+                    },
+                    ..Default::default()
+                },
+            ),
+            (
+                "min.cleanable.dirty.ratio",
+                LogConfig {
+                    min_cleanable_dirty_permille: 1001,
                     ..Default::default()
                 },
             ),

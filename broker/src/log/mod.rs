@@ -16,6 +16,7 @@
 //! decides nothing about replication, it stores and serves batches.
 
 mod batch;
+mod compaction;
 mod config;
 mod epoch_cache;
 mod index;
@@ -24,7 +25,8 @@ mod segment;
 mod writer;
 
 pub use batch::{parse_batches, BatchError, BatchHeader, HEADER_LEN};
-pub use config::{FlushPolicy, LogConfig};
+pub use compaction::{records, CleanOutcome, RecordView};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use epoch_cache::LeaderEpochCache;
 pub use producers::{ProducerStates, SequenceCheck};
 pub use writer::{spawn_writer, Fence, LogHandle, WriterStats};
@@ -34,7 +36,7 @@ use crate::position::{LeaderEpoch, Offset};
 use crate::storage::{self, Storage, WriteError};
 use bytes::Bytes;
 use epoch_cache::CHECKPOINT_FILE;
-use segment::Segment;
+use segment::{Segment, SegmentSettings};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -139,6 +141,9 @@ pub struct Log {
     /// Idempotent producers' recent batches.
     producers: ProducerStates,
     recovery: RecoveryReport,
+    /// Where the last cleaner pass ended (0 after open): compaction's dirty
+    /// part starts here.
+    cleaned_to: Offset,
 }
 
 /// What [`Log::apply_retention`] removed.
@@ -186,8 +191,13 @@ impl Log {
             .create_dir_all(&dir)
             .map_err(|e| LogError::io(&dir, e))?;
         let names = storage.list_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
-        for name in names.iter().filter(|n| n.ends_with(".tmp")) {
-            // A write_file_atomic that never reached its rename: harmless leftovers.
+        let cleaned = format!(".{}", compaction::CLEANED_SUFFIX);
+        for name in names
+            .iter()
+            .filter(|n| n.ends_with(".tmp") || n.ends_with(&cleaned))
+        {
+            // A write_file_atomic, or a cleaner's rewrite, that never reached
+            // its rename: harmless leftovers.
             let _ = storage.remove_file(&dir.join(name));
         }
         let bases: Vec<Offset> = names
@@ -207,6 +217,7 @@ impl Log {
             write_buf: Vec::new(),
             producers: ProducerStates::default(),
             recovery: RecoveryReport::default(),
+            cleaned_to: Offset(0),
         };
         if log.storage.exists(&log.dir.join(DAMAGE_MARK)) {
             log.recovery.damaged = true;
@@ -262,7 +273,7 @@ impl Log {
 
     /// Loads every segment; returns the epoch starts seen in scanned segments.
     fn load_segments(&mut self, bases: &[Offset]) -> LogResult<Vec<(LeaderEpoch, Offset)>> {
-        let interval = self.config.index_interval_bytes;
+        let interval = self.segment_settings();
         let storage = self.storage.clone();
         let mut epoch_starts = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
@@ -414,6 +425,14 @@ impl Log {
             .map_err(|e| LogError::io(self.dir.join(DAMAGE_MARK), write_error_source(e)))
     }
 
+    /// How this log's segments are laid out.
+    fn segment_settings(&self) -> SegmentSettings {
+        SegmentSettings {
+            index_interval: self.config.index_interval_bytes,
+            gaps: self.config.cleanup.compact,
+        }
+    }
+
     /// The partition's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -523,6 +542,9 @@ impl Log {
                 header.record_count, header.last_offset_delta
             )));
         }
+        if self.config.cleanup.compact {
+            compaction::check_compactable(buf, &header)?;
+        }
         if let SequenceCheck::Duplicate {
             first_offset,
             last_offset,
@@ -543,15 +565,17 @@ impl Log {
 
     /// Appends batches fetched from the leader, offsets and epochs as given. The
     /// first batch must start at the log end and each next one where the previous
-    /// ended (no gaps, no overlaps); epochs must not go backwards, neither within
-    /// the batches nor against records already in the log.
+    /// ended (no overlaps, and no gaps except in a compacted log, whose leader's
+    /// cleaner removed whole batches); epochs must not go backwards, neither
+    /// within the batches nor against records already in the log.
     pub fn append_as_follower(&mut self, records: &[u8]) -> LogResult<AppendInfo> {
         self.check_healthy()?;
         let headers = self.validate(records)?;
         let mut expected = self.log_end();
         let mut previous_epoch = None;
+        let gaps = self.config.cleanup.compact;
         for header in &headers {
-            if header.base_offset != expected {
+            if header.base_offset != expected && !(gaps && header.base_offset > expected) {
                 return Err(LogError::NonContiguousAppend {
                     expected,
                     got: header.base_offset,
@@ -713,7 +737,7 @@ impl Log {
             None => return Err(self.fail("the log has no active segment".into())),
         };
         sealed.map_err(|e| self.absorb(&dir, e))?;
-        let segment = Segment::create(&*storage, &dir, end, self.config.index_interval_bytes)
+        let segment = Segment::create(&*storage, &dir, end, self.segment_settings())
             .map_err(|e| self.absorb(&dir, e))?;
         self.segments.insert(end, segment);
         Ok(())
@@ -851,12 +875,7 @@ impl Log {
             self.delete_segment(base)?;
         }
         self.sync_dir()?;
-        let created = Segment::create(
-            &*self.storage,
-            &self.dir,
-            offset,
-            self.config.index_interval_bytes,
-        );
+        let created = Segment::create(&*self.storage, &self.dir, offset, self.segment_settings());
         let segment =
             created.map_err(|e| self.fail(format!("creating segment {offset} failed: {e}")))?;
         self.segments.insert(offset, segment);
@@ -904,7 +923,7 @@ impl Log {
     }
 
     /// Deletes whole old segments by `retention.ms` (measured against `now_ms`)
-    /// and `retention.bytes`, never a segment holding offsets at or above
+    /// and `retention.bytes` when `cleanup.policy` includes `delete`, never a segment holding offsets at or above
     /// `max_deletable` (the high watermark: nothing is deleted that a follower may
     /// still need). The log start moves to the first remaining segment.
     pub fn apply_retention(
@@ -913,6 +932,13 @@ impl Log {
         max_deletable: Offset,
     ) -> LogResult<RetentionOutcome> {
         self.check_healthy()?;
+        if !self.config.cleanup.delete {
+            // `cleanup.policy=compact` alone: the cleaner, not age or size, decides.
+            return Ok(RetentionOutcome {
+                deleted_segments: Vec::new(),
+                log_start: self.log_start(),
+            });
+        }
         let expired = |s: &Segment, age: std::time::Duration| {
             s.max_timestamp()
                 .is_some_and(|t| now_ms.saturating_sub(t) > millis(age))

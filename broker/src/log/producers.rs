@@ -169,6 +169,7 @@ mod tests {
 
     fn header(pid: i64, epoch: i16, seq: i32, count: u32, base: u64) -> BatchHeader {
         BatchHeader {
+            attributes: 0,
             base_offset: Offset(base),
             size: 100,
             leader_epoch: LeaderEpoch(0),

@@ -55,6 +55,18 @@ pub struct ScanOutcome {
     pub epoch_starts: Vec<(LeaderEpoch, Offset)>,
 }
 
+/// How a log lays out its segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentSettings {
+    /// Bytes between sparse offset-index entries.
+    pub index_interval: u64,
+    /// Whether a batch may start beyond where the one before it ended. Only a
+    /// compacted log has such gaps: the cleaner removes whole batches whose
+    /// records all have newer values, and followers copy the gaps. Elsewhere
+    /// a gap is damage (a base offset sits outside the batch CRC).
+    pub gaps: bool,
+}
+
 /// Why an append to a segment failed.
 pub struct AppendFailure {
     /// The error from the file.
@@ -80,7 +92,7 @@ pub struct Segment {
     /// The first batch's max timestamp: the segment's age for `segment.ms`.
     first_timestamp: Option<i64>,
     bytes_since_index: u64,
-    index_interval: u64,
+    settings: SegmentSettings,
 }
 
 impl Segment {
@@ -90,17 +102,22 @@ impl Segment {
         storage: &dyn Storage,
         dir: &Path,
         base: Offset,
-        index_interval: u64,
+        settings: SegmentSettings,
     ) -> Result<Segment, WriteError> {
         let path = dir.join(file_name(base, "log"));
         let file = storage
             .open(&path, OpenMode::Truncate)
             .map_err(WriteError::Write)?;
         storage.sync_dir(dir).map_err(WriteError::Sync)?;
-        Ok(Segment::empty(base, path, file, index_interval))
+        Ok(Segment::empty(base, path, file, settings))
     }
 
-    fn empty(base: Offset, path: PathBuf, file: Box<dyn StorageFile>, interval: u64) -> Segment {
+    fn empty(
+        base: Offset,
+        path: PathBuf,
+        file: Box<dyn StorageFile>,
+        settings: SegmentSettings,
+    ) -> Segment {
         Segment {
             base,
             path,
@@ -112,8 +129,13 @@ impl Segment {
             max_timestamp: None,
             first_timestamp: None,
             bytes_since_index: 0,
-            index_interval: interval,
+            settings,
         }
+    }
+
+    /// Whether a batch at `base` may follow a batch that ended at `expected`.
+    fn continues(&self, base: Offset, expected: Offset) -> bool {
+        base == expected || (self.settings.gaps && base > expected)
     }
 
     /// Opens a segment by scanning it whole: every batch's framing, CRC and offset
@@ -126,13 +148,13 @@ impl Segment {
         path: PathBuf,
         base: Offset,
         limit: Option<Offset>,
-        index_interval: u64,
+        settings: SegmentSettings,
     ) -> LogResult<(Segment, ScanOutcome)> {
         let file = storage
             .open(&path, OpenMode::Existing)
             .map_err(|e| LogError::io(&path, e))?;
         let file_len = file.len().map_err(|e| LogError::io(&path, e))?;
-        let mut segment = Segment::empty(base, path, file, index_interval);
+        let mut segment = Segment::empty(base, path, file, settings);
         let file = segment.file.clone();
         let mut reader = ChunkReader::new(&*file, file_len, SCAN_CHUNK);
         let mut stopped_by = None;
@@ -165,7 +187,7 @@ impl Segment {
                     break;
                 }
             };
-            if header.base_offset != segment.next_offset {
+            if !segment.continues(header.base_offset, segment.next_offset) {
                 let zeros = reader.zeros_to_end(pos).map_err(io)?;
                 stop(
                     format!(
@@ -220,7 +242,7 @@ impl Segment {
         dir: &Path,
         base: Offset,
         next_base: Offset,
-        index_interval: u64,
+        settings: SegmentSettings,
     ) -> LogResult<Option<Segment>> {
         let path = dir.join(file_name(base, "log"));
         let read_index =
@@ -235,13 +257,13 @@ impl Segment {
             .open(&path, OpenMode::Existing)
             .map_err(|e| LogError::io(&path, e))?;
         let file_len = file.len().map_err(|e| LogError::io(&path, e))?;
-        let mut segment = Segment::empty(base, path, file, index_interval);
+        let mut segment = Segment::empty(base, path, file, settings);
         let (rel, mut pos) = index.last().map_or((0, 0), |(r, p)| (r, u64::from(p)));
         let mut expected = base.plus(u64::from(rel));
         let mut reader = ChunkReader::new(&*segment.file, file_len, HEADER_LEN);
         while pos < file_len {
             match reader.batch_at(pos, false) {
-                Ok(Some(h)) if h.base_offset == expected => {
+                Ok(Some(h)) if segment.continues(h.base_offset, expected) => {
                     expected = h.next_offset();
                     pos += u64::from(h.size);
                 }
@@ -328,7 +350,7 @@ impl Segment {
         if self.first_timestamp.is_none() {
             self.first_timestamp = Some(header.max_timestamp);
         }
-        if self.size > 0 && self.bytes_since_index >= self.index_interval {
+        if self.size > 0 && self.bytes_since_index >= self.settings.index_interval {
             self.index.push(rel, position);
             if let Some((t, r)) = self.max_timestamp {
                 self.time_index.push(t, r);
@@ -381,7 +403,7 @@ impl Segment {
                 h.verify_crc(&rest[..size]).map(|()| Some(h))
             });
             let header = match checked {
-                Ok(Some(h)) if h.base_offset == next && h.next_offset() <= upper => h,
+                Ok(Some(h)) if self.continues(h.base_offset, next) && h.next_offset() <= upper => h,
                 Ok(_) => break,
                 Err(reason) if used == 0 => {
                     return Err(LogError::CorruptRecord {
@@ -426,7 +448,7 @@ impl Segment {
         let mut reader = ChunkReader::new(&*self.file, self.size, HEADER_LEN);
         while pos < self.size {
             let header = match reader.batch_at(pos, false) {
-                Ok(Some(h)) if h.base_offset == expected => h,
+                Ok(Some(h)) if self.continues(h.base_offset, expected) => h,
                 Ok(_) | Err(ScanError::Batch(_)) => {
                     return Err(LogError::CorruptRecord {
                         offset: Some(expected),
@@ -457,16 +479,7 @@ impl Segment {
         let Some((position, header)) = found else {
             return Ok(None);
         };
-        let mut batch = vec![0; header.size as usize];
-        self.file
-            .read_exact_at(&mut batch, position)
-            .map_err(|e| LogError::io(&self.path, e))?;
-        header
-            .verify_crc(&batch)
-            .map_err(|reason| LogError::CorruptRecord {
-                offset: Some(header.base_offset),
-                reason,
-            })?;
+        let batch = self.read_batch(position, &header)?;
         // Find the record inside the batch. A batch compressed with a codec this
         // build does not decode is answered at batch granularity.
         let mut bytes = bytes::Bytes::from(batch);
@@ -497,13 +510,16 @@ impl Segment {
         self.time_index.truncate_to_offset(rel);
         self.size = position;
         self.next_offset = header.base_offset;
-        // Recompute what the removed batches may have set.
+        // Recompute what the removed batches may have set. In a log with gaps
+        // the kept batches may end before the removed one began.
         self.max_timestamp = None;
         self.first_timestamp = None;
         let mut max = None;
         let mut first = None;
+        let mut end = self.base;
         let base = self.base;
         self.walk_from(0, base, |h| {
+            end = h.next_offset();
             first.get_or_insert(h.max_timestamp);
             if max.is_none_or(|(t, _)| h.max_timestamp > t) {
                 max = Some((
@@ -515,6 +531,7 @@ impl Segment {
         })?;
         self.max_timestamp = max;
         self.first_timestamp = first;
+        self.next_offset = end;
         self.bytes_since_index = match self.index.last() {
             Some((_, p)) => position - u64::from(p),
             None => position,
@@ -547,6 +564,33 @@ impl Segment {
             storage::write_file_atomic(storage, dir, &file_name(self.base, suffix), &bytes)?;
         }
         Ok(())
+    }
+
+    /// Every batch's byte position and header, in order.
+    pub fn positions(&self) -> LogResult<Vec<(u64, BatchHeader)>> {
+        let mut found = Vec::new();
+        let mut pos = 0;
+        self.walk_from(0, self.base, |h| {
+            found.push((pos, *h));
+            pos += u64::from(h.size);
+            false
+        })?;
+        Ok(found)
+    }
+
+    /// The whole batch at byte `position`, its CRC checked.
+    pub fn read_batch(&self, position: u64, header: &BatchHeader) -> LogResult<Vec<u8>> {
+        let mut batch = vec![0; header.size as usize];
+        self.file
+            .read_exact_at(&mut batch, position)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        header
+            .verify_crc(&batch)
+            .map_err(|reason| LogError::CorruptRecord {
+                offset: Some(header.base_offset),
+                reason,
+            })?;
+        Ok(batch)
     }
 
     /// Every batch header in the segment, in order.

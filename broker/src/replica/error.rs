@@ -105,6 +105,20 @@ pub enum ReplicaError {
         /// What is wrong.
         reason: String,
     },
+    /// A well-formed batch the topic refuses (Kafka's INVALID_RECORD).
+    #[error("{partition} refuses the batch: {reason}; nothing was appended")]
+    InvalidRecord {
+        /// The partition.
+        partition: TopicPartition,
+        /// Why.
+        reason: String,
+    },
+    /// A client tried to write a topic only the brokers write.
+    #[error("{topic} is internal: only the group coordinator writes it (commit offsets with a group consumer or `raftline group`)")]
+    InternalTopic {
+        /// The topic.
+        topic: String,
+    },
     /// The request as a whole is malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -171,7 +185,7 @@ impl ReplicaError {
                 partition,
                 reason: reason.to_string(),
             },
-            LogError::InvalidRecord { reason } => ReplicaError::CorruptRecord { partition, reason },
+            LogError::InvalidRecord { reason } => ReplicaError::InvalidRecord { partition, reason },
             LogError::OffsetOutOfRange {
                 offset,
                 log_start,

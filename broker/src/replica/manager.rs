@@ -15,7 +15,7 @@ use super::partition::{IsrProposal, Partition, ReplicaSettings, Transition};
 use super::ReplicaError;
 use crate::clock::Clock;
 use crate::controller_link::{Connector, ControllerClient, LinkState};
-use crate::log::LogConfig;
+use crate::log::{CleanupPolicy, LogConfig};
 use crate::metadata::{partition_from_wire, BrokerId, PartitionChange, PartitionInfo};
 use crate::position::TopicPartition;
 use crate::storage::Storage;
@@ -51,6 +51,9 @@ pub struct ReplicaManagerConfig {
     pub rpc_timeout: Duration,
     /// Between retention passes.
     pub retention_check: Duration,
+    /// Between cleaner passes over compacted partitions
+    /// (`log.cleaner.backoff.ms`).
+    pub cleaner_check: Duration,
 }
 
 impl ReplicaManagerConfig {
@@ -65,6 +68,7 @@ impl ReplicaManagerConfig {
             fetch_partition_max_bytes: 1 << 20,
             rpc_timeout: Duration::from_secs(2),
             retention_check: Duration::from_secs(30),
+            cleaner_check: Duration::from_secs(15),
         }
     }
 }
@@ -109,6 +113,21 @@ pub fn log_config_for(defaults: &LogConfig, configs: &BTreeMap<String, String>) 
     }
     if let Some(n) = int("max.message.bytes").and_then(|n| u64::try_from(n).ok()) {
         config.max_batch_bytes = n;
+    }
+    config.cleanup = CleanupPolicy::of(configs);
+    if let Some(d) = int("delete.retention.ms").and_then(ms) {
+        config.delete_retention = d;
+    }
+    if let Some(d) = int("min.compaction.lag.ms").and_then(ms) {
+        config.min_compaction_lag = d;
+    }
+    let ratio = configs
+        .get("min.cleanable.dirty.ratio")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|r| (0.0..=1.0).contains(r));
+    if let Some(r) = ratio {
+        // In [0, 1000] by the filter above.
+        config.min_cleanable_dirty_permille = (r * 1000.0).round() as u16;
     }
     config
 }
@@ -171,6 +190,8 @@ impl ReplicaManager {
         lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retention_tick = tokio::time::interval(self.config.retention_check);
         retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cleaner_tick = tokio::time::interval(self.config.cleaner_check);
+        cleaner_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -181,6 +202,7 @@ impl ReplicaManager {
                 },
                 _ = lag_tick.tick() => self.check_lagging(),
                 _ = retention_tick.tick() => self.apply_retention().await,
+                _ = cleaner_tick.tick() => self.clean_logs().await,
             }
         }
         for partition in self.partitions() {
@@ -306,6 +328,15 @@ impl ReplicaManager {
                 Err(e) => {
                     tracing::error!(partition = %tp, error = %e, "cannot delete the replica's log")
                 }
+            }
+        }
+    }
+
+    /// One cleaner pass over each compacted partition that needs one.
+    async fn clean_logs(&self) {
+        for partition in self.partitions() {
+            if let Err(e) = partition.clean().await {
+                tracing::warn!(partition = %partition.topic_partition(), error = %e, "log cleaning failed");
             }
         }
     }

@@ -956,6 +956,23 @@ impl Partition {
         Ok(())
     }
 
+    /// Compaction: one cleaner pass over the sealed segments below the high
+    /// watermark, if the topic is compacted and enough of it is dirty.
+    pub async fn clean(&self) -> Result<(), ReplicaError> {
+        let hw = self.progress().high_watermark;
+        let now = self.clock.now_ms();
+        let outcome = self
+            .log
+            .with(move |log| log.clean(hw, now))
+            .await
+            .and_then(|r| r)
+            .map_err(|e| self.log_err(e))?;
+        if let Some(out) = outcome.filter(|o| !o.rewritten.is_empty()) {
+            tracing::info!(partition = %self.tp, segments = out.rewritten.len(), removed = out.records_removed, bytes_before = out.bytes_before, bytes_after = out.bytes_after, "log cleaned");
+        }
+        Ok(())
+    }
+
     /// Stops the replica and deletes its log.
     pub async fn delete(&self) -> Result<(), ReplicaError> {
         self.step_down();

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod basics;
+mod compaction;
 mod faults;
 mod model;
 mod real_files;

@@ -8,6 +8,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use raftline_broker::log::{Log, LogConfig};
+use raftline_broker::records::{encode_batch, NewRecord};
 use raftline_broker::storage::{self, MemStorage, OpenMode, Storage};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,55 @@ fn build_batch(
         panic!("encoding a test batch failed: {e}");
     }
     buf.freeze()
+}
+
+/// A batch as a producer sends it of `(key, value)` records (a `None` value
+/// is a tombstone), all at `timestamp`.
+pub fn keyed_batch(records: &[(&str, Option<&str>)], timestamp: i64) -> Bytes {
+    let records: Vec<NewRecord> = records
+        .iter()
+        .map(|(key, value)| NewRecord {
+            key: Some(Bytes::copy_from_slice(key.as_bytes())),
+            value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+            timestamp,
+        })
+        .collect();
+    encode_batch(&records, None).unwrap_or_else(|e| panic!("encoding a test batch failed: {e}"))
+}
+
+/// Decodes batches into `(offset, key, value)`.
+pub fn decode_keyed(records: &[u8]) -> Vec<(i64, String, Option<String>)> {
+    let mut buf = Bytes::copy_from_slice(records);
+    let sets = RecordBatchDecoder::decode_all(&mut buf).unwrap_or_else(|e| panic!("decode: {e}"));
+    let text = |b: Bytes| String::from_utf8_lossy(&b).into_owned();
+    sets.into_iter()
+        .flat_map(|set| set.records)
+        .map(|r| {
+            (
+                r.offset,
+                r.key.map(text).unwrap_or_default(),
+                r.value.map(text),
+            )
+        })
+        .collect()
+}
+
+/// Everything readable below `upper` as `(offset, key, value)`.
+pub fn read_keyed(log: &Log, upper: raftline_broker::Offset) -> Vec<(i64, String, Option<String>)> {
+    let mut from = log.log_start();
+    let mut out = Vec::new();
+    while from < upper {
+        let read = log
+            .read(from, 700, upper)
+            .unwrap_or_else(|e| panic!("read at {from}: {e}"));
+        if read.records.is_empty() {
+            break;
+        }
+        out.extend(decode_keyed(&read.records));
+        assert!(read.next_offset > from, "a read must progress");
+        from = read.next_offset;
+    }
+    out
 }
 
 /// A batch as a producer sends it: base offset 0, no epoch, timestamp 1000.

@@ -2,6 +2,7 @@
 //! long-polling fetch loop per partition feeding one queue.
 
 use super::{decode_batches, Client, ClientError, ConsumerRecord};
+use raftline_broker::records;
 use raftline_proto::pb::ErrorCode;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -107,6 +108,7 @@ pub(super) async fn fetch_loop(
     tx: mpsc::Sender<Result<Vec<ConsumerRecord>, ClientError>>,
 ) {
     loop {
+        let mut end = None;
         let result = client.fetch(&topic, p, offset, MAX_WAIT, MAX_BYTES).await;
         let records = match result {
             Ok(result) => {
@@ -125,14 +127,21 @@ pub(super) async fn fetch_loop(
                     offset = reset;
                     continue;
                 }
+                end = records::batches_end(&result.records);
                 decode_batches(&topic, p, result.records, offset)
             }
             Err(e) => Err(e),
         };
         match records {
-            Ok(records) if records.is_empty() => {}
+            // Compaction leaves batches whose last offsets hold no record (or
+            // none at all): the next fetch starts after the batches, not just
+            // after the last record.
+            Ok(records) if records.is_empty() => {
+                offset = offset.max(end.unwrap_or(offset));
+            }
             Ok(records) => {
-                offset = records.last().map_or(offset, |r| r.offset + 1);
+                let after_last = records.last().map_or(offset, |r| r.offset + 1);
+                offset = after_last.max(end.unwrap_or(after_last));
                 if tx.send(Ok(records)).await.is_err() {
                     return;
                 }

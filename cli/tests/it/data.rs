@@ -5,7 +5,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::info;
 
-fn create(cluster: &ProcCluster, topic: &str, partitions: &str, rf: &str, extra: &[&str]) {
+/// `topic create` through the CLI, which must succeed.
+pub(crate) fn create(
+    cluster: &ProcCluster,
+    topic: &str,
+    partitions: &str,
+    rf: &str,
+    extra: &[&str],
+) {
     let mut args = vec![
         "topic",
         "create",

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod compaction;
 mod controller_link;
 mod data;
 mod dump_log;

@@ -9,7 +9,13 @@ use tracing::info;
 fn create_topic_leads_with_the_first_unfenced_replica() {
     let mut c = Cluster::with_live(&[1, 2, 3]);
     c.register(4, 4); // registered, still fenced
-    let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact,delete".to_string()),
+        ("delete.retention.ms".to_string(), "0".to_string()),
+        ("min.cleanable.dirty.ratio".to_string(), "0.25".to_string()),
+        ("min.compaction.lag.ms".to_string(), "60000".to_string()),
+        ("retention.ms".to_string(), "1000".to_string()),
+    ]);
     let applied = c.create_with("orders", configs.clone(), &[&[1, 2, 3], &[4, 2, 3]]);
     let topic = c.state.topic(&t("orders")).unwrap().clone();
     assert_eq!(topic.id, TopicId(1));
@@ -150,11 +156,25 @@ fn create_topic_rejections() {
             |e| matches!(e, MetadataError::InvalidConfig { .. }),
         ),
         (
-            "compaction",
+            "an unknown cleanup policy",
             "t",
-            config("cleanup.policy", "compact"),
+            config("cleanup.policy", "compacted"),
             vec![vec![1]],
-            |e| matches!(e, MetadataError::InvalidConfig { reason, .. } if reason.contains("not built")),
+            |e| matches!(e, MetadataError::InvalidConfig { reason, .. } if reason.contains("compact,delete")),
+        ),
+        (
+            "a dirty ratio above 1",
+            "t",
+            config("min.cleanable.dirty.ratio", "1.5"),
+            vec![vec![1]],
+            |e| matches!(e, MetadataError::InvalidConfig { .. }),
+        ),
+        (
+            "a negative tombstone retention",
+            "t",
+            config("delete.retention.ms", "-1"),
+            vec![vec![1]],
+            |e| matches!(e, MetadataError::InvalidConfig { .. }),
         ),
     ];
     for (why, name, configs, assignments, want) in cases {
