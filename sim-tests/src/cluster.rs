@@ -306,7 +306,12 @@ async fn run_node(
         broker_session_timeout: Duration::from_secs(1),
         replica_lag_time_max: Duration::from_secs(3),
         log_dir: LOG_DIR.into(),
-        groups: CoordinatorConfig::default(),
+        // Small offsets segments, so the cleaner compacts the offsets topic
+        // while the faults run and coordinators load compacted partitions.
+        groups: CoordinatorConfig {
+            offsets_segment_bytes: 1024,
+            ..CoordinatorConfig::default()
+        },
         log_cleaner_backoff: Duration::from_secs(1),
     };
     // A restart is a new process: a new incarnation (deterministic: the

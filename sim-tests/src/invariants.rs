@@ -12,9 +12,12 @@
 //! - Log matching below the high watermark ([`Invariants::check_logs`], every
 //!   simulated second: it reads the disks): any two replicas hold the same
 //!   batches (offsets, epoch, CRC) below the lower of their high watermarks.
+//!   Replicas of a compacted topic compact on their own, so there the check
+//!   is per record: an offset both still hold carries the same record (bytes
+//!   and leader epoch) on both.
 
 use crate::cluster::{Probes, LOG_DIR};
-use raftline_broker::log::BatchHeader;
+use raftline_broker::log::{records, BatchHeader, COMPACTED_MARK};
 use raftline_broker::storage::{MemStorage, Storage};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -147,8 +150,8 @@ impl Invariants {
     /// high watermarks.
     pub fn check_logs(&mut self, probes: &Probes, disks: &[MemStorage], at_ms: u64) {
         // partition -> node -> (high watermark, base offset -> (last, epoch, crc))
-        type Batches = BTreeMap<u64, (u64, u32, u32)>;
         let mut logs: BTreeMap<Tp, BTreeMap<usize, (u64, Batches)>> = BTreeMap::new();
+        let mut compacted: std::collections::BTreeSet<Tp> = Default::default();
         for (node, probe) in probes.running() {
             let Some(disk) = disks.get(node - 1) else {
                 continue;
@@ -157,7 +160,11 @@ impl Invariants {
                 let tp = partition.topic_partition();
                 let hw = partition.progress().high_watermark.0;
                 let dir = Path::new(LOG_DIR).join(tp.dir_name());
-                let batches = committed_batches(disk, &dir, hw);
+                let per_record = disk.exists(&dir.join(COMPACTED_MARK));
+                if per_record {
+                    compacted.insert((tp.topic.clone(), tp.partition));
+                }
+                let batches = committed_batches(disk, &dir, hw, per_record);
                 logs.entry((tp.topic.clone(), tp.partition))
                     .or_default()
                     .insert(node, (hw, batches));
@@ -168,24 +175,9 @@ impl Invariants {
             let nodes: Vec<&usize> = replicas.keys().collect();
             'pairs: for (k, a) in nodes.iter().enumerate() {
                 for b in &nodes[k + 1..] {
-                    let ((hw_a, log_a), (hw_b, log_b)) = (&replicas[*a], &replicas[*b]);
-                    let below = (*hw_a).min(*hw_b);
-                    let from = log_a
-                        .keys()
-                        .next()
-                        .copied()
-                        .unwrap_or(0)
-                        .max(log_b.keys().next().copied().unwrap_or(0));
-                    let part = |log: &Batches| -> Vec<(u64, (u64, u32, u32))> {
-                        log.range(from..)
-                            .filter(|(_, (last, _, _))| *last < below)
-                            .map(|(b, v)| (*b, *v))
-                            .collect()
-                    };
-                    if part(log_a) != part(log_b) {
-                        found = Some(format!(
-                            "nodes {a} and {b} hold different batches below {below} (from {from})"
-                        ));
+                    let per_record = compacted.contains(&tp);
+                    if let Some(detail) = disagreement(&replicas[*a], &replicas[*b], per_record) {
+                        found = Some(format!("nodes {a} and {b} {detail}"));
                         break 'pairs;
                     }
                 }
@@ -202,10 +194,38 @@ impl Invariants {
     }
 }
 
-/// The batches of the partition in `dir` that end below `hw`, from the
-/// segments on `disk` (what the node wrote, synced or not); reading stops at
-/// the first batch that does not parse or check (a torn tail).
-fn committed_batches(disk: &MemStorage, dir: &Path, hw: u64) -> BTreeMap<u64, (u64, u32, u32)> {
+/// Offset -> (last offset, leader epoch, checksum): of each batch, or of
+/// each record for a compacted log.
+type Batches = BTreeMap<u64, (u64, u32, u32)>;
+
+/// Where two replicas `(high watermark, batches)` disagree below the lower
+/// of their high watermarks, from where both logs start: any difference in
+/// batches, or, `per_record` (compacted logs), a different record at an
+/// offset both hold.
+fn disagreement(
+    (hw_a, log_a): &(u64, Batches),
+    (hw_b, log_b): &(u64, Batches),
+    per_record: bool,
+) -> Option<String> {
+    let below = (*hw_a).min(*hw_b);
+    let start = |log: &Batches| log.keys().next().copied().unwrap_or(0);
+    let from = start(log_a).max(start(log_b));
+    let part = |log: &Batches, other: &Batches| -> Vec<(u64, (u64, u32, u32))> {
+        log.range(from..)
+            .filter(|(_, (last, _, _))| *last < below)
+            .filter(|(b, _)| !per_record || other.contains_key(b))
+            .map(|(b, v)| (*b, *v))
+            .collect()
+    };
+    (part(log_a, log_b) != part(log_b, log_a))
+        .then(|| format!("hold different batches below {below} (from {from})"))
+}
+
+/// The batches (or, `per_record`, the records) of the partition in `dir`
+/// that end below `hw`, from the segments on `disk` (what the node wrote,
+/// synced or not); reading stops at the first batch that does not parse or
+/// check (a torn tail).
+fn committed_batches(disk: &MemStorage, dir: &Path, hw: u64, per_record: bool) -> Batches {
     let mut batches = BTreeMap::new();
     let mut segments: Vec<String> = disk
         .list_dir(dir)
@@ -234,10 +254,22 @@ fn committed_batches(disk: &MemStorage, dir: &Path, hw: u64) -> BTreeMap<u64, (u
             if last >= hw {
                 return batches;
             }
-            batches.insert(
-                header.base_offset.0,
-                (last, header.leader_epoch.0, header.crc),
-            );
+            if per_record {
+                // Records keep their bytes (deltas from the batch's base
+                // offset and first timestamp, which compaction keeps).
+                for record in records(batch, &header).unwrap_or_default() {
+                    let mut hasher = std::hash::DefaultHasher::new();
+                    std::hash::Hash::hash(record.raw, &mut hasher);
+                    let sum = std::hash::Hasher::finish(&hasher) as u32;
+                    let offset = record.offset.0;
+                    batches.insert(offset, (offset, header.leader_epoch.0, sum));
+                }
+            } else {
+                batches.insert(
+                    header.base_offset.0,
+                    (last, header.leader_epoch.0, header.crc),
+                );
+            }
             pos += size;
         }
     }
@@ -280,14 +312,39 @@ mod tests {
         assert!(file.and_then(|f| f.write_all_at(&data, 0)).is_ok());
 
         let bases = |hw| {
-            committed_batches(&disk, &dir, hw)
+            committed_batches(&disk, &dir, hw, false)
                 .into_keys()
                 .collect::<Vec<_>>()
         };
         assert_eq!(bases(1), vec![0]);
         assert_eq!(bases(2), vec![0, 1]);
         assert_eq!(bases(10), vec![0, 1], "the torn batch is not read");
-        let all = committed_batches(&disk, &dir, 10);
+        let all = committed_batches(&disk, &dir, 10, false);
         assert_ne!(all[&0].2, all[&1].2, "each batch's CRC is kept");
+    }
+
+    #[test]
+    fn compacted_replicas_may_differ_in_what_they_removed_but_not_in_a_record() {
+        let log = |entries: &[(u64, u32)]| -> (u64, Batches) {
+            (
+                10,
+                entries.iter().map(|&(o, sum)| (o, (o, 1, sum))).collect(),
+            )
+        };
+        let full = log(&[(0, 7), (1, 8), (2, 9), (3, 5)]);
+        let cleaned = log(&[(1, 8), (3, 5)]);
+        assert_eq!(disagreement(&full, &cleaned, true), None);
+        assert!(
+            disagreement(&full, &cleaned, false).is_some(),
+            "batch by batch they differ"
+        );
+        let diverged = log(&[(1, 8), (3, 6)]);
+        assert!(disagreement(&full, &diverged, true).is_some());
+        let above = (3, diverged.1.clone());
+        assert_eq!(
+            disagreement(&full, &above, true),
+            None,
+            "only below the lower high watermark"
+        );
     }
 }

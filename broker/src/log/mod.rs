@@ -10,6 +10,8 @@
 //!   leader-epoch-checkpoint         epoch -> start offset
 //!   damaged                         present while recovery's finding of
 //!                                   damage (synced records cut) is unreported
+//!   compacted                       present once the log was opened compacted:
+//!                                   gaps between batches are not damage
 //! ```
 //!
 //! [`Log`] is a plain synchronous type with one owner (the partition's task): it
@@ -96,6 +98,11 @@ pub struct RecoveryReport {
 /// [`clear_damage_mark`].
 pub const DAMAGE_MARK: &str = "damaged";
 
+/// The file in a partition directory saying the log is (or was) compacted,
+/// so its batches may leave gaps between them. Recovery at startup runs
+/// before the broker knows topic configs; this file tells it.
+pub const COMPACTED_MARK: &str = "compacted";
+
 /// Removes `dir`'s [`DAMAGE_MARK`] once the controller knows.
 pub fn clear_damage_mark(storage: &dyn Storage, dir: &Path) -> std::io::Result<()> {
     let path = dir.join(DAMAGE_MARK);
@@ -144,6 +151,9 @@ pub struct Log {
     /// Where the last cleaner pass ended (0 after open): compaction's dirty
     /// part starts here.
     cleaned_to: Offset,
+    /// Whether batches may leave gaps: the log is compacted now or was
+    /// (see [`COMPACTED_MARK`]).
+    gaps: bool,
 }
 
 /// What [`Log::apply_retention`] removed.
@@ -218,7 +228,15 @@ impl Log {
             producers: ProducerStates::default(),
             recovery: RecoveryReport::default(),
             cleaned_to: Offset(0),
+            gaps: false,
         };
+        let mark = log.dir.join(COMPACTED_MARK);
+        log.gaps = log.config.cleanup.compact || log.storage.exists(&mark);
+        if log.config.cleanup.compact && !log.storage.exists(&mark) {
+            // Durably, before the cleaner or a follower fetch leaves a gap.
+            storage::write_file_atomic(&*log.storage, &log.dir, COMPACTED_MARK, b"")
+                .map_err(|e| LogError::io(&mark, write_error_source(e)))?;
+        }
         if log.storage.exists(&log.dir.join(DAMAGE_MARK)) {
             log.recovery.damaged = true;
             log.recovery
@@ -429,7 +447,7 @@ impl Log {
     fn segment_settings(&self) -> SegmentSettings {
         SegmentSettings {
             index_interval: self.config.index_interval_bytes,
-            gaps: self.config.cleanup.compact,
+            gaps: self.gaps,
         }
     }
 
@@ -573,7 +591,7 @@ impl Log {
         let headers = self.validate(records)?;
         let mut expected = self.log_end();
         let mut previous_epoch = None;
-        let gaps = self.config.cleanup.compact;
+        let gaps = self.gaps;
         for header in &headers {
             if header.base_offset != expected && !(gaps && header.base_offset > expected) {
                 return Err(LogError::NonContiguousAppend {

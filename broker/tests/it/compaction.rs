@@ -337,3 +337,28 @@ proptest! {
         prop_assert_eq!(read_keyed(&log, end), read);
     }
 }
+
+#[test]
+fn startup_recovery_without_topic_configs_accepts_a_compacted_logs_gaps() {
+    let (disk, mut log) = fresh(compacted());
+    let rows = fill(&mut log, 60, 5, 1_000);
+    let end = log.log_end();
+    log.clean(end, 2_000).unwrap().unwrap();
+    drop(log);
+    assert!(
+        disk.exists(&path("compacted")),
+        "the log says it is compacted"
+    );
+    info!("the broker scans every log before it knows topic configs; indexes lost");
+    let mut files = snapshot(&disk);
+    files.retain(|name, _| !name.ends_with("index"));
+    let disk = restore(&files);
+    let log = open(&disk, small_config());
+    assert!(!log.recovery().damaged, "{:?}", log.recovery().reasons);
+    assert_eq!(log.log_end(), end);
+    assert_eq!(latest(&read_keyed(&log, end)), latest(&rows));
+    info!("a log never compacted still calls a gap damage");
+    let (disk, mut plain) = fresh(small_config());
+    fill(&mut plain, 60, 5, 1_000);
+    assert!(!disk.exists(&path("compacted")));
+}
