@@ -7,6 +7,10 @@
 //!   (`EveryAppend`, nothing to share), and through the writer task with 8
 //!   concurrent appenders (group commit).
 //! - read: sequential 1 MiB reads of a 256 MiB log (mostly from the page cache).
+//! - compaction: one cleaner pass over 64 MiB of sealed 8 MiB segments of
+//!   100 B records under 10,000 keys (each key written ~50 times), next to
+//!   its raw baseline in the same run: copying the same files (read, write,
+//!   fsync), the least a rewrite costs.
 //!
 //! Files go under `$RAFTLINE_BENCH_DIR` (default: the system temp dir). Retention
 //! keeps the log near 256 MiB so long runs do not fill the disk.
@@ -19,7 +23,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use raftline_broker::clock::SystemClock;
-use raftline_broker::log::{spawn_writer, FlushPolicy, Log, LogConfig};
+use raftline_broker::log::{spawn_writer, CleanupPolicy, FlushPolicy, Log, LogConfig};
 use raftline_broker::storage::FsStorage;
 use raftline_broker::{LeaderEpoch, Offset};
 use std::sync::Arc;
@@ -29,6 +33,11 @@ const BATCH_BYTES: usize = 16 * 1024;
 
 /// A ~16 KiB batch of `record_size`-byte values and its record count.
 fn batch(record_size: usize) -> (Bytes, u64) {
+    keyed_batch(record_size, |_| None)
+}
+
+/// A ~16 KiB batch whose record `i` has key `key(i)`.
+fn keyed_batch(record_size: usize, key: impl Fn(usize) -> Option<Bytes>) -> (Bytes, u64) {
     let count = BATCH_BYTES / (record_size + 8);
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
@@ -42,7 +51,7 @@ fn batch(record_size: usize) -> (Bytes, u64) {
             offset: i as i64,
             sequence: i as i32,
             timestamp: 1_700_000_000_000,
-            key: None,
+            key: key(i),
             value: Some(Bytes::from(vec![b'x'; record_size])),
             headers: Default::default(),
         })
@@ -196,5 +205,89 @@ fn reads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, appends, reads);
+const COMPACTION_LOG: u64 = 64 << 20;
+const KEYS: usize = 10_000;
+
+/// A compacted log of ~64 MiB in sealed segments, keys cycling over `KEYS`.
+fn compaction_log(dir: &tempfile::TempDir) -> Log {
+    let config = LogConfig {
+        segment_bytes: 8 << 20,
+        retention_age: None,
+        flush: FlushPolicy::Never,
+        cleanup: CleanupPolicy {
+            delete: false,
+            compact: true,
+        },
+        min_cleanable_dirty_permille: 0,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(Arc::new(FsStorage), dir.path().join("compact-0"), config).unwrap();
+    let mut next = 0usize;
+    while log.size_bytes() < COMPACTION_LOG + (8 << 20) {
+        let (records, count) = keyed_batch(100, |i| {
+            Some(Bytes::from(format!("key-{:05}", (next + i) % KEYS)))
+        });
+        next += count as usize;
+        log.append_as_leader(&records, LeaderEpoch(0)).unwrap();
+    }
+    log.flush(0).unwrap();
+    log
+}
+
+fn compaction(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compaction");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    let probe = bench_dir();
+    let sealed: u64 = {
+        let log = compaction_log(&probe);
+        let segments = log.segments();
+        segments[..segments.len() - 1].iter().map(|s| s.size).sum()
+    };
+    group.throughput(Throughput::Bytes(sealed));
+    group.bench_function("clean_64MiB_10k_keys", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = bench_dir();
+                let mut log = compaction_log(&dir);
+                let end = log.log_end();
+                let start = Instant::now();
+                let out = log.clean(end, 1_700_000_000_000).unwrap().unwrap();
+                total += start.elapsed();
+                assert!(out.bytes_after < out.bytes_before / 10);
+            }
+            total
+        });
+    });
+    group.bench_function("baseline_copy_fsync", |b| {
+        let source = probe.path().join("compact-0");
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&source)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        files.sort();
+        files.pop(); // the active segment is not cleaned
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = bench_dir();
+                let start = Instant::now();
+                for (i, file) in files.iter().enumerate() {
+                    let bytes = std::fs::read(file).unwrap();
+                    let copy = dir.path().join(format!("{i}.copy"));
+                    std::fs::write(&copy, &bytes).unwrap();
+                    std::fs::File::open(&copy).unwrap().sync_data().unwrap();
+                }
+                total += start.elapsed();
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, appends, reads, compaction);
 criterion_main!(benches);

@@ -216,6 +216,7 @@ impl<D: RaftDisk> Node<D> {
             // broker at once; found by the simulator).
             rpc_timeout: (settings.broker_session_timeout / 2)
                 .clamp(Duration::from_millis(200), Duration::from_secs(2)),
+            session_timeout: settings.broker_session_timeout,
         };
         let link = controller_link::spawn(link_config, parts.connector.clone(), link_stop.clone());
         if !damaged.is_empty() {

@@ -48,6 +48,9 @@ pub struct LinkConfig {
     pub heartbeat_interval: Duration,
     /// Each RPC's deadline.
     pub rpc_timeout: Duration,
+    /// The controller fences a broker it has not heard from for this long
+    /// (`broker.session.timeout.ms`); it bounds the broker's lease.
+    pub session_timeout: Duration,
 }
 
 /// What the link knows, published on a `watch`.
@@ -59,6 +62,20 @@ pub struct LinkState {
     pub fenced: bool,
     /// The metadata as of the last update.
     pub metadata: Arc<MetadataCache>,
+    /// Until when the controller cannot have fenced this broker (so no other
+    /// broker can have taken over what it leads): three quarters of the
+    /// session timeout after the last heartbeat the controller answered
+    /// unfenced was sent. The controller counts the session from when the
+    /// heartbeat arrived, which is later. A paused or cut-off broker's lease
+    /// runs out before anyone replaces it.
+    pub lease_until: Option<tokio::time::Instant>,
+}
+
+impl LinkState {
+    /// Whether the lease holds at `now`.
+    pub fn has_lease(&self, now: tokio::time::Instant) -> bool {
+        self.lease_until.is_some_and(|until| now < until)
+    }
 }
 
 /// The running link: its published state, the partition changes for the
@@ -83,6 +100,7 @@ pub fn spawn(
         epoch: None,
         fenced: true,
         metadata: Arc::new(MetadataCache::new(config.broker_id)),
+        lease_until: None,
     };
     let (state_tx, state) = watch::channel(initial);
     let (changes_tx, changes) = mpsc::channel(256);
@@ -128,9 +146,14 @@ impl Link {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
+                    let sent = tokio::time::Instant::now();
                     let fenced = self.heartbeat(epoch, cache.offset(), false).await;
                     if let Some(fenced) = fenced {
-                        self.state.send_modify(|s| s.fenced = fenced);
+                        let lease = (!fenced).then(|| sent + self.config.session_timeout * 3 / 4);
+                        self.state.send_modify(|s| {
+                            s.fenced = fenced;
+                            s.lease_until = lease;
+                        });
                     }
                 }
                 message = next_message(&mut stream) => match message {

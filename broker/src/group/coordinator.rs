@@ -372,6 +372,16 @@ impl GroupCoordinator {
         if leader != Some(metadata.local()) {
             return Err(not_coordinator());
         }
+        // A broker that was paused or cut off may not know yet that another
+        // took over: without a lease it answers nothing, not even reads
+        // (a stale FetchOffsets would show committed offsets going back).
+        if !self.manager.link().has_lease(tokio::time::Instant::now()) {
+            return Err(CoordinatorError::NotAvailable {
+                group: group.to_string(),
+                reason: "this broker has not heard from the controller within its session; retry"
+                    .into(),
+            });
+        }
         let tp = TopicPartition {
             topic: OFFSETS_TOPIC.to_string(),
             partition: index,
@@ -431,7 +441,15 @@ impl GroupCoordinator {
             })?;
             for record in &records {
                 match codec::decode(record) {
-                    Ok((id, record)) => replay_into(&mut groups, id, &record, self.config.timeouts),
+                    Ok((id, group_record)) => {
+                        tracing::trace!(
+                            partition = shard.index,
+                            offset = record.offset,
+                            ?group_record,
+                            "group record loaded"
+                        );
+                        replay_into(&mut groups, id, &group_record, self.config.timeouts)
+                    }
                     Err(e) => {
                         tracing::warn!(partition = shard.index, error = %e, "skipping a record the coordinator cannot read")
                     }
@@ -492,7 +510,9 @@ impl GroupCoordinator {
                 Some(shard.generation),
             )
             .await
-            .map(|_| ())
+            .map(|produced| {
+                tracing::debug!(partition = shard.index, group, base_offset = %produced.base_offset, ?records, "group records stored");
+            })
             .map_err(|e| self.storage_error(group, e))
     }
 

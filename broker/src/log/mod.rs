@@ -300,6 +300,12 @@ impl Log {
                 Some(next) => Segment::open_sealed(&*storage, &self.dir, base, next, interval)?,
                 None => None,
             };
+            // A compacted log is small by design and rewritten by the
+            // cleaner: its sealed segments are checked whole at every open,
+            // so damage there is reported before an election, not found by
+            // a read (which for `__consumer_offsets` would leave its groups
+            // without a coordinator). Other logs trust intact indexes.
+            let sealed = sealed.filter(|s| !self.gaps || s.verify());
             let scanned = sealed.is_none();
             let (mut segment, clean_end) = match sealed {
                 Some(segment) => (segment, true),

@@ -578,6 +578,15 @@ impl Segment {
         Ok(found)
     }
 
+    /// Whether every batch passes its CRC and continues the offset chain.
+    pub fn verify(&self) -> bool {
+        self.positions().is_ok_and(|batches| {
+            batches
+                .iter()
+                .all(|(position, header)| self.read_batch(*position, header).is_ok())
+        })
+    }
+
     /// The whole batch at byte `position`, its CRC checked.
     pub fn read_batch(&self, position: u64, header: &BatchHeader) -> LogResult<Vec<u8>> {
         let mut batch = vec![0; header.size as usize];

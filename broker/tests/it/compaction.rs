@@ -362,3 +362,21 @@ fn startup_recovery_without_topic_configs_accepts_a_compacted_logs_gaps() {
     fill(&mut plain, 60, 5, 1_000);
     assert!(!disk.exists(&path("compacted")));
 }
+
+#[test]
+fn a_flipped_byte_in_a_sealed_compacted_segment_is_found_at_open() {
+    let (disk, mut log) = fresh(compacted());
+    fill(&mut log, 60, 5, 1_000);
+    log.clean(log.log_end(), 2_000).unwrap().unwrap();
+    let sealed = log.segments()[1].clone();
+    drop(log);
+    info!("indexes intact; a byte inside a batch's records flips");
+    disk.flip_byte(&path(&seg(sealed.base.0, "log")), sealed.size as usize - 3)
+        .unwrap();
+    let log = open(&disk, compacted());
+    assert!(log.recovery().damaged, "{:?}", log.recovery().reasons);
+    assert!(
+        log.log_end() <= sealed.next_offset,
+        "the log is cut at the damage"
+    );
+}

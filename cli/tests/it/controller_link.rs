@@ -57,6 +57,7 @@ async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly()
         controllers: (1..=3).map(|id| (id, cluster.addr(id).unwrap())).collect(),
         heartbeat_interval: Duration::from_millis(100),
         rpc_timeout: Duration::from_secs(2),
+        session_timeout: Duration::from_secs(6),
     };
     let mut link =
         controller_link::spawn(config, Arc::new(TcpConnector::default()), link_stop.clone());
@@ -71,6 +72,13 @@ async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly()
     assert!(
         state.borrow().metadata.offset() >= epoch,
         "unfenced only once caught up to its registration"
+    );
+    let lease = state.borrow().lease_until.expect("an unfenced broker holds a lease");
+    let now = tokio::time::Instant::now();
+    assert!(state.borrow().has_lease(now));
+    assert!(
+        lease <= now + Duration::from_millis(4_500),
+        "the lease ends within three quarters of the 6 s session"
     );
 
     tracing::info!("a topic placed on it arrives as hosted partitions");

@@ -140,6 +140,29 @@ regression_seed! {
     regression_seed_1997: 1997,
 }
 
+/// Seeds kept with the consumer group clients on (`SIM_GROUPS=1`): 1199 (a
+/// paused coordinator, back before it learned it had been replaced, served
+/// committed offsets older than its successor's: fixed by the broker's lease,
+/// three quarters of the session after its last heartbeat), 1105 (a flipped
+/// byte in a sealed, compacted segment of `__consumer_offsets`, indexes
+/// intact, was elected and left the group without a coordinator: compacted
+/// logs' sealed segments are now checked whole at open).
+macro_rules! group_regression_seed {
+    ($($name:ident: $seed:expr),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            let mut scenario = Scenario::from_seed($seed);
+            scenario.workload.group_members = 3;
+            must_pass(&scenario);
+        }
+    )*};
+}
+
+group_regression_seed! {
+    group_regression_seed_1105: 1105,
+    group_regression_seed_1199: 1199,
+}
+
 /// The `q`-quantile of `values` (sorted in place), if any.
 fn quantile(values: &mut [u64], q: f64) -> Option<u64> {
     values.sort_unstable();
