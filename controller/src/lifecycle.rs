@@ -35,6 +35,8 @@ pub struct BrokerLifecycle<D: RaftDisk> {
     /// A std mutex: held for table lookups and updates only, never across an
     /// await.
     sessions: Mutex<Sessions>,
+    /// How long a heartbeat waits for a quorum to confirm this leader.
+    confirm_within: Duration,
 }
 
 struct Sessions {
@@ -56,6 +58,7 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
                 shut_down: BTreeSet::new(),
                 leading: false,
             }),
+            confirm_within: (session_timeout / 4).max(Duration::from_millis(50)),
         }
     }
 
@@ -95,6 +98,12 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
             })
     }
 
+    /// The metadata offset applied on this controller (heartbeat answers
+    /// carry it: see `BrokerHeartbeatResponse.metadata_offset`).
+    pub fn metadata_offset(&self) -> u64 {
+        self.node.metadata_offset()
+    }
+
     /// A heartbeat: renews the session and fences or unfences as the broker's
     /// state asks. Returns whether the broker is now fenced.
     pub async fn heartbeat(
@@ -106,6 +115,16 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
     ) -> Result<bool, ControllerError> {
         let now = Instant::now();
         self.check_leading(now)?;
+        // The answer grants the broker a lease (it acts on what it leads as
+        // if nothing moved until the session could have expired): read the
+        // state as a linearizable read, so a leader cut off from the quorum,
+        // which still believes it leads, cannot answer from a stale state
+        // (found by the simulator: a broker cut off with its node's
+        // controller was told it was unfenced and served group offsets it
+        // no longer coordinated).
+        if !self.node.confirm_leadership(self.confirm_within).await {
+            return Err(ControllerError::NotController { leader: None });
+        }
         let broker = self
             .node
             .state()
@@ -229,7 +248,12 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
     /// become leader starts every unfenced broker's session afresh.
     fn check_leading(&self, now: Instant) -> Result<(), ControllerError> {
         let leader = self.node.leader();
-        let leading = leader == Some(self.node.id());
+        // A new leader answers nothing until it has applied what its
+        // predecessors committed: a broker fenced just before the change must
+        // not be told it is unfenced from a state that has not seen the fence
+        // yet (found by the simulator: such a broker took its lease and served
+        // group offsets it no longer coordinated).
+        let leading = leader == Some(self.node.id()) && self.node.leads_with_current_state();
         let mut sessions = self.lock();
         if !leading {
             sessions.table.clear();

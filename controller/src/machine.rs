@@ -42,6 +42,10 @@ pub struct ControllerMachine {
     state: MetadataState,
     /// The Raft index of the last command applied.
     offset: u64,
+    /// The offset of the last update published to subscribers (a refused
+    /// command is applied but publishes nothing): what a broker's metadata
+    /// offset reaches once it has every change.
+    published: u64,
     updates: broadcast::Sender<MetadataUpdate>,
 }
 
@@ -50,6 +54,7 @@ impl Default for ControllerMachine {
         ControllerMachine {
             state: MetadataState::default(),
             offset: 0,
+            published: 0,
             updates: broadcast::channel(UPDATE_BUFFER).0,
         }
     }
@@ -76,6 +81,11 @@ impl ControllerMachine {
     /// The Raft index of the last command applied.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// The offset of the last update published to subscribers.
+    pub fn published_offset(&self) -> u64 {
+        self.published
     }
 
     /// Every record as one full image.
@@ -143,6 +153,7 @@ impl StateMachine for ControllerMachine {
         };
         self.offset = index;
         if let Ok(applied) = &result {
+            self.published = index;
             // No subscriber is not an error: brokers subscribe when they connect.
             let _ = self.updates.send(MetadataUpdate {
                 offset: index,
@@ -185,6 +196,7 @@ impl StateMachine for ControllerMachine {
         }
         self.state = snapshot.state;
         self.offset = snapshot.offset;
+        self.published = snapshot.offset;
         // Subscribers' views are now stale: send them the whole new state.
         let _ = self.updates.send(self.image());
         Ok(())

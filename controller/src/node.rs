@@ -99,6 +99,12 @@ impl<D: RaftDisk> ControllerNode<D> {
         self.raft.machine().with_machine(|m| m.state().clone())
     }
 
+    /// The offset of the last metadata update published here: a broker
+    /// whose metadata offset has reached it has every change applied here.
+    pub(crate) fn metadata_offset(&self) -> u64 {
+        self.raft.machine().with_machine(|m| m.published_offset())
+    }
+
     /// This controller's node id.
     pub fn id(&self) -> NodeId {
         self.raft.id()
@@ -107,6 +113,18 @@ impl<D: RaftDisk> ControllerNode<D> {
     /// The controller leader this node knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.leader()
+    }
+
+    /// Whether a quorum confirms this node's leadership now (see
+    /// `RaftNode::confirm_leadership`).
+    pub async fn confirm_leadership(&self, within: std::time::Duration) -> bool {
+        self.raft.confirm_leadership(within).await
+    }
+
+    /// Whether this node leads with every earlier committed change applied
+    /// (see `RaftNode::leads_with_current_state`).
+    pub fn leads_with_current_state(&self) -> bool {
+        self.raft.leads_with_current_state()
     }
 
     /// Creates a topic with replicas placed round-robin (rack-aware when every

@@ -454,6 +454,30 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// Whether this node still leads, confirmed by a quorum now (a round of
+    /// heartbeats, as for a linearizable read), with every committed change
+    /// applied; `false` if not, or if no quorum answers within `within`. A
+    /// leader cut off from the others believes it leads until it hears of a
+    /// newer term: this is how it finds out before answering.
+    pub async fn confirm_leadership(&self, within: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(within, self.raft.ensure_linearizable()).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Whether this node leads and has applied an entry of its own term (the
+    /// blank entry a new leader commits first): only then has its state
+    /// machine every change committed before it took over, so answers read
+    /// from it are current.
+    pub fn leads_with_current_state(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.current_leader == Some(m.id)
+            && m.last_applied
+                .is_some_and(|applied| applied.leader_id.term == m.current_term)
+    }
+
     /// The replicated state machine.
     pub fn machine(&self) -> &StateMachineStore<M, D> {
         &self.machine

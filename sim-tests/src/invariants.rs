@@ -217,8 +217,15 @@ fn disagreement(
             .map(|(b, v)| (*b, *v))
             .collect()
     };
-    (part(log_a, log_b) != part(log_b, log_a))
-        .then(|| format!("hold different batches below {below} (from {from})"))
+    let (a, b) = (part(log_a, log_b), part(log_b, log_a));
+    (a != b).then(|| {
+        let first = a.iter().zip(&b).find(|(x, y)| x != y);
+        format!(
+            "hold different batches below {below} (from {from}); first difference {first:?}, counts {} and {}",
+            a.len(),
+            b.len()
+        )
+    })
 }
 
 /// The batches (or, `per_record`, the records) of the partition in `dir`

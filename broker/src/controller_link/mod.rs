@@ -62,12 +62,15 @@ pub struct LinkState {
     pub fenced: bool,
     /// The metadata as of the last update.
     pub metadata: Arc<MetadataCache>,
-    /// Until when the controller cannot have fenced this broker (so no other
-    /// broker can have taken over what it leads): three quarters of the
-    /// session timeout after the last heartbeat the controller answered
-    /// unfenced was sent. The controller counts the session from when the
-    /// heartbeat arrived, which is later. A paused or cut-off broker's lease
-    /// runs out before anyone replaces it.
+    /// Until when nothing this broker leads can have moved: three quarters
+    /// of the session timeout after the last heartbeat the controller
+    /// answered unfenced was sent, taken only once this broker's metadata has
+    /// reached the offset the controller answered at. Leadership moves off
+    /// an unfenced broker only by its own requests; otherwise the controller
+    /// must fence it first, a session after the heartbeat arrived (later
+    /// than it was sent). So a paused or cut-off broker's lease runs out
+    /// before anyone replaces it, and a broker fenced and unfenced again has
+    /// none until it has learnt what moved meanwhile.
     pub lease_until: Option<tokio::time::Instant>,
 }
 
@@ -138,6 +141,9 @@ impl Link {
         let mut stream: Option<Streaming<pb::MetadataUpdate>> = None;
         let mut tick = tokio::time::interval(self.config.heartbeat_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // An unfenced answer's lease, waiting for this broker's metadata to
+        // reach the answering controller's offset.
+        let mut pending_lease: Option<(u64, tokio::time::Instant)> = None;
         loop {
             if stream.is_none() {
                 stream = self.subscribe().await;
@@ -147,19 +153,25 @@ impl Link {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
                     let sent = tokio::time::Instant::now();
-                    let fenced = self.heartbeat(epoch, cache.offset(), false).await;
-                    if let Some(fenced) = fenced {
-                        let lease = (!fenced).then(|| sent + self.config.session_timeout * 3 / 4);
-                        self.state.send_modify(|s| {
-                            s.fenced = fenced;
-                            s.lease_until = lease;
-                        });
+                    let answer = self.heartbeat(epoch, cache.offset(), false).await;
+                    if let Some((fenced, controller_offset)) = answer {
+                        tracing::trace!(broker = %self.config.broker_id, fenced, controller_offset, applied = cache.offset(), "heartbeat answered");
+                        self.state.send_modify(|s| s.fenced = fenced);
+                        pending_lease = None;
+                        if fenced {
+                            self.state.send_modify(|s| s.lease_until = None);
+                        } else {
+                            let until = sent + self.config.session_timeout * 3 / 4;
+                            pending_lease = Some((controller_offset, until));
+                        }
                     }
+                    self.take_lease(&mut pending_lease, cache.offset());
                 }
                 message = next_message(&mut stream) => match message {
                     Some(update) => match cache.apply(update_from_wire(update)) {
                         Ok(changes) => {
                             self.state.send_modify(|s| s.metadata = Arc::new(cache.clone()));
+                            self.take_lease(&mut pending_lease, cache.offset());
                             if !changes.is_empty() && self.changes.send(changes).await.is_err() {
                                 tracing::debug!("no replica manager listens for partition changes");
                             }
@@ -217,8 +229,27 @@ impl Link {
         }
     }
 
-    /// One heartbeat to the leader; `Some(fenced)` if a controller answered.
-    async fn heartbeat(&mut self, epoch: u64, offset: u64, shutting_down: bool) -> Option<bool> {
+    /// Takes the pending lease once the metadata here has reached the offset
+    /// the controller answered at: until then this broker may still believe
+    /// it leads what was moved while it was fenced.
+    fn take_lease(&self, pending: &mut Option<(u64, tokio::time::Instant)>, applied: u64) {
+        if let Some((offset, until)) = *pending {
+            if applied >= offset {
+                tracing::trace!(broker = %self.config.broker_id, controller_offset = offset, applied, "lease taken");
+                self.state.send_modify(|s| s.lease_until = Some(until));
+                *pending = None;
+            }
+        }
+    }
+
+    /// One heartbeat to the leader; `Some((fenced, the controller's metadata
+    /// offset))` if a controller answered.
+    async fn heartbeat(
+        &mut self,
+        epoch: u64,
+        offset: u64,
+        shutting_down: bool,
+    ) -> Option<(bool, u64)> {
         let request = pb::BrokerHeartbeatRequest {
             broker_id: self.config.broker_id.0,
             broker_epoch: epoch,
@@ -229,7 +260,7 @@ impl Link {
             .call(|mut c| async move { c.broker_heartbeat(request).await })
             .await
             .ok()
-            .map(|reply| reply.fenced)
+            .map(|reply| (reply.fenced, reply.metadata_offset))
     }
 
     /// Opens the metadata stream on some controller (any will do).

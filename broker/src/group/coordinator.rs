@@ -460,7 +460,7 @@ impl GroupCoordinator {
                 break;
             }
         }
-        tracing::info!(partition = shard.index, groups = groups.len(), up_to = %offset, "group coordinator loaded its partition");
+        tracing::info!(broker = %self.metadata().local(), partition = shard.index, groups = groups.len(), up_to = %offset, "group coordinator loaded its partition");
         Ok(groups)
     }
 
@@ -511,7 +511,7 @@ impl GroupCoordinator {
             )
             .await
             .map(|produced| {
-                tracing::debug!(partition = shard.index, group, base_offset = %produced.base_offset, ?records, "group records stored");
+                tracing::debug!(broker = %self.metadata().local(), partition = shard.index, generation = shard.generation, group, base_offset = %produced.base_offset, ?records, "group records stored");
             })
             .map_err(|e| self.storage_error(group, e))
     }
@@ -625,6 +625,9 @@ impl GroupCoordinator {
                 .collect()
         })
         .await
+        .inspect(|offsets| {
+            tracing::trace!(broker = %self.metadata().local(), group, offsets = ?offsets.iter().map(|(tp, c)| (tp.partition, c.offset)).collect::<Vec<_>>(), "offsets fetched");
+        })
     }
 
     /// A copy of `group` for describing it.

@@ -301,11 +301,21 @@ impl Log {
                 None => None,
             };
             // A compacted log is small by design and rewritten by the
-            // cleaner: its sealed segments are checked whole at every open,
-            // so damage there is reported before an election, not found by
-            // a read (which for `__consumer_offsets` would leave its groups
+            // cleaner: its sealed segments are read whole at every open (CRCs,
+            // offset chain, and epochs against the checkpoint below), so
+            // damage there is reported before an election, not found by a
+            // read (which for `__consumer_offsets` would leave its groups
             // without a coordinator). Other logs trust intact indexes.
-            let sealed = sealed.filter(|s| !self.gaps || s.verify());
+            let sealed = match sealed {
+                Some(segment) if self.gaps => match segment.verify() {
+                    Some(starts) => {
+                        epoch_starts.extend(starts);
+                        Some(segment)
+                    }
+                    None => None,
+                },
+                other => other,
+            };
             let scanned = sealed.is_none();
             let (mut segment, clean_end) = match sealed {
                 Some(segment) => (segment, true),

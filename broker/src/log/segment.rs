@@ -578,13 +578,19 @@ impl Segment {
         Ok(found)
     }
 
-    /// Whether every batch passes its CRC and continues the offset chain.
-    pub fn verify(&self) -> bool {
-        self.positions().is_ok_and(|batches| {
-            batches
-                .iter()
-                .all(|(position, header)| self.read_batch(*position, header).is_ok())
-        })
+    /// Reads every batch whole: `None` unless each passes its CRC and
+    /// continues the offset chain; else the epoch starts seen (as
+    /// [`epoch_starts`](Self::epoch_starts)), for the caller to check the
+    /// one header field outside the CRC against the epoch checkpoint.
+    pub fn verify(&self) -> Option<Vec<(LeaderEpoch, Offset)>> {
+        let mut starts: Vec<(LeaderEpoch, Offset)> = Vec::new();
+        for (position, header) in self.positions().ok()? {
+            self.read_batch(position, &header).ok()?;
+            if starts.last().is_none_or(|&(e, _)| header.leader_epoch > e) {
+                starts.push((header.leader_epoch, header.base_offset));
+            }
+        }
+        Some(starts)
     }
 
     /// The whole batch at byte `position`, its CRC checked.

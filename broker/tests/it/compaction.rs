@@ -379,4 +379,16 @@ fn a_flipped_byte_in_a_sealed_compacted_segment_is_found_at_open() {
         log.log_end() <= sealed.next_offset,
         "the log is cut at the damage"
     );
+
+    info!("a byte of a batch's leader epoch (outside the CRC) flips");
+    let (disk, mut log) = fresh(compacted());
+    fill(&mut log, 60, 5, 1_000);
+    log.clean(log.log_end(), 2_000).unwrap().unwrap();
+    let sealed = log.segments()[1].clone();
+    drop(log);
+    disk.flip_byte(&path(&seg(sealed.base.0, "log")), 13)
+        .unwrap();
+    let log = open(&disk, compacted());
+    assert!(log.recovery().damaged, "{:?}", log.recovery().reasons);
+    assert!(log.log_end() <= sealed.next_offset);
 }

@@ -73,7 +73,10 @@ async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly()
         state.borrow().metadata.offset() >= epoch,
         "unfenced only once caught up to its registration"
     );
-    let lease = state.borrow().lease_until.expect("an unfenced broker holds a lease");
+    let lease = state
+        .borrow()
+        .lease_until
+        .expect("an unfenced broker holds a lease");
     let now = tokio::time::Instant::now();
     assert!(state.borrow().has_lease(now));
     assert!(

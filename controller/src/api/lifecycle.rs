@@ -60,6 +60,7 @@ impl<D: RaftDisk> BrokerLifecycleRpc for BrokerLifecycleService<D> {
             .await;
         Ok(Response::new(pb::BrokerHeartbeatResponse {
             fenced: fenced.map_err(|e| status(&e))?,
+            metadata_offset: self.lifecycle.metadata_offset(),
         }))
     }
 

@@ -184,6 +184,7 @@ fn many_seeds() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000u64);
+    init_tracing();
     let started = std::time::Instant::now();
     let (mut failed, mut elections, mut first_acks) = (Vec::new(), Vec::new(), Vec::new());
     for seed in base..base + count {
