@@ -2,8 +2,9 @@
 # Benchmarks with their raw baselines measured in the same run.
 #
 #   scripts/bench.sh log      the log engine (criterion) + disk baselines (dd)
-#   scripts/bench.sh produce  produce throughput: 1 node RF 1, then 3 nodes RF 3
-#                             acks=all (the produce_loop example) + disk baselines
+#   scripts/bench.sh produce  produce throughput and end-to-end latency: 1 node
+#                             RF 1, then 3 nodes RF 3 acks=all (`raftline bench`)
+#                             + disk baselines
 #
 # Files go under $RAFTLINE_BENCH_DIR (default: target/bench-tmp, on the same disk
 # as the build). Release mode always.
@@ -40,14 +41,18 @@ wait_live() {
 
 produce_runs() {
   local servers=$1 topic=$2
-  for args in "--size 1024 --batch 500 --producers 4" "--size 100 --batch 2000 --producers 4"; do
+  for args in "--record-size 1024 --batch-size 500 --producers 4" "--record-size 100 --batch-size 2000 --producers 4"; do
+    echo "-- bench produce --records 300000 $args"
     # shellcheck disable=SC2086
-    target/release/examples/produce_loop --bootstrap-server "$servers" --topic "$topic" --records 300000 $args
+    target/release/raftline bench produce --bootstrap-server "$servers" --topic "$topic" --records 300000 $args
   done
+  echo "-- bench e2e --rate 5000 --record-size 1024 --linger-ms 5 --duration-ms 10000"
+  target/release/raftline bench e2e --bootstrap-server "$servers" --topic "$topic" --rate 5000 \
+    --record-size 1024 --linger-ms 5 --duration-ms 10000
 }
 
 produce_bench() {
-  cargo build --release --locked -q -p raftline --bin raftline --example produce_loop
+  cargo build --release --locked -q -p raftline --bin raftline
   local rl=target/release/raftline
   echo "== 1 node, RF 1 (acks=all is the leader alone)"
   rm -rf "$dir/one"

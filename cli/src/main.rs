@@ -2,6 +2,7 @@
 //! `cluster`) and inspect a partition directory offline (`dump-log`).
 
 mod admin;
+mod bench;
 mod config;
 mod data;
 mod dump_log;
@@ -103,6 +104,13 @@ enum Command {
     Group {
         #[command(subcommand)]
         command: GroupCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Load a cluster and measure it: records/s, MB/s, latency percentiles.
+    Bench {
+        #[command(flatten)]
+        args: bench::BenchArgs,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -461,6 +469,10 @@ async fn run_async(command: Command) -> Result<ExitCode> {
                         .await?
                 }
             }
+        }
+        Command::Bench { args, client } => {
+            let c = data::connect(&client.bootstrap_server, None).await?;
+            bench::run(c, &client.bootstrap_server, args.config(), client.output).await?;
         }
         Command::Cluster {
             command: ClusterCommand::Describe,

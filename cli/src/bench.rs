@@ -1,0 +1,427 @@
+//! `raftline bench produce|consume|e2e`: load against a running cluster,
+//! printed as records/s, MB/s and latency percentiles (a table, or one JSON
+//! document with `--output json`).
+//!
+//! - `produce`: `--producers` closed loops, each an idempotent producer
+//!   sending `--batch-size` records of `--record-size` bytes to every
+//!   partition per send, one send in flight; latency is per send.
+//! - `consume`: reads the topic from the beginning (every partition) until
+//!   `--records` have come or `--duration-ms` has passed.
+//! - `e2e`: one producer sends at a fixed `--rate`, gathering records for up
+//!   to `--linger-ms` or `--batch-size` per partition, while a consumer reads
+//!   from the end; latency is from a record's intended send time (written in
+//!   its value) to its arrival at the consumer, so a stalled producer counts
+//!   against the system, not for it.
+
+use crate::data::AcksArg;
+use crate::Output;
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use raftline::client::{Acks, Client, Consumer, Producer, ProducerRecord, StartAt};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Which load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Closed-loop producers.
+    Produce,
+    /// A consumer reading from the beginning.
+    Consume,
+    /// A fixed-rate producer and a consumer: end-to-end latency.
+    E2e,
+}
+
+/// `raftline bench`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// produce (closed-loop producers), consume (read from the start) or
+    /// e2e (a fixed-rate producer and a consumer: end-to-end latency).
+    #[arg(value_enum)]
+    pub workload: Workload,
+    /// The topic; created with --partitions and --replication-factor if
+    /// it does not exist.
+    #[arg(long, default_value = "raftline-bench")]
+    pub topic: String,
+    /// Partitions of a topic the bench creates.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: u32,
+    /// Replication factor of a topic the bench creates.
+    #[arg(long, default_value_t = 1)]
+    pub replication_factor: u32,
+    /// Bytes per record.
+    #[arg(long, default_value_t = 1024)]
+    pub record_size: usize,
+    /// Records per partition per send.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// e2e: how long a record may wait for its batch to fill.
+    #[arg(long, default_value_t = 0)]
+    pub linger_ms: u64,
+    /// Acknowledgement: all, 1 or 0.
+    #[arg(long, value_enum, default_value_t = AcksArg::All)]
+    pub acks: AcksArg,
+    /// Concurrent producers (produce).
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// How long the load runs.
+    #[arg(long, default_value_t = 10_000)]
+    pub duration_ms: u64,
+    /// Stop after this many records, if sooner.
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// e2e: records per second.
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u64,
+}
+
+impl BenchArgs {
+    /// The run these flags ask for.
+    pub fn config(&self) -> BenchConfig {
+        BenchConfig {
+            workload: self.workload,
+            topic: self.topic.clone(),
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            record_size: self.record_size,
+            batch_size: self.batch_size,
+            linger: Duration::from_millis(self.linger_ms),
+            acks: self.acks,
+            producers: self.producers,
+            duration: Duration::from_millis(self.duration_ms),
+            records: self.records,
+            rate: self.rate,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// The workload.
+    pub workload: Workload,
+    /// The topic (created with `partitions` and `replication_factor` if it
+    /// does not exist).
+    pub topic: String,
+    /// Partitions of a topic the bench creates.
+    pub partitions: u32,
+    /// Its replication factor.
+    pub replication_factor: u32,
+    /// Bytes per record value.
+    pub record_size: usize,
+    /// Records per partition per send.
+    pub batch_size: usize,
+    /// e2e: how long records may wait to fill a batch.
+    pub linger: Duration,
+    /// Acknowledgement.
+    pub acks: AcksArg,
+    /// Concurrent producers (produce).
+    pub producers: usize,
+    /// How long the load runs.
+    pub duration: Duration,
+    /// Stop after this many records, if sooner.
+    pub records: Option<u64>,
+    /// e2e: records per second.
+    pub rate: u64,
+}
+
+/// What a run measured.
+#[derive(Debug, Default)]
+struct Measured {
+    records: u64,
+    bytes: u64,
+    elapsed: Duration,
+    /// Latencies in microseconds.
+    latencies: Vec<u64>,
+}
+
+impl Measured {
+    fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
+        let last = sorted.len().checked_sub(1)?;
+        let i = ((last as f64) * p).round() as usize;
+        sorted.get(i).map(|&us| us as f64 / 1000.0)
+    }
+
+    fn report(mut self, config: &BenchConfig) -> serde_json::Value {
+        self.latencies.sort_unstable();
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let l = &self.latencies;
+        json!({
+            "workload": format!("{:?}", config.workload).to_lowercase(),
+            "topic": config.topic,
+            "acks": match config.acks { AcksArg::All => "all", AcksArg::One => "1", AcksArg::Zero => "0" },
+            "record_size": config.record_size,
+            "batch_size": config.batch_size,
+            "producers": config.producers,
+            "records": self.records,
+            "bytes": self.bytes,
+            "seconds": secs,
+            "records_per_sec": self.records as f64 / secs,
+            "mb_per_sec": self.bytes as f64 / secs / 1e6,
+            "latency_ms": {
+                "samples": l.len(),
+                "p50": Self::percentile(l, 0.5),
+                "p99": Self::percentile(l, 0.99),
+                "p999": Self::percentile(l, 0.999),
+                "max": l.last().map(|&us| us as f64 / 1000.0),
+            },
+        })
+    }
+}
+
+fn acks(arg: AcksArg) -> Acks {
+    match arg {
+        AcksArg::All => Acks::All,
+        AcksArg::One => Acks::Leader,
+        AcksArg::Zero => Acks::None,
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Runs the workload and prints its report.
+pub async fn run(
+    client: Client,
+    bootstrap: &str,
+    config: BenchConfig,
+    output: Output,
+) -> Result<()> {
+    if config.record_size < 8 && config.workload == Workload::E2e {
+        bail!("--record-size must be at least 8 for e2e (the send time is written in each value)");
+    }
+    if config.batch_size == 0 || config.producers == 0 || config.rate == 0 {
+        bail!("--batch-size, --producers and --rate must be at least 1");
+    }
+    ensure_topic(&client, bootstrap, &config).await?;
+    let measured = match config.workload {
+        Workload::Produce => produce(&client, &config).await?,
+        Workload::Consume => consume(&client, &config).await?,
+        Workload::E2e => e2e(&client, &config).await?,
+    };
+    let report = measured.report(&config);
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Table => print_table(&report),
+    }
+    Ok(())
+}
+
+fn print_table(report: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
+    let lat = &report["latency_ms"];
+    let rows = [[
+        report["workload"].as_str().unwrap_or("").to_string(),
+        report["records"].to_string(),
+        format!("{:.0}", report["records_per_sec"].as_f64().unwrap_or(0.0)),
+        f(&report["mb_per_sec"]),
+        f(&lat["p50"]),
+        f(&lat["p99"]),
+        f(&lat["p999"]),
+        f(&lat["max"]),
+    ]];
+    crate::table::print_rows(
+        [
+            "WORKLOAD",
+            "RECORDS",
+            "RECORDS/S",
+            "MB/S",
+            "P50-MS",
+            "P99-MS",
+            "P99.9-MS",
+            "MAX-MS",
+        ],
+        &rows,
+    );
+}
+
+/// Creates the topic unless it exists.
+async fn ensure_topic(client: &Client, bootstrap: &str, config: &BenchConfig) -> Result<()> {
+    if client.partitions(&config.topic).await.is_ok() {
+        return Ok(());
+    }
+    let mut admin = crate::admin::connect(bootstrap).await?;
+    let request = raftline_proto::pb::CreateTopicRequest {
+        name: config.topic.clone(),
+        partitions: config.partitions,
+        replication_factor: config.replication_factor,
+        configs: Default::default(),
+    };
+    if let Err(status) = admin.create_topic(request).await {
+        if !status.message().contains("already exists") {
+            bail!(
+                "cannot create bench topic {:?}: {}",
+                config.topic,
+                status.message()
+            );
+        }
+    }
+    // The new topic's leaders are elected by the time metadata lists them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.refresh_metadata().await {
+            Ok(m)
+                if m.topics.get(&config.topic).is_some_and(|t| {
+                    !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader.is_some())
+                }) =>
+            {
+                return Ok(())
+            }
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            _ => bail!("bench topic {:?} has no leaders after 10 s", config.topic),
+        }
+    }
+}
+
+fn stop(config: &BenchConfig, started: Instant, records: u64) -> bool {
+    started.elapsed() >= config.duration || config.records.is_some_and(|n| records >= n)
+}
+
+async fn produce(client: &Client, config: &BenchConfig) -> Result<Measured> {
+    let partitions = client.partitions(&config.topic).await?.len().max(1);
+    let value = Bytes::from(vec![b'x'; config.record_size]);
+    let per_send = config.batch_size * partitions;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..config.producers as u64 {
+        let (client, config, value) = (client.clone(), config.clone(), value.clone());
+        // --records shared out, the remainder to the first producers.
+        let limit = config.records.map(|n| {
+            let p = config.producers as u64;
+            n / p + u64::from(i < n % p)
+        });
+        tasks.push(tokio::spawn(async move {
+            let mut producer = Producer::new(client, &config.topic, acks(config.acks)).await?;
+            let mut m = Measured::default();
+            while !(started.elapsed() >= config.duration || limit.is_some_and(|n| m.records >= n)) {
+                let n = limit.map_or(per_send as u64, |l| (l - m.records).min(per_send as u64));
+                let records = (0..n)
+                    .map(|_| ProducerRecord {
+                        key: None,
+                        value: Some(value.clone()),
+                        timestamp: 0,
+                    })
+                    .collect();
+                let t = Instant::now();
+                producer.send(records).await?;
+                m.latencies.push(micros(t.elapsed()));
+                m.records += n;
+                m.bytes += n * config.record_size as u64;
+            }
+            anyhow::Ok(m)
+        }));
+    }
+    let mut total = Measured::default();
+    for task in tasks {
+        let m = task.await.context("a producer task failed")??;
+        total.records += m.records;
+        total.bytes += m.bytes;
+        total.latencies.extend(m.latencies);
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+async fn consume(client: &Client, config: &BenchConfig) -> Result<Measured> {
+    let mut consumer =
+        Consumer::new(client.clone(), &config.topic, None, StartAt::Earliest).await?;
+    let started = Instant::now();
+    let mut m = Measured::default();
+    let mut last = Instant::now();
+    while !stop(config, started, m.records) {
+        let records = consumer.poll(Duration::from_millis(200)).await?;
+        if records.is_empty() {
+            // Everything there was has been read.
+            if config.records.is_none() && last.elapsed() >= Duration::from_secs(1) && m.records > 0
+            {
+                break;
+            }
+            continue;
+        }
+        let now = Instant::now();
+        m.latencies.push(micros(now - last));
+        last = now;
+        m.records += records.len() as u64;
+        m.bytes += records
+            .iter()
+            .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+            .sum::<u64>();
+        m.elapsed = started.elapsed();
+    }
+    if m.elapsed.is_zero() {
+        m.elapsed = started.elapsed();
+    }
+    Ok(m)
+}
+
+async fn e2e(client: &Client, config: &BenchConfig) -> Result<Measured> {
+    let mut consumer = Consumer::new(client.clone(), &config.topic, None, StartAt::Latest).await?;
+    let partitions = client.partitions(&config.topic).await?.len().max(1) as u64;
+    let mut producer = Producer::new(client.clone(), &config.topic, acks(config.acks)).await?;
+    let started = Instant::now();
+    let total = config
+        .records
+        .unwrap_or((config.rate as f64 * config.duration.as_secs_f64()) as u64);
+    let per_record = Duration::from_secs_f64(1.0 / config.rate as f64);
+    let max_batch = config.batch_size as u64 * partitions;
+    let producing = {
+        let (config, started) = (config.clone(), started);
+        tokio::spawn(async move {
+            let mut next = 0u64;
+            while next < total {
+                // Records whose time has come, or that will within the linger.
+                let due = |i: u64| started + per_record.mul_f64(i as f64);
+                tokio::time::sleep_until(due(next).into()).await;
+                let horizon = Instant::now() + config.linger;
+                let mut end = next + 1;
+                while end < total && end - next < max_batch && due(end) <= horizon {
+                    end += 1;
+                }
+                if end - next > 1 || !config.linger.is_zero() {
+                    tokio::time::sleep_until(due(end - 1).max(Instant::now()).into()).await;
+                }
+                let records = (next..end)
+                    .map(|i| {
+                        let mut value = vec![b'x'; config.record_size];
+                        let at = micros(due(i) - started);
+                        value[..8].copy_from_slice(&at.to_be_bytes());
+                        ProducerRecord {
+                            key: None,
+                            value: Some(value.into()),
+                            timestamp: 0,
+                        }
+                    })
+                    .collect();
+                producer.send(records).await?;
+                next = end;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let mut m = Measured::default();
+    let deadline = started + config.duration + Duration::from_secs(10);
+    while m.records < total && Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_millis(200)).await? {
+            let Some(value) = r.value.filter(|v| v.len() >= 8) else {
+                continue;
+            };
+            let mut at = [0u8; 8];
+            at.copy_from_slice(&value[..8]);
+            let sent = started + Duration::from_micros(u64::from_be_bytes(at));
+            m.latencies
+                .push(micros(Instant::now().saturating_duration_since(sent)));
+            m.records += 1;
+            m.bytes += value.len() as u64;
+        }
+    }
+    m.elapsed = started.elapsed();
+    producing.await.context("the producer task failed")??;
+    if m.records < total {
+        bail!(
+            "the consumer saw {} of {total} records within 10 s after the run",
+            m.records
+        );
+    }
+    Ok(m)
+}

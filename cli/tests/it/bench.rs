@@ -1,0 +1,90 @@
+//! `raftline bench` against three real processes: each workload reports what
+//! it did, in JSON and as a table, and bad flags are refused.
+
+use crate::procs::ProcCluster;
+use tracing::info;
+
+fn f(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"))
+}
+
+#[test]
+fn bench_produces_consumes_and_measures_end_to_end_latency() {
+    let cluster = ProcCluster::start(3);
+    info!("produce: creates the topic, sends exactly --records");
+    let produced = cluster.json(&[
+        "bench",
+        "produce",
+        "--topic",
+        "b",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "3",
+        "--records",
+        "3000",
+        "--record-size",
+        "100",
+        "--batch-size",
+        "100",
+        "--producers",
+        "2",
+    ]);
+    assert_eq!(produced["records"], 3000);
+    assert_eq!(produced["bytes"], 300_000);
+    assert!(f(&produced["records_per_sec"]) > 0.0);
+    let lat = &produced["latency_ms"];
+    assert!(f(&lat["p50"]) <= f(&lat["p99"]) && f(&lat["p99"]) <= f(&lat["max"]));
+    assert_eq!(
+        cluster.partition("b", 0)["replicas"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "created with --replication-factor"
+    );
+
+    info!("consume: reads them all back from the start");
+    let consumed = cluster.json(&["bench", "consume", "--topic", "b", "--records", "3000"]);
+    assert_eq!(consumed["records"], 3000);
+    assert_eq!(consumed["bytes"], 300_000);
+
+    info!("e2e: a fixed rate, every record's latency measured");
+    let e2e = cluster.json(&[
+        "bench",
+        "e2e",
+        "--topic",
+        "b",
+        "--rate",
+        "500",
+        "--duration-ms",
+        "1000",
+        "--record-size",
+        "64",
+        "--linger-ms",
+        "5",
+    ]);
+    assert_eq!(e2e["records"], 500);
+    assert_eq!(e2e["latency_ms"]["samples"], 500);
+    assert!(f(&e2e["latency_ms"]["p50"]) > 0.0);
+
+    info!("a table for people");
+    let out = cluster.cli(&["bench", "produce", "--topic", "b", "--records", "300"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("RECORDS/S") && text.contains("P99.9-MS"),
+        "{text}"
+    );
+
+    info!("bad flags are refused before any load");
+    let out = cluster.cli(&["bench", "produce", "--topic", "b", "--batch-size", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--batch-size"));
+    let out = cluster.cli(&["bench", "e2e", "--topic", "b", "--record-size", "4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+}
