@@ -74,6 +74,29 @@ produce_bench() {
   local three=127.0.0.1:51251,127.0.0.1:51252,127.0.0.1:51253
   $rl topic create bench --partitions 3 --replication-factor 3 --bootstrap-server "$three" > /dev/null
   produce_runs "$three" bench
+  echo "-- bench consume (every record of the topic, from the start)"
+  $rl bench consume --bootstrap-server "$three" --topic bench
+  failover_run "$three" bench
+}
+
+# Failover unavailability: a 15 s produce run (acks=all, 1 KiB) with the leader
+# of partition 0 SIGKILLed 5 s in; the longest gap between acknowledgements.
+failover_run() {
+  local servers=$1 topic=$2 rl=target/release/raftline
+  echo "-- failover: bench produce for 15 s, the leader of $topic-0 SIGKILLed at 5 s"
+  $rl bench produce --bootstrap-server "$servers" --topic "$topic" --duration-ms 15000 \
+    --record-size 1024 --batch-size 100 --producers 4 --output json > "$dir/failover.json" &
+  local run=$!
+  sleep 5
+  local leader
+  leader=$($rl topic describe "$topic" --bootstrap-server "$servers" --output json \
+    | grep -o '"leader": *[0-9]*' | head -n 1 | grep -o '[0-9]*$')
+  echo "killing node $leader"
+  scripts/cluster.sh kill "$leader" > /dev/null
+  wait "$run"
+  echo "longest gap between acknowledgements: $(grep -o '"longest_ack_gap_ms": *[0-9.]*' "$dir/failover.json" | grep -o '[0-9.]*$') ms" \
+    "($(grep -o '"records_per_sec": *[0-9.]*' "$dir/failover.json" | grep -o '[0-9]*' | head -n 1) records/s over the run)"
+  scripts/cluster.sh restart "$leader" > /dev/null
 }
 
 case "${1:-}" in

@@ -4,7 +4,9 @@
 //!
 //! - `produce`: `--producers` closed loops, each an idempotent producer
 //!   sending `--batch-size` records of `--record-size` bytes to every
-//!   partition per send, one send in flight; latency is per send.
+//!   partition per send, one send in flight; latency is per send, and the
+//!   longest gap between two acknowledgements is the unavailability a
+//!   failover during the run caused.
 //! - `consume`: reads the topic from the beginning (every partition) until
 //!   `--records` have come or `--duration-ms` has passed.
 //! - `e2e`: one producer sends at a fixed `--rate`, gathering records for up
@@ -133,6 +135,8 @@ struct Measured {
     elapsed: Duration,
     /// Latencies in microseconds.
     latencies: Vec<u64>,
+    /// produce: when each send was acknowledged, microseconds from the start.
+    acked_at: Vec<u64>,
 }
 
 impl Measured {
@@ -142,8 +146,20 @@ impl Measured {
         sorted.get(i).map(|&us| us as f64 / 1000.0)
     }
 
+    /// The longest time between two acknowledgements (all producers
+    /// together): the unavailability a failover caused, if one happened.
+    fn longest_ack_gap_ms(&mut self) -> Option<f64> {
+        self.acked_at.sort_unstable();
+        self.acked_at
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .map(|us| us as f64 / 1000.0)
+    }
+
     fn report(mut self, config: &BenchConfig) -> serde_json::Value {
         self.latencies.sort_unstable();
+        let longest_ack_gap_ms = self.longest_ack_gap_ms();
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let l = &self.latencies;
         json!({
@@ -165,6 +181,7 @@ impl Measured {
                 "p999": Self::percentile(l, 0.999),
                 "max": l.last().map(|&us| us as f64 / 1000.0),
             },
+            "longest_ack_gap_ms": longest_ack_gap_ms,
         })
     }
 }
@@ -306,6 +323,7 @@ async fn produce(client: &Client, config: &BenchConfig) -> Result<Measured> {
                 let t = Instant::now();
                 producer.send(records).await?;
                 m.latencies.push(micros(t.elapsed()));
+                m.acked_at.push(micros(started.elapsed()));
                 m.records += n;
                 m.bytes += n * config.record_size as u64;
             }
@@ -318,6 +336,7 @@ async fn produce(client: &Client, config: &BenchConfig) -> Result<Measured> {
         total.records += m.records;
         total.bytes += m.bytes;
         total.latencies.extend(m.latencies);
+        total.acked_at.extend(m.acked_at);
     }
     total.elapsed = started.elapsed();
     Ok(total)

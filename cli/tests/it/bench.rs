@@ -35,6 +35,7 @@ fn bench_produces_consumes_and_measures_end_to_end_latency() {
     assert!(f(&produced["records_per_sec"]) > 0.0);
     let lat = &produced["latency_ms"];
     assert!(f(&lat["p50"]) <= f(&lat["p99"]) && f(&lat["p99"]) <= f(&lat["max"]));
+    assert!(f(&produced["longest_ack_gap_ms"]) <= f(&produced["seconds"]) * 1000.0);
     assert_eq!(
         cluster.partition("b", 0)["replicas"]
             .as_array()
