@@ -937,16 +937,26 @@ impl Partition {
         self.publish(&inner);
     }
 
-    /// Retention: deletes old segments entirely below the high watermark.
-    pub async fn apply_retention(&self) -> Result<(), ReplicaError> {
+    /// Runs background work (retention, cleaning) on the log in its writer
+    /// task, given the high watermark as of now and the time.
+    async fn below_high_watermark<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Log, Offset, i64) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, ReplicaError> {
         let hw = self.progress().high_watermark;
         let now = self.clock.now_ms();
-        let outcome = self
-            .log
-            .with(move |log| log.apply_retention(now, hw))
+        self.log
+            .with(move |log| job(log, hw, now))
             .await
             .and_then(|r| r)
-            .map_err(|e| self.log_err(e))?;
+            .map_err(|e| self.log_err(e))
+    }
+
+    /// Retention: deletes old segments entirely below the high watermark.
+    pub async fn apply_retention(&self) -> Result<(), ReplicaError> {
+        let outcome = self
+            .below_high_watermark(|log, hw, now| log.apply_retention(now, hw))
+            .await?;
         if !outcome.deleted_segments.is_empty() {
             tracing::info!(partition = %self.tp, segments = outcome.deleted_segments.len(), log_start = %outcome.log_start, "retention deleted segments");
             let mut inner = lock(&self.inner);
@@ -959,14 +969,9 @@ impl Partition {
     /// Compaction: one cleaner pass over the sealed segments below the high
     /// watermark, if the topic is compacted and enough of it is dirty.
     pub async fn clean(&self) -> Result<(), ReplicaError> {
-        let hw = self.progress().high_watermark;
-        let now = self.clock.now_ms();
         let outcome = self
-            .log
-            .with(move |log| log.clean(hw, now))
-            .await
-            .and_then(|r| r)
-            .map_err(|e| self.log_err(e))?;
+            .below_high_watermark(|log, hw, now| log.clean(hw, now))
+            .await?;
         if let Some(out) = outcome.filter(|o| !o.rewritten.is_empty()) {
             tracing::info!(partition = %self.tp, segments = out.rewritten.len(), removed = out.records_removed, bytes_before = out.bytes_before, bytes_after = out.bytes_after, "log cleaned");
         }

@@ -123,20 +123,16 @@ fn a_compacted_topic_keeps_each_keys_latest_value_through_a_leader_death() {
         }
         assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let compacted = loop {
-        let rows = rt.block_on(read_all(&client, "changelog"));
-        check(&rows);
-        if (rows.len() as u64) < WRITES / 2 {
-            break rows;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no compaction: {} records",
-            rows.len()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let mut compacted = Vec::new();
+    wait_for(
+        "the cleaner to compact changelog",
+        Duration::from_secs(30),
+        || {
+            compacted = rt.block_on(read_all(&client, "changelog"));
+            check(&compacted);
+            (compacted.len() as u64) < WRITES / 2
+        },
+    );
     info!(records = compacted.len(), "compacted");
 
     info!("a follower, compacting on its own, takes over with the same values");
@@ -227,40 +223,33 @@ fn the_offsets_topic_is_compacted_and_commits_survive_the_coordinators_death() {
             (seen, hw)
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (seen, hw) = count(&client);
-        info!(seen, hw, "offsets topic records");
-        assert!(hw >= WRITES);
-        if seen < WRITES / 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the offsets topic is not compacted: {seen} records"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for(
+        "the offsets topic to be compacted",
+        Duration::from_secs(30),
+        || {
+            let (seen, hw) = count(&client);
+            info!(seen, hw, "offsets topic records");
+            assert!(hw >= WRITES);
+            seen < WRITES / 2
+        },
+    );
 
     info!("the coordinator dies; the next one loads the compacted partition");
     let coordinator = cluster.partition(OFFSETS_TOPIC, p as usize)["leader"]
         .as_u64()
         .unwrap() as usize;
     cluster.kill(coordinator);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    rt.block_on(async {
-        loop {
-            match client.committed_offsets(group).await {
-                Ok(offsets) => {
+    wait_for(
+        "a coordinator with the last commit",
+        Duration::from_secs(20),
+        || {
+            // Until a new coordinator has loaded, the call fails and is asked again.
+            rt.block_on(client.committed_offsets(group))
+                .is_ok_and(|offsets| {
                     assert_eq!(offsets.get(&tp), Some(&WRITES), "the last commit survives");
-                    break;
-                }
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "no coordinator came back: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    });
+                    true
+                })
+        },
+    );
     cluster.spawn(coordinator);
 }
