@@ -248,6 +248,10 @@ impl<D: RaftDisk> Node<D> {
         let mut controller = None;
         let mut monitor = None;
         let session = settings.broker_session_timeout;
+        // A broker silent for two heartbeats has its listener probed: a
+        // crashed process is fenced then, not a session later.
+        let (probe_connector, probe_after) =
+            (parts.connector.clone(), settings.broker_heartbeat * 2);
         let mut raft_config = RaftConfig::new(settings.node_id, settings.controllers.clone());
         raft_config.clock = wall.clone();
         let raft = RaftNode::start(
@@ -258,7 +262,10 @@ impl<D: RaftDisk> Node<D> {
             parts.peer_incoming,
             |handle, routes| {
                 let node = Arc::new(ControllerNode::new(handle.clone(), PROPOSAL_TIMEOUT));
-                let lifecycle = Arc::new(BrokerLifecycle::new(node.clone(), session));
+                let lifecycle = Arc::new(
+                    BrokerLifecycle::new(node.clone(), session)
+                        .with_probes(probe_connector, probe_after),
+                );
                 monitor = Some(
                     lifecycle
                         .clone()

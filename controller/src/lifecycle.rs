@@ -8,7 +8,15 @@
 //! BrokerHeartbeat ─> session renewed ─┬─ shutting down ──────────> FenceBroker
 //!                                     └─ fenced, offset >= epoch ─> UnfenceBroker
 //! monitor tick (leader only) ─> sessions expired ─────────────────> FenceBroker
+//!                              └> silent a while, and its listener
+//!                                 refuses connections (process gone) ─> FenceBroker
 //! ```
+//!
+//! The probe is what makes a crash fail over well within the session
+//! timeout: a killed process's port refuses connections at once, while a
+//! paused process's kernel still accepts them and a cut-off host does not
+//! answer, so neither of those is fenced before its session (and so its
+//! lease, see the broker's `LinkState`) has run out.
 //!
 //! Sessions live only on the leader; every decision is a command written
 //! through Raft by the leader itself, never forwarded, so a deposed leader's
@@ -21,6 +29,7 @@ use crate::ids::{BrokerEpoch, BrokerId, PartitionIndex};
 use crate::node::{ControllerError, ControllerNode};
 use crate::sessions::BrokerSessions;
 use crate::topic_name::TopicName;
+use raftline_proto::transport::{Connector, Probe};
 use raftline_raft_store::RaftDisk;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +46,15 @@ pub struct BrokerLifecycle<D: RaftDisk> {
     sessions: Mutex<Sessions>,
     /// How long a heartbeat waits for a quorum to confirm this leader.
     confirm_within: Duration,
+    /// Probes a silent broker's listener, if set.
+    probes: Option<Probes>,
+}
+
+/// When and how the monitor probes silent brokers.
+struct Probes {
+    connector: Arc<dyn Connector>,
+    /// A broker not heard from for this long is probed each monitor tick.
+    after: Duration,
 }
 
 struct Sessions {
@@ -59,7 +77,18 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
                 leading: false,
             }),
             confirm_within: (session_timeout / 4).max(Duration::from_millis(50)),
+            probes: None,
         }
+    }
+
+    /// Probes (through `connector`) the listener of each broker silent for
+    /// `after`, and fences one whose listener refuses connections without
+    /// waiting out its session. `after` should be a few heartbeat intervals;
+    /// it is capped at the session timeout.
+    pub fn with_probes(mut self, connector: Arc<dyn Connector>, after: Duration) -> Self {
+        let after = after.min(self.lock().table.timeout());
+        self.probes = Some(Probes { connector, after });
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Sessions> {
@@ -222,7 +251,8 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
         if self.check_leading(now).is_err() {
             return Ok(Vec::new());
         }
-        let expired = self.lock().table.expired(now);
+        let mut expired = self.lock().table.expired(now);
+        expired.extend(self.gone(now).await);
         let state = self.node.state();
         let mut fenced = Vec::new();
         for (id, epoch) in expired {
@@ -230,7 +260,7 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
                 .broker(id)
                 .is_some_and(|b| b.epoch == epoch && !b.fenced);
             if live {
-                tracing::warn!(broker = %id, epoch = %epoch, "broker session expired: fencing it");
+                tracing::warn!(broker = %id, epoch = %epoch, "broker session expired or its process is gone: fencing it");
                 self.node
                     .propose_as_leader(&Command::FenceBroker {
                         id,
@@ -242,6 +272,45 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
             self.lock().table.remove(id);
         }
         Ok(fenced)
+    }
+
+    /// The silent brokers whose listener refuses connections: their process
+    /// is gone. Probed concurrently, each within the connector's deadline.
+    async fn gone(&self, now: Instant) -> Vec<(BrokerId, BrokerEpoch)> {
+        let Some(probes) = &self.probes else {
+            return Vec::new();
+        };
+        let silent = self.lock().table.silent(now, probes.after);
+        if silent.is_empty() {
+            return Vec::new();
+        }
+        let state = self.node.state();
+        let attempts = silent.into_iter().filter_map(|(id, epoch)| {
+            let broker = state.broker(id)?;
+            if broker.epoch != epoch || broker.fenced {
+                return None;
+            }
+            // Every listener of the process: gone only if all refuse.
+            let probes: Vec<_> = broker
+                .endpoints
+                .values()
+                .map(|addr| probes.connector.probe(addr))
+                .collect();
+            let endpoints: Vec<String> = broker.endpoints.values().cloned().collect();
+            Some(async move {
+                let found = futures_util::future::join_all(probes).await;
+                let refused = !found.is_empty() && found.iter().all(|p| *p == Probe::Refused);
+                if refused {
+                    tracing::warn!(broker = %id, epoch = %epoch, ?endpoints, "broker silent and its listeners refuse connections: its process is gone");
+                }
+                refused.then_some((id, epoch))
+            })
+        });
+        futures_util::future::join_all(attempts)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Errs with `NotController` unless this node leads; a node that has just

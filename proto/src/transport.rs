@@ -3,14 +3,50 @@
 //! own network. Shared by the Raft network (raft-store) and the broker's link
 //! to the controllers.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
+
+/// What a TCP connection attempt to a node's listener found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Something accepted the connection: a process listens there (it may
+    /// still be paused: the kernel accepts for a stopped process).
+    Listening,
+    /// The connection was actively refused: nothing listens there, so the
+    /// process that did is gone (crashed, killed, or shutting down).
+    Refused,
+    /// No answer in time, or another error: nothing can be concluded (a
+    /// network partition, a lost host).
+    Unknown,
+}
+
+/// A boxed [`Probe`] in the making.
+pub type ProbeFuture = Pin<Box<dyn Future<Output = Probe> + Send + 'static>>;
+
+/// The [`Probe`] for a connection attempt given `within` to finish.
+pub async fn probe_within<T>(
+    within: Duration,
+    attempt: impl Future<Output = std::io::Result<T>>,
+) -> Probe {
+    match tokio::time::timeout(within, attempt).await {
+        Ok(Ok(_)) => Probe::Listening,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Probe::Refused,
+        Ok(Err(_)) | Err(_) => Probe::Unknown,
+    }
+}
 
 /// Makes gRPC channels to `host:port` addresses.
 pub trait Connector: Send + Sync + 'static {
     /// A channel that connects on first use and reconnects after failures.
     /// Fails only if the address cannot be a URI.
     fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error>;
+
+    /// One plain connection attempt to `addr`, closed at once: whether a
+    /// process listens there. The controller uses it to tell a crashed
+    /// broker from a slow or cut-off one before its session runs out.
+    fn probe(&self, addr: &str) -> ProbeFuture;
 }
 
 /// Plain TCP, for real nodes.
@@ -53,6 +89,11 @@ impl Connector for TcpConnector {
         Ok(peer_endpoint(addr, self.connect_timeout)?
             .tcp_nodelay(true)
             .connect_lazy())
+    }
+
+    fn probe(&self, addr: &str) -> ProbeFuture {
+        let (addr, within) = (addr.to_string(), self.connect_timeout);
+        Box::pin(probe_within(within, tokio::net::TcpStream::connect(addr)))
     }
 }
 

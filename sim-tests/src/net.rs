@@ -2,7 +2,7 @@
 //! channels dial through turmoil, and the accepted-connection stream a node's
 //! servers take. Host names resolve through turmoil's DNS ("n1:9000").
 
-use raftline_proto::transport::{peer_endpoint, Connector};
+use raftline_proto::transport::{peer_endpoint, probe_within, Connector, ProbeFuture};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -45,6 +45,11 @@ impl Connector for SimConnector {
         Ok(peer_endpoint(addr, self.connect_timeout)?
             .http2_reset_stream_duration(Duration::from_secs(24 * 3600))
             .connect_with_connector_lazy(dial))
+    }
+
+    fn probe(&self, addr: &str) -> ProbeFuture {
+        let (addr, within) = (addr.to_string(), self.connect_timeout);
+        Box::pin(probe_within(within, turmoil::net::TcpStream::connect(addr)))
     }
 }
 

@@ -186,6 +186,9 @@ impl Link {
             }
         }
         // Controlled shutdown: move leaderships away before the process goes.
+        // The lease goes first: once the controller fences this broker (now,
+        // or on finding its listener closed), others may take over at once.
+        self.state.send_modify(|s| s.lease_until = None);
         self.heartbeat(epoch, cache.offset(), true).await;
     }
 

@@ -10,6 +10,7 @@ use raftline_controller::{
 use raftline_proto::pb::broker_lifecycle_client::BrokerLifecycleClient;
 use raftline_proto::pb::broker_lifecycle_server::BrokerLifecycleServer;
 use raftline_proto::pb::{self, ErrorCode};
+use raftline_proto::transport::TcpConnector;
 use raftline_raft_store::local_cluster::{wait_until, LocalCluster};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -63,6 +64,15 @@ async fn beat(
     }
 }
 
+/// Whether controller `node`'s applied state has `broker` fenced.
+fn fenced_on(cluster: &LocalCluster<ControllerMachine>, node: u64, broker: u32) -> bool {
+    cluster
+        .node(node)
+        .unwrap()
+        .machine()
+        .with_machine(|m| m.state().broker(BrokerId(broker)).is_some_and(|b| b.fenced))
+}
+
 fn heartbeat(id: u32, epoch: u64, offset: u64, shutting_down: bool) -> pb::BrokerHeartbeatRequest {
     pb::BrokerHeartbeatRequest {
         broker_id: id,
@@ -85,6 +95,16 @@ fn register(id: u32, incarnation: u64) -> pb::RegisterBrokerRequest {
 /// Three controllers serving BrokerLifecycle, each with a session monitor
 /// that runs until `stop`.
 async fn start(stop: &CancellationToken) -> LocalCluster<ControllerMachine> {
+    start_with(stop, SESSION, None).await
+}
+
+/// As [`start`], with another session timeout and, given `probe_after`,
+/// probes of silent brokers' listeners.
+async fn start_with(
+    stop: &CancellationToken,
+    session: Duration,
+    probe_after: Option<Duration>,
+) -> LocalCluster<ControllerMachine> {
     let monitor_stop = stop.clone();
     LocalCluster::start_with_services(
         3,
@@ -92,7 +112,11 @@ async fn start(stop: &CancellationToken) -> LocalCluster<ControllerMachine> {
         |_| {},
         move |handle, routes| {
             let node = Arc::new(ControllerNode::new(handle.clone(), Duration::from_secs(5)));
-            let lifecycle = Arc::new(BrokerLifecycle::new(node, SESSION));
+            let mut lifecycle = BrokerLifecycle::new(node, session);
+            if let Some(after) = probe_after {
+                lifecycle = lifecycle.with_probes(Arc::new(TcpConnector::default()), after);
+            }
+            let lifecycle = Arc::new(lifecycle);
             drop(
                 lifecycle
                     .clone()
@@ -244,15 +268,7 @@ async fn brokers_register_heartbeat_and_are_fenced_when_silent() {
         "placement gives broker 2 one partition to lead"
     );
     wait_until("broker 2 to be fenced after its session", WITHIN, || {
-        let state = cluster
-            .node(1)
-            .unwrap()
-            .machine()
-            .with_machine(|m| m.state().clone());
-        state
-            .broker(BrokerId(2))
-            .is_some_and(|b| b.fenced)
-            .then_some(())
+        fenced_on(&cluster, 1, 2).then_some(())
     })
     .await
     .unwrap();
@@ -310,6 +326,63 @@ async fn brokers_register_heartbeat_and_are_fenced_when_silent() {
     stop.cancel();
     beating.await.unwrap();
     cluster.stop_all().await.unwrap();
+}
+
+/// A silent broker whose listener refuses connections (its process is gone)
+/// is fenced long before its session expires; one whose listener still
+/// accepts (a paused or slow process) keeps its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_broker_whose_listener_refuses_is_fenced_before_its_session_ends() {
+    let stop = CancellationToken::new();
+    let cluster = start_with(
+        &stop,
+        Duration::from_secs(60),
+        Some(Duration::from_millis(200)),
+    )
+    .await;
+    let leader = cluster.leader().await.unwrap();
+    // Broker 1's port had a listener that is gone; broker 2's listens.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone_addr = gone.local_addr().unwrap().to_string();
+    drop(gone);
+    let listening = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listening_addr = listening.local_addr().unwrap().to_string();
+    let mut epochs = BTreeMap::new();
+    for (id, addr) in [(1u32, &gone_addr), (2, &listening_addr)] {
+        let mut request = register(id, u64::from(id));
+        request.endpoints = [("client".to_string(), addr.clone())].into();
+        let epoch = client(&cluster, leader)
+            .await
+            .register_broker(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .broker_epoch;
+        let answer = beat(&cluster, heartbeat(id, epoch, epoch, false))
+            .await
+            .unwrap();
+        assert!(!answer.fenced, "broker {id} caught up is unfenced");
+        epochs.insert(id, epoch);
+    }
+    // Both fall silent; the session (60 s) is far from over.
+    let started = tokio::time::Instant::now();
+    wait_until(
+        "the broker whose listener refuses to be fenced (within 10 s, not its 60 s session)",
+        WITHIN,
+        || fenced_on(&cluster, leader, 1).then_some(()),
+    )
+    .await
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let state = leader_state(&cluster).await;
+    let listening_broker = state.broker(BrokerId(2)).unwrap();
+    assert!(
+        !listening_broker.fenced,
+        "a broker whose listener accepts keeps its session: {listening_broker:?}"
+    );
+    assert_eq!(listening_broker.epoch.0, epochs[&2]);
+    drop(listening);
+    stop.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
