@@ -2,9 +2,14 @@
 # Benchmarks with their raw baselines measured in the same run.
 #
 #   scripts/bench.sh log      the log engine (criterion) + disk baselines (dd)
-#   scripts/bench.sh produce  produce throughput and end-to-end latency: 1 node
-#                             RF 1, then 3 nodes RF 3 acks=all (`raftline bench`)
-#                             + disk baselines
+#   scripts/bench.sh produce  the standard suite (`raftline bench`): 1 node RF 1,
+#                             then 3 nodes RF 3 with acks=1 and acks=all, 1 KiB and
+#                             100 B records; consumer throughput; end-to-end latency
+#                             at half the 3-node acks=all peak; failover (the
+#                             longest gap between acknowledgements when a
+#                             partition leader is SIGKILLed) + disk and loopback
+#                             TCP baselines; each result also as a fraction of its
+#                             baseline
 #
 # Files go under $RAFTLINE_BENCH_DIR (default: target/bench-tmp, on the same disk
 # as the build). Release mode always.
@@ -27,6 +32,20 @@ baselines() {
   rm -f "$f"
 }
 
+# Loopback TCP, same run: 64 KiB writes over one connection (MB/s) and a
+# 1-byte ping-pong (round trip).
+loopback_mbps=0
+loopback_baseline() {
+  target/release/raftline bench loopback --record-size 65536 --duration-ms 3000 --output json > "$dir/loopback.json"
+  loopback_mbps=$(field "$dir/loopback.json" mb_per_sec)
+  echo "loopback TCP, 64 KiB writes, one connection: $(round "$loopback_mbps") MB/s; 1-byte round trip p50 $(field "$dir/loopback.json" p50) ms, p99 $(field "$dir/loopback.json" p99) ms"
+}
+
+# A number from a `raftline bench --output json` report: field FILE KEY.
+field() { grep -o "\"$2\": *[0-9.e+-]*" "$1" | head -n 1 | sed -E 's/.*: *//'; }
+round() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
 # Waits until `cluster describe` at $1 shows $2 live brokers.
 wait_live() {
   for _ in $(seq 1 300); do
@@ -39,16 +58,41 @@ wait_live() {
   exit 1
 }
 
+# One bench produce run, printed with its fractions: run NAME ARGS...; the
+# report stays in $dir/NAME.json.
+declare -A one_node
+produce_run() {
+  local name=$1 servers=$2 topic=$3
+  shift 3
+  echo "-- bench produce $*"
+  target/release/raftline bench produce --bootstrap-server "$servers" --topic "$topic" --output json "$@" > "$dir/$name.json"
+  local mbps
+  mbps=$(field "$dir/$name.json" mb_per_sec)
+  local line
+  line="$(round "$(field "$dir/$name.json" records_per_sec)") records/s, $(round "$mbps") MB/s, send p50 $(field "$dir/$name.json" p50) ms, p99 $(field "$dir/$name.json" p99) ms; $(ratio "$mbps" "$loopback_mbps") of loopback TCP"
+  case "$name" in
+    one-*) one_node[${name#one-}]=$mbps ;;
+    *) line="$line, $(ratio "$mbps" "${one_node[${name#*-}]:-0}") of 1 node RF 1" ;;
+  esac
+  echo "$line"
+}
+
+# $1: label (one, acks1, acksall), $2 servers, $3 topic, $4 acks.
 produce_runs() {
+  local label=$1 servers=$2 topic=$3 acks=$4
+  produce_run "$label-1k" "$servers" "$topic" --acks "$acks" --records 300000 --record-size 1024 --batch-size 500 --producers 4
+  produce_run "$label-100" "$servers" "$topic" --acks "$acks" --records 300000 --record-size 100 --batch-size 2000 --producers 4
+}
+
+# End-to-end latency at half the 3-node acks=all 1 KiB peak.
+e2e_run() {
   local servers=$1 topic=$2
-  for args in "--record-size 1024 --batch-size 500 --producers 4" "--record-size 100 --batch-size 2000 --producers 4"; do
-    echo "-- bench produce --records 300000 $args"
-    # shellcheck disable=SC2086
-    target/release/raftline bench produce --bootstrap-server "$servers" --topic "$topic" --records 300000 $args
-  done
-  echo "-- bench e2e --rate 5000 --record-size 1024 --linger-ms 5 --duration-ms 10000"
-  target/release/raftline bench e2e --bootstrap-server "$servers" --topic "$topic" --rate 5000 \
-    --record-size 1024 --linger-ms 5 --duration-ms 10000
+  local rate
+  rate=$(awk -v r="$(field "$dir/acksall-1k.json" records_per_sec)" 'BEGIN { printf "%d", r / 2 }')
+  echo "-- bench e2e --rate $rate (half the acks=all 1 KiB peak) --record-size 1024 --linger-ms 5 --duration-ms 10000"
+  target/release/raftline bench e2e --bootstrap-server "$servers" --topic "$topic" --rate "$rate" \
+    --record-size 1024 --linger-ms 5 --duration-ms 10000 --output json > "$dir/e2e.json"
+  echo "$(round "$(field "$dir/e2e.json" records_per_sec)") records/s delivered; produce-to-consume latency p50 $(field "$dir/e2e.json" p50) ms, p99 $(field "$dir/e2e.json" p99) ms, p99.9 $(field "$dir/e2e.json" p999) ms, max $(field "$dir/e2e.json" max) ms (loopback round trip p99 $(field "$dir/loopback.json" p99) ms)"
 }
 
 produce_bench() {
@@ -62,36 +106,48 @@ produce_bench() {
   trap 'kill $pid 2>/dev/null || true' EXIT
   wait_live 127.0.0.1:51051 1
   $rl topic create bench --partitions 3 --replication-factor 1 --bootstrap-server 127.0.0.1:51051 > /dev/null
-  produce_runs 127.0.0.1:51051 bench
+  produce_runs one 127.0.0.1:51051 bench all
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   trap - EXIT
-  echo "== 3 nodes, RF 3, acks=all"
+  echo "== 3 nodes, RF 3"
   export RAFTLINE_CLUSTER_DIR="$dir/cluster" RAFTLINE_CLUSTER_CLIENT_BASE=51250 RAFTLINE_CLUSTER_PEER_BASE=51350
   scripts/cluster.sh clean > /dev/null 2>&1 || true
   scripts/cluster.sh up > /dev/null
   trap 'scripts/cluster.sh clean > /dev/null 2>&1 || true' EXIT
   local three=127.0.0.1:51251,127.0.0.1:51252,127.0.0.1:51253
   $rl topic create bench --partitions 3 --replication-factor 3 --bootstrap-server "$three" > /dev/null
-  produce_runs "$three" bench
+  echo "-- acks=1"
+  produce_runs acks1 "$three" bench 1
+  echo "-- acks=all"
+  produce_runs acksall "$three" bench all
+  e2e_run "$three" bench
   echo "-- bench consume (every record of the topic, from the start)"
-  $rl bench consume --bootstrap-server "$three" --topic bench
+  $rl bench consume --bootstrap-server "$three" --topic bench --output json > "$dir/consume.json"
+  local mbps
+  mbps=$(field "$dir/consume.json" mb_per_sec)
+  echo "$(round "$(field "$dir/consume.json" records_per_sec)") records/s, $(round "$mbps") MB/s; $(ratio "$mbps" "$loopback_mbps") of loopback TCP"
+  failover_run "$three" bench
+  failover_run "$three" bench
   failover_run "$three" bench
 }
 
-# Failover unavailability: a 15 s produce run (acks=all, 1 KiB) with the leader
-# of partition 0 SIGKILLed 5 s in; the longest gap between acknowledgements.
+# Failover unavailability: a 10 s produce run (acks=all, 1 KiB) with the leader
+# of partition 0 SIGKILLed 4 s in; the longest gap between acknowledgements.
 failover_run() {
   local servers=$1 topic=$2 rl=target/release/raftline
-  echo "-- failover: bench produce for 15 s, the leader of $topic-0 SIGKILLed at 5 s"
-  $rl bench produce --bootstrap-server "$servers" --topic "$topic" --duration-ms 15000 \
+  echo "-- failover: bench produce for 10 s, the leader of $topic-0 SIGKILLed at 4 s"
+  $rl bench produce --bootstrap-server "$servers" --topic "$topic" --duration-ms 10000 \
     --record-size 1024 --batch-size 100 --producers 4 --output json > "$dir/failover.json" &
   local run=$!
-  sleep 5
+  sleep 4
   local leader
   leader=$($rl topic describe "$topic" --bootstrap-server "$servers" --output json \
     | grep -o '"leader": *[0-9]*' | head -n 1 | grep -o '[0-9]*$')
-  echo "killing node $leader"
+  local controller
+  controller=$($rl cluster describe --bootstrap-server "$servers" --output json \
+    | grep -o '"controller_leader": *[0-9]*' | grep -o '[0-9]*$')
+  echo "killing node $leader (the controller leader is node $controller)"
   scripts/cluster.sh kill "$leader" > /dev/null
   wait "$run"
   echo "longest gap between acknowledgements: $(grep -o '"longest_ack_gap_ms": *[0-9.]*' "$dir/failover.json" | grep -o '[0-9.]*$') ms" \
@@ -102,8 +158,11 @@ failover_run() {
 case "${1:-}" in
   produce)
     baselines
+    cargo build --release --locked -q -p raftline --bin raftline
+    loopback_baseline
     produce_bench
     baselines
+    loopback_baseline
     ;;
   log)
     baselines

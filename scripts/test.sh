@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test in the workspace: unit, property, crash-recovery, replication,
-# end-to-end on real processes, and the README quickstart (which runs
-# scripts/cluster.sh and so the release binary). This is the README's test
-# command and the one .ci/run calls.
+# end-to-end on real processes, the README quickstart (which runs
+# scripts/cluster.sh and so the release binary), then a short chaos round
+# against a real three-node cluster (scripts/chaos.sh, fixed seed). This is
+# the README's test command and the one .ci/run calls. Arguments go to
+# `cargo test` (and skip the chaos round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Built first, so the quickstart test does not compile while other tests run.
 cargo build --release --locked -q -p raftline
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+if [ $# -eq 0 ]; then
+  echo "== scripts/chaos.sh --duration 20 --seed 7"
+  scripts/chaos.sh --duration 20 --seed 7
+fi

@@ -15,6 +15,10 @@
 //!   from the end; latency is from a record's intended send time (written in
 //!   its value) to its arrival at the consumer, so a stalled producer counts
 //!   against the system, not for it.
+//! - `loopback`: no cluster; the raw baseline the others read against, on
+//!   the same machine in the same run: one TCP connection over 127.0.0.1
+//!   streaming `--record-size`-byte writes to a reader for `--duration-ms`
+//!   (MB/s), then a 1-byte ping-pong (round-trip latency percentiles).
 
 use crate::data::AcksArg;
 use crate::Output;
@@ -33,6 +37,8 @@ pub enum Workload {
     Consume,
     /// A fixed-rate producer and a consumer: end-to-end latency.
     E2e,
+    /// Raw TCP over loopback, no cluster: the network baseline.
+    Loopback,
 }
 
 /// `raftline bench`'s flags.
@@ -217,6 +223,68 @@ pub async fn run(
         Workload::Produce => produce(&client, &config).await?,
         Workload::Consume => consume(&client, &config).await?,
         Workload::E2e => e2e(&client, &config).await?,
+        Workload::Loopback => bail!("the loopback workload needs no cluster"),
+    };
+    let report = measured.report(&config);
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Table => print_table(&report),
+    }
+    Ok(())
+}
+
+/// The loopback baseline: a stream of `record_size`-byte writes to a reader
+/// over one 127.0.0.1 connection for the duration (throughput), then 1-byte
+/// round trips for a tenth of it (latency). Nagle off, as on the nodes.
+pub async fn loopback(config: BenchConfig, output: Output) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        // First connection: read to the end. Second: echo every byte.
+        let (mut stream, _) = listener.accept().await?;
+        let mut buf = vec![0u8; 1 << 20];
+        while stream.read(&mut buf).await? > 0 {}
+        let (mut pings, _) = listener.accept().await?;
+        pings.set_nodelay(true)?;
+        let mut ping = [0u8; 1];
+        while pings.read_exact(&mut ping).await.is_ok() {
+            pings.write_all(&ping).await?;
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let chunk = vec![0u8; config.record_size.max(1)];
+    let started = Instant::now();
+    let (mut bytes, mut records) = (0u64, 0u64);
+    while started.elapsed() < config.duration {
+        stream.write_all(&chunk).await?;
+        bytes += chunk.len() as u64;
+        records += 1;
+    }
+    stream.shutdown().await?;
+    let elapsed = started.elapsed();
+    drop(stream);
+    let mut pings = tokio::net::TcpStream::connect(addr).await?;
+    pings.set_nodelay(true)?;
+    let mut latencies = Vec::new();
+    let ping_started = Instant::now();
+    let mut pong = [0u8; 1];
+    while ping_started.elapsed() < config.duration / 10 {
+        let sent = Instant::now();
+        pings.write_all(&[1]).await?;
+        pings.read_exact(&mut pong).await?;
+        latencies.push(micros(sent.elapsed()));
+    }
+    drop(pings);
+    server.await.context("the loopback reader")??;
+    let measured = Measured {
+        records,
+        bytes,
+        elapsed,
+        latencies,
+        acked_at: Vec::new(),
     };
     let report = measured.report(&config);
     match output {
