@@ -10,7 +10,7 @@
 //! - `consume`: reads the topic from the beginning (every partition) until
 //!   `--records` have come or `--duration-ms` has passed (throughput only:
 //!   no latency figures).
-//! - `e2e`: one producer sends at a fixed `--rate`, gathering records for up
+//! - `e2e`: `--producers` producers send at a fixed `--rate` together, gathering records for up
 //!   to `--linger-ms` or `--batch-size` per partition, while a consumer reads
 //!   from the end; latency is from a record's intended send time (written in
 //!   its value) to its arrival at the consumer, so a stalled producer counts
@@ -20,7 +20,7 @@
 //!   streaming `--record-size`-byte writes to a reader for `--duration-ms`
 //!   (MB/s), then a 1-byte ping-pong (round-trip latency percentiles).
 
-use crate::data::AcksArg;
+use crate::data::{now_ms, AcksArg};
 use crate::Output;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -70,7 +70,8 @@ pub struct BenchArgs {
     /// Acknowledgement: all, 1 or 0.
     #[arg(long, value_enum, default_value_t = AcksArg::All)]
     pub acks: AcksArg,
-    /// Concurrent producers (produce).
+    /// Concurrent producers (produce: closed loops; e2e: open loops
+    /// sharing --rate).
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
     /// How long the load runs.
@@ -386,7 +387,7 @@ async fn produce(client: &Client, config: &BenchConfig) -> Result<Measured> {
                     .map(|_| ProducerRecord {
                         key: None,
                         value: Some(value.clone()),
-                        timestamp: 0,
+                        timestamp: now_ms(),
                     })
                     .collect();
                 let t = Instant::now();
@@ -444,38 +445,43 @@ async fn consume(client: &Client, config: &BenchConfig) -> Result<Measured> {
 async fn e2e(client: &Client, config: &BenchConfig) -> Result<Measured> {
     let mut consumer = Consumer::new(client.clone(), &config.topic, None, StartAt::Latest).await?;
     let partitions = client.partitions(&config.topic).await?.len().max(1) as u64;
-    let mut producer = Producer::new(client.clone(), &config.topic, acks(config.acks)).await?;
     let started = Instant::now();
     let total = config
         .records
         .unwrap_or((config.rate as f64 * config.duration.as_secs_f64()) as u64);
+    // Producer k of n takes records k, k + n, k + 2n, ... of one schedule at
+    // the whole rate: each runs open loop at rate / n, one send in flight.
     let per_record = Duration::from_secs_f64(1.0 / config.rate as f64);
     let max_batch = config.batch_size as u64 * partitions;
-    let producing = {
-        let (config, started) = (config.clone(), started);
-        tokio::spawn(async move {
+    let n = config.producers.max(1) as u64;
+    let mut producing = Vec::new();
+    for k in 0..n {
+        let mut producer = Producer::new(client.clone(), &config.topic, acks(config.acks)).await?;
+        let config = config.clone();
+        producing.push(tokio::spawn(async move {
+            let due = |j: u64| started + per_record.mul_f64((j * n + k) as f64);
+            let mine = total / n + u64::from(k < total % n);
             let mut next = 0u64;
-            while next < total {
+            while next < mine {
                 // Records whose time has come, or that will within the linger.
-                let due = |i: u64| started + per_record.mul_f64(i as f64);
                 tokio::time::sleep_until(due(next).into()).await;
                 let horizon = Instant::now() + config.linger;
                 let mut end = next + 1;
-                while end < total && end - next < max_batch && due(end) <= horizon {
+                while end < mine && end - next < max_batch && due(end) <= horizon {
                     end += 1;
                 }
                 if end - next > 1 || !config.linger.is_zero() {
                     tokio::time::sleep_until(due(end - 1).max(Instant::now()).into()).await;
                 }
                 let records = (next..end)
-                    .map(|i| {
+                    .map(|j| {
                         let mut value = vec![b'x'; config.record_size];
-                        let at = micros(due(i) - started);
+                        let at = micros(due(j) - started);
                         value[..8].copy_from_slice(&at.to_be_bytes());
                         ProducerRecord {
                             key: None,
                             value: Some(value.into()),
-                            timestamp: 0,
+                            timestamp: now_ms(),
                         }
                     })
                     .collect();
@@ -483,8 +489,8 @@ async fn e2e(client: &Client, config: &BenchConfig) -> Result<Measured> {
                 next = end;
             }
             anyhow::Ok(())
-        })
-    };
+        }));
+    }
     let mut m = Measured::default();
     let deadline = started + config.duration + Duration::from_secs(10);
     while m.records < total && Instant::now() < deadline {
@@ -502,7 +508,9 @@ async fn e2e(client: &Client, config: &BenchConfig) -> Result<Measured> {
         }
     }
     m.elapsed = started.elapsed();
-    producing.await.context("the producer task failed")??;
+    for task in producing {
+        task.await.context("a producer task failed")??;
+    }
     if m.records < total {
         bail!(
             "the consumer saw {} of {total} records within 10 s after the run",

@@ -11,7 +11,7 @@ use raftline::client::{
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Lines gathered into one send.
@@ -32,10 +32,10 @@ pub enum AcksArg {
     Zero,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// Now, in ms since the epoch: a record's create time.
+pub fn now_ms() -> i64 {
+    use raftline_broker::clock::Clock;
+    raftline_broker::clock::SystemClock.now_ms()
 }
 
 /// Connects a client to `servers`.

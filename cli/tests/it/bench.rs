@@ -49,12 +49,14 @@ fn bench_produces_consumes_and_measures_end_to_end_latency() {
     assert_eq!(consumed["records"], 3000);
     assert_eq!(consumed["bytes"], 300_000);
 
-    info!("e2e: a fixed rate, every record's latency measured");
+    info!("e2e: a fixed rate shared by three producers, every record's latency measured");
     let e2e = cluster.json(&[
         "bench",
         "e2e",
         "--topic",
         "b",
+        "--producers",
+        "3",
         "--rate",
         "500",
         "--duration-ms",
@@ -88,4 +90,37 @@ fn bench_produces_consumes_and_measures_end_to_end_latency() {
     let out = cluster.cli(&["bench", "e2e", "--topic", "b", "--record-size", "4"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+}
+
+/// The loopback baseline needs no cluster and measures both throughput and
+/// round trips.
+#[test]
+fn bench_loopback_measures_raw_tcp() {
+    let out = std::process::Command::new(crate::procs::BIN)
+        .args([
+            "bench",
+            "loopback",
+            "--record-size",
+            "4096",
+            "--duration-ms",
+            "300",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["workload"], "loopback");
+    let records = report["records"].as_u64().unwrap();
+    assert!(records > 0);
+    assert_eq!(report["bytes"].as_u64(), Some(records * 4096));
+    assert!(f(&report["mb_per_sec"]) > 0.0);
+    assert!(report["latency_ms"]["samples"].as_u64().unwrap() > 0);
+    let lat = &report["latency_ms"];
+    assert!(f(&lat["p50"]) <= f(&lat["p99"]) && f(&lat["p99"]) <= f(&lat["max"]));
 }

@@ -269,9 +269,10 @@ async fn send_recorded(
 ) -> bool {
     let mut queues: BTreeMap<u32, VecDeque<String>> = BTreeMap::new();
     // Real create times: time-based retention judges segments by them.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now_ms = {
+        use raftline_broker::clock::Clock;
+        raftline_broker::clock::SystemClock.now_ms()
+    };
     let records: Vec<ProducerRecord> = values
         .iter()
         .map(|v| {
