@@ -570,6 +570,7 @@ impl Client {
             match result {
                 Ok(v) => return Ok(v),
                 Err(e) if e.retriable() && tokio::time::Instant::now() < give_up => {
+                    tracing::debug!(%topic, partition = p, error = %e, "retriable; retrying after the backoff");
                     tokio::time::sleep(self.config.retry_backoff).await;
                     self.reroute(topic, p, &e).await;
                 }
