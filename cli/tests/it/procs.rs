@@ -28,12 +28,42 @@ impl Drop for ProcCluster {
     }
 }
 
+/// A free port for a test node.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports(1)
+}
+
+/// The first of `n` consecutive free ports, each handed out once per test
+/// process, from below the kernel's ephemeral range: a port found free there
+/// stays free until a node binds it, since no outgoing connection is ever
+/// given one. (A port from binding port 0 could be taken by any outgoing
+/// connection before its node bound it, and was: the node exited and its
+/// cluster never came up.)
+pub fn free_ports(n: u16) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOWEST: u16 = 20_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let ceiling = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    assert!(
+        ceiling > LOWEST + 2_000,
+        "the ephemeral port range starts at {ceiling}: too low for the test ports"
+    );
+    // Two test processes at once (a local run beside CI) start apart.
+    let start = LOWEST + (std::process::id() % u32::from(ceiling - LOWEST - 1_000)) as u16;
+    let _ = NEXT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let first = NEXT.fetch_add(n, Ordering::SeqCst);
+        if first.checked_add(n).is_none_or(|end| end >= ceiling) {
+            NEXT.store(LOWEST, Ordering::SeqCst);
+            continue;
+        }
+        if (first..first + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return first;
+        }
+    }
 }
 
 /// Polls `check` every 100 ms until it holds; panics with `what` after `limit`.

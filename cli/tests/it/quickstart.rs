@@ -4,7 +4,7 @@
 //! build) in a temporary directory on free ports, so a cluster the developer
 //! has running is left alone.
 
-use crate::procs::free_port;
+use crate::procs::free_ports;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,15 +33,7 @@ fn quickstart_block() -> String {
 
 /// Three consecutive free ports' base: base + 1..=3 are all free.
 fn free_base() -> u16 {
-    for _ in 0..100 {
-        let p = free_port();
-        let base = p.saturating_sub(1);
-        let ok = (1..=3).all(|n| std::net::TcpListener::bind(("127.0.0.1", base + n)).is_ok());
-        if ok && base > 1024 && base < 60000 {
-            return base;
-        }
-    }
-    panic!("no three consecutive free ports");
+    free_ports(3) - 1
 }
 
 /// Stops whatever the script started, even if the test fails midway.
