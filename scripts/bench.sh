@@ -160,8 +160,8 @@ failover_run() {
   echo "killing node $leader (the controller leader is node $controller)"
   scripts/cluster.sh kill "$leader" > /dev/null
   wait "$run"
-  echo "longest gap between acknowledgements: $(grep -o '"longest_ack_gap_ms": *[0-9.]*' "$dir/failover.json" | grep -o '[0-9.]*$') ms" \
-    "($(grep -o '"records_per_sec": *[0-9.]*' "$dir/failover.json" | grep -o '[0-9]*' | head -n 1) records/s over the run)"
+  echo "longest gap between acknowledgements: $(field "$dir/failover.json" longest_ack_gap_ms) ms" \
+    "($(round "$(field "$dir/failover.json" records_per_sec)") records/s over the run)"
   scripts/cluster.sh restart "$leader" > /dev/null
 }
 

@@ -226,12 +226,7 @@ pub async fn run(
         Workload::E2e => e2e(&client, &config).await?,
         Workload::Loopback => bail!("the loopback workload needs no cluster"),
     };
-    let report = measured.report(&config);
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Output::Table => print_table(&report),
-    }
-    Ok(())
+    print_report(&measured.report(&config), output)
 }
 
 /// The loopback baseline: a stream of `record_size`-byte writes to a reader
@@ -287,10 +282,13 @@ pub async fn loopback(config: BenchConfig, output: Output) -> Result<()> {
         latencies,
         acked_at: Vec::new(),
     };
-    let report = measured.report(&config);
+    print_report(&measured.report(&config), output)
+}
+
+fn print_report(report: &serde_json::Value, output: Output) -> Result<()> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Output::Table => print_table(&report),
+        Output::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        Output::Table => print_table(report),
     }
     Ok(())
 }

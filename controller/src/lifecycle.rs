@@ -275,12 +275,15 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
     }
 
     /// The silent brokers whose listener refuses connections: their process
-    /// is gone. Probed concurrently, each within the connector's deadline.
+    /// is gone. Probed concurrently; a probe not answered within `after` (a
+    /// cut-off host) counts as not refused, so a partition never holds up
+    /// the monitor's tick, and with it the other brokers' expiry, for the
+    /// connector's whole connect deadline.
     async fn gone(&self, now: Instant) -> Vec<(BrokerId, BrokerEpoch)> {
-        let Some(probes) = &self.probes else {
+        let Some(Probes { connector, after }) = &self.probes else {
             return Vec::new();
         };
-        let silent = self.lock().table.silent(now, probes.after);
+        let silent = self.lock().table.silent(now, *after);
         if silent.is_empty() {
             return Vec::new();
         }
@@ -294,11 +297,13 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
             let probes: Vec<_> = broker
                 .endpoints
                 .values()
-                .map(|addr| probes.connector.probe(addr))
+                .map(|addr| connector.probe(addr))
                 .collect();
             let endpoints: Vec<String> = broker.endpoints.values().cloned().collect();
             Some(async move {
-                let found = futures_util::future::join_all(probes).await;
+                let found = tokio::time::timeout(*after, futures_util::future::join_all(probes))
+                    .await
+                    .unwrap_or_default();
                 let refused = !found.is_empty() && found.iter().all(|p| *p == Probe::Refused);
                 if refused {
                     tracing::warn!(broker = %id, epoch = %epoch, ?endpoints, "broker silent and its listeners refuse connections: its process is gone");

@@ -1,12 +1,13 @@
 //! Faults at random from a seed, one at a time, each healed before the next.
 
 use crate::cluster::Cluster;
+use crate::locked;
 use crate::net::Mode;
 use anyhow::Result;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One fault as injected.
@@ -40,10 +41,6 @@ const KINDS: [Kind; 6] = [
     Kind::KillUnderLoad,
 ];
 
-fn lock(cluster: &Mutex<Cluster>) -> MutexGuard<'_, Cluster> {
-    cluster.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Injects faults from `seed` until `until`; `burst` asks the load for heavy
 /// writes (the fsync-heavy kill). Returns what it did.
 pub fn run(
@@ -56,7 +53,7 @@ pub fn run(
 ) -> Result<Vec<Injected>> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut done = Vec::new();
-    let nodes = lock(&cluster).nodes();
+    let nodes = locked(&cluster).nodes();
     loop {
         std::thread::sleep(Duration::from_millis(rng.random_range(1_000..3_000)));
         if Instant::now() >= until {
@@ -68,30 +65,30 @@ pub fn run(
         let at = started.elapsed();
         let what = match kind {
             Kind::Kill => {
-                lock(&cluster).kill(node)?;
+                locked(&cluster).kill(node)?;
                 std::thread::sleep(hold);
-                lock(&cluster).spawn(node)?;
+                locked(&cluster).spawn(node)?;
                 format!("SIGKILL node {node}, restarted")
             }
             Kind::Pause => {
-                lock(&cluster).pause(node)?;
+                locked(&cluster).pause(node)?;
                 std::thread::sleep(hold);
-                lock(&cluster).resume(node)?;
+                locked(&cluster).resume(node)?;
                 format!("SIGSTOP node {node}, SIGCONT")
             }
             Kind::IsolateLeader | Kind::Isolate => {
                 let (node, whose) = match kind {
                     Kind::IsolateLeader => {
                         let p = rng.random_range(0..3);
-                        let leader = lock(&cluster).leader_of(topic, p);
+                        let leader = locked(&cluster).leader_of(topic, p);
                         (leader.unwrap_or(node), format!("leader of {topic}-{p}, "))
                     }
                     _ => (node, String::new()),
                 };
-                lock(&cluster).cut(node)?;
+                locked(&cluster).cut(node)?;
                 std::thread::sleep(hold);
-                lock(&cluster).reconnect(node)?;
-                let how = match lock(&cluster).net.mode {
+                locked(&cluster).reconnect(node)?;
+                let how = match locked(&cluster).net.mode {
                     Mode::Namespaces => "link down",
                     Mode::Loopback => "SIGSTOP in place of a partition",
                 };
@@ -101,11 +98,11 @@ pub fn run(
                 let delay = rng.random_range(5..80);
                 let loss = rng.random_range(0..15);
                 let rate = rng.random_range(500..8_000);
-                let mode = lock(&cluster).net.mode;
+                let mode = locked(&cluster).net.mode;
                 if mode == Mode::Namespaces {
-                    let how = lock(&cluster).net.degrade(node, delay, loss, rate)?;
+                    let how = locked(&cluster).net.degrade(node, delay, loss, rate)?;
                     std::thread::sleep(hold);
-                    lock(&cluster).net.restore(node)?;
+                    locked(&cluster).net.restore(node)?;
                     format!("degraded node {node}'s link: {how}")
                 } else {
                     std::thread::sleep(hold);
@@ -115,10 +112,10 @@ pub fn run(
             Kind::KillUnderLoad => {
                 burst.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(rng.random_range(300..1_000)));
-                lock(&cluster).kill(node)?;
+                locked(&cluster).kill(node)?;
                 burst.store(false, Ordering::SeqCst);
                 std::thread::sleep(hold);
-                lock(&cluster).spawn(node)?;
+                locked(&cluster).spawn(node)?;
                 format!("SIGKILL node {node} under a write burst (fsync load), restarted")
             }
         };
