@@ -14,7 +14,10 @@
 //!   to `--linger-ms` or `--batch-size` per partition, while a consumer reads
 //!   from the end; latency is from a record's intended send time (written in
 //!   its value) to its arrival at the consumer, so a stalled producer counts
-//!   against the system, not for it.
+//!   against the system, not for it. A second row (`produce_latency_ms` in
+//!   JSON) gives the producer's side: intended send time to acknowledgement,
+//!   Kafka's producer latency. A batch closes when full or a linger after its
+//!   first record was due, as Kafka's `linger.ms`.
 //! - `loopback`: no cluster; the raw baseline the others read against, on
 //!   the same machine in the same run: one TCP connection over 127.0.0.1
 //!   streaming `--record-size`-byte writes to a reader for `--duration-ms`
@@ -145,6 +148,9 @@ struct Measured {
     latencies: Vec<u64>,
     /// produce: when each send was acknowledged, microseconds from the start.
     acked_at: Vec<u64>,
+    /// e2e: each record's intended send time to its acknowledgement, in
+    /// microseconds (Kafka's producer latency: batching time included).
+    ack_latencies: Vec<u64>,
 }
 
 impl Measured {
@@ -165,12 +171,22 @@ impl Measured {
             .map(|us| us as f64 / 1000.0)
     }
 
+    fn summary(sorted: &[u64]) -> serde_json::Value {
+        json!({
+            "samples": sorted.len(),
+            "p50": Self::percentile(sorted, 0.5),
+            "p99": Self::percentile(sorted, 0.99),
+            "p999": Self::percentile(sorted, 0.999),
+            "max": sorted.last().map(|&us| us as f64 / 1000.0),
+        })
+    }
+
     fn report(mut self, config: &BenchConfig) -> serde_json::Value {
         self.latencies.sort_unstable();
+        self.ack_latencies.sort_unstable();
         let longest_ack_gap_ms = self.longest_ack_gap_ms();
         let secs = self.elapsed.as_secs_f64().max(1e-9);
-        let l = &self.latencies;
-        json!({
+        let mut report = json!({
             "workload": format!("{:?}", config.workload).to_lowercase(),
             "topic": config.topic,
             "acks": match config.acks { AcksArg::All => "all", AcksArg::One => "1", AcksArg::Zero => "0" },
@@ -182,15 +198,13 @@ impl Measured {
             "seconds": secs,
             "records_per_sec": self.records as f64 / secs,
             "mb_per_sec": self.bytes as f64 / secs / 1e6,
-            "latency_ms": {
-                "samples": l.len(),
-                "p50": Self::percentile(l, 0.5),
-                "p99": Self::percentile(l, 0.99),
-                "p999": Self::percentile(l, 0.999),
-                "max": l.last().map(|&us| us as f64 / 1000.0),
-            },
+            "latency_ms": Self::summary(&self.latencies),
             "longest_ack_gap_ms": longest_ack_gap_ms,
-        })
+        });
+        if !self.ack_latencies.is_empty() {
+            report["produce_latency_ms"] = Self::summary(&self.ack_latencies);
+        }
+        report
     }
 }
 
@@ -281,6 +295,7 @@ pub async fn loopback(config: BenchConfig, output: Output) -> Result<()> {
         elapsed,
         latencies,
         acked_at: Vec::new(),
+        ack_latencies: Vec::new(),
     };
     print_report(&measured.report(&config), output)
 }
@@ -295,17 +310,27 @@ fn print_report(report: &serde_json::Value, output: Output) -> Result<()> {
 
 fn print_table(report: &serde_json::Value) {
     let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
-    let lat = &report["latency_ms"];
-    let rows = [[
-        report["workload"].as_str().unwrap_or("").to_string(),
-        report["records"].to_string(),
-        format!("{:.0}", report["records_per_sec"].as_f64().unwrap_or(0.0)),
-        f(&report["mb_per_sec"]),
-        f(&lat["p50"]),
-        f(&lat["p99"]),
-        f(&lat["p999"]),
-        f(&lat["max"]),
-    ]];
+    let row = |workload: String, lat: &serde_json::Value| {
+        [
+            workload,
+            report["records"].to_string(),
+            format!("{:.0}", report["records_per_sec"].as_f64().unwrap_or(0.0)),
+            f(&report["mb_per_sec"]),
+            f(&lat["p50"]),
+            f(&lat["p99"]),
+            f(&lat["p999"]),
+            f(&lat["max"]),
+        ]
+    };
+    let workload = report["workload"].as_str().unwrap_or("").to_string();
+    let mut rows = vec![row(workload.clone(), &report["latency_ms"])];
+    // e2e: the producer's side too (intended send to acknowledgement).
+    if !report["produce_latency_ms"].is_null() {
+        rows.push(row(
+            format!("{workload} (acked)"),
+            &report["produce_latency_ms"],
+        ));
+    }
     crate::table::print_rows(
         [
             "WORKLOAD",
@@ -460,10 +485,13 @@ async fn e2e(client: &Client, config: &BenchConfig) -> Result<Measured> {
             let due = |j: u64| started + per_record.mul_f64((j * n + k) as f64);
             let mine = total / n + u64::from(k < total % n);
             let mut next = 0u64;
+            let mut ack_latencies = Vec::with_capacity(usize::try_from(mine).unwrap_or(0));
             while next < mine {
-                // Records whose time has come, or that will within the linger.
+                // A batch opens with its first record and closes when full or
+                // when the linger has passed since that record was due (Kafka's
+                // linger.ms): a backlog behind a slow send goes at once.
                 tokio::time::sleep_until(due(next).into()).await;
-                let horizon = Instant::now() + config.linger;
+                let horizon = (due(next) + config.linger).max(Instant::now());
                 let mut end = next + 1;
                 while end < mine && end - next < max_batch && due(end) <= horizon {
                     end += 1;
@@ -484,9 +512,12 @@ async fn e2e(client: &Client, config: &BenchConfig) -> Result<Measured> {
                     })
                     .collect();
                 producer.send(records).await?;
+                let acked = Instant::now();
+                ack_latencies
+                    .extend((next..end).map(|j| micros(acked.saturating_duration_since(due(j)))));
                 next = end;
             }
-            anyhow::Ok(())
+            anyhow::Ok(ack_latencies)
         }));
     }
     let mut m = Measured::default();
@@ -507,7 +538,8 @@ async fn e2e(client: &Client, config: &BenchConfig) -> Result<Measured> {
     }
     m.elapsed = started.elapsed();
     for task in producing {
-        task.await.context("a producer task failed")??;
+        let acked = task.await.context("a producer task failed")??;
+        m.ack_latencies.extend(acked);
     }
     if m.records < total {
         bail!(

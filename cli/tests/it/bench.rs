@@ -69,6 +69,10 @@ fn bench_produces_consumes_and_measures_end_to_end_latency() {
     assert_eq!(e2e["records"], 500);
     assert_eq!(e2e["latency_ms"]["samples"], 500);
     assert!(f(&e2e["latency_ms"]["p50"]) > 0.0);
+    // The producer's side: every record acknowledged, none before it was due.
+    let acked = &e2e["produce_latency_ms"];
+    assert_eq!(acked["samples"], 500);
+    assert!(f(&acked["p50"]) > 0.0 && f(&acked["p50"]) <= f(&acked["max"]));
 
     info!("a table for people");
     let out = cluster.cli(&["bench", "produce", "--topic", "b", "--records", "300"]);
