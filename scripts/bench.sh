@@ -113,7 +113,7 @@ produce_bench() {
   wait "$pid" 2>/dev/null || true
   trap - EXIT
   echo "== 3 nodes, RF 3"
-  export RAFTLINE_CLUSTER_DIR="$dir/cluster" RAFTLINE_CLUSTER_CLIENT_BASE=51250 RAFTLINE_CLUSTER_PEER_BASE=51350
+  export RAFTLINE_CLUSTER_DIR="$dir/cluster" RAFTLINE_CLUSTER_CLIENT_BASE=51250 RAFTLINE_CLUSTER_PEER_BASE=51350 RAFTLINE_CLUSTER_KAFKA_BASE=51450
   scripts/cluster.sh clean > /dev/null 2>&1 || true
   scripts/cluster.sh up > /dev/null
   trap 'scripts/cluster.sh clean > /dev/null 2>&1 || true' EXIT

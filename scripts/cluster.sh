@@ -12,21 +12,24 @@
 #   scripts/cluster.sh logs N     follow node N's log
 #
 # Node N: client port (Admin and Broker gRPC) 127.0.0.1:5005N, peer port (Raft,
-# controller services, replication) 127.0.0.1:5015N; config, data, logs and
-# pids under .cluster/ in the repository (git-ignored). 9092-9094 stay free for
-# the Kafka protocol listener to come.
+# controller services, replication) 127.0.0.1:5015N, Kafka protocol
+# 127.0.0.1:909(1+N) (9092, 9093, 9094: point any Kafka client's
+# bootstrap.servers there); config, data, logs and pids under .cluster/ in the
+# repository (git-ignored).
 #
 # Brokers heartbeat every 100 ms and are fenced after 1 s of silence, so a
 # killed node's partitions fail over within about a second.
 #
-# For tests: RAFTLINE_CLUSTER_DIR (instead of .cluster), RAFTLINE_CLUSTER_CLIENT_BASE
-# and RAFTLINE_CLUSTER_PEER_BASE (node N gets base + N; defaults 50050, 50150).
+# For tests: RAFTLINE_CLUSTER_DIR (instead of .cluster), RAFTLINE_CLUSTER_CLIENT_BASE,
+# RAFTLINE_CLUSTER_PEER_BASE and RAFTLINE_CLUSTER_KAFKA_BASE (node N gets base + N;
+# defaults 50050, 50150, 9091).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="${RAFTLINE_CLUSTER_DIR:-$PWD/.cluster}"
 bin="$PWD/target/release/raftline"
 client_base="${RAFTLINE_CLUSTER_CLIENT_BASE:-50050}"
 peer_base="${RAFTLINE_CLUSTER_PEER_BASE:-50150}"
+kafka_base="${RAFTLINE_CLUSTER_KAFKA_BASE:-9091}"
 servers="127.0.0.1:$((client_base + 1)),127.0.0.1:$((client_base + 2)),127.0.0.1:$((client_base + 3))"
 
 config() {
@@ -36,6 +39,7 @@ node_id = $n
 data_dir = "$root/data/node$n"
 client_addr = "127.0.0.1:$((client_base + n))"
 peer_addr = "127.0.0.1:$((peer_base + n))"
+kafka_listener = "127.0.0.1:$((kafka_base + n))"
 broker_heartbeat_ms = 100
 broker_session_timeout_ms = 1000
 
@@ -103,6 +107,7 @@ up() {
   cat <<NEXT
 
 Raftline is up. Client endpoints: $servers
+Kafka clients: bootstrap.servers=127.0.0.1:$((kafka_base + 1)),127.0.0.1:$((kafka_base + 2)),127.0.0.1:$((kafka_base + 3))
 Try (see README.md):
   export PATH="$PWD/target/release:\$PATH"
   raftline topic create orders --partitions 3 --replication-factor 3

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// acks=all's wait when the request names none (Kafka's `request.timeout.ms`).
-const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest long poll a client may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// A partition's read bound when the request names none.
@@ -90,7 +90,10 @@ fn invalid(message: impl Into<String>) -> Status {
 }
 
 /// The hosted partition `tp`, or why a client cannot use this broker for it.
-fn lookup(manager: &ReplicaManager, tp: &TopicPartition) -> Result<Arc<Partition>, ReplicaError> {
+pub(crate) fn lookup(
+    manager: &ReplicaManager,
+    tp: &TopicPartition,
+) -> Result<Arc<Partition>, ReplicaError> {
     if let Some(p) = manager.partition(tp) {
         return Ok(p);
     }
@@ -212,6 +215,79 @@ where
             watches.remove(index);
         }
     }
+}
+
+/// A client's produce to `tp` (either front end): `None` when acks=0, whose
+/// append runs in the background and answers nothing.
+pub(crate) async fn produce_to(
+    manager: &ReplicaManager,
+    tp: &TopicPartition,
+    records: bytes::Bytes,
+    acks: Acks,
+    timeout: Duration,
+) -> Result<Option<crate::replica::Produced>, ReplicaError> {
+    if tp.topic == crate::group::OFFSETS_TOPIC {
+        return Err(ReplicaError::InternalTopic {
+            topic: tp.topic.clone(),
+        });
+    }
+    let partition = lookup(manager, tp)?;
+    if acks == Acks::None {
+        tokio::spawn(async move {
+            if let Err(e) = partition.produce(records, Acks::Leader, timeout).await {
+                tracing::debug!(error = %e, "acks=0 produce failed");
+            }
+        });
+        return Ok(None);
+    }
+    partition.produce(records, acks, timeout).await.map(Some)
+}
+
+/// A consumer's fetch (either front end): a long poll over `partitions`
+/// until `min_bytes` are readable or `max_wait` is over, at most `max_bytes`
+/// (0: the default) in all.
+pub(crate) async fn consumer_fetch(
+    manager: &ReplicaManager,
+    partitions: &[pb::FetchPartition],
+    max_wait: Duration,
+    min_bytes: usize,
+    max_bytes: u32,
+) -> Vec<pb::FetchResult> {
+    let hosted: Vec<Arc<Partition>> = partitions
+        .iter()
+        .filter_map(|p| manager.partition(&topic_partition(p)))
+        .collect();
+    let total_max = match max_bytes {
+        0 => MAX_FETCH_RESPONSE_BYTES,
+        n => n.min(MAX_FETCH_RESPONSE_BYTES),
+    } as usize;
+    long_poll(&hosted, max_wait, min_bytes, || async move {
+        let metadata = manager.link().metadata;
+        let mut pass = Pass::default();
+        for p in partitions {
+            let tp = topic_partition(p);
+            let budget = partition_max(p).min(total_max.saturating_sub(pass.bytes));
+            let read = if budget == 0 && pass.bytes > 0 {
+                Ok(ReadResult::default())
+            } else {
+                match lookup(manager, &tp) {
+                    Ok(partition) => {
+                        partition
+                            .fetch(
+                                Offset(p.offset),
+                                p.current_leader_epoch.map(LeaderEpoch),
+                                budget.max(1),
+                            )
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            pass.push(&tp, read, &metadata);
+        }
+        pass
+    })
+    .await
 }
 
 fn topic_partition(p: &pb::FetchPartition) -> TopicPartition {
@@ -387,23 +463,9 @@ impl pb::broker_server::Broker for BrokerService {
             topic: r.topic,
             partition: r.partition,
         };
-        let target = if tp.topic == crate::group::OFFSETS_TOPIC {
-            Err(ReplicaError::InternalTopic {
-                topic: tp.topic.clone(),
-            })
-        } else {
-            lookup(&self.manager, &tp)
-        };
-        let produced = match target {
-            Ok(partition) if acks == Acks::None => {
-                tokio::spawn(async move {
-                    if let Err(e) = partition.produce(r.records, Acks::Leader, timeout).await {
-                        tracing::debug!(error = %e, "acks=0 produce failed");
-                    }
-                });
-                return Ok(Response::new(pb::ProduceResponse::default()));
-            }
-            Ok(partition) => partition.produce(r.records, acks, timeout).await,
+        let produced = match produce_to(&self.manager, &tp, r.records, acks, timeout).await {
+            Ok(None) => return Ok(Response::new(pb::ProduceResponse::default())),
+            Ok(Some(p)) => Ok(p),
             Err(e) => Err(e),
         };
         Ok(Response::new(match produced {
@@ -432,47 +494,12 @@ impl pb::broker_server::Broker for BrokerService {
                 "last_fetched_epoch is for replicas: use Replication.ReplicaFetch",
             ));
         }
-        let hosted: Vec<Arc<Partition>> = r
-            .partitions
-            .iter()
-            .filter_map(|p| self.manager.partition(&topic_partition(p)))
-            .collect();
-        let total_max = match r.max_bytes {
-            0 => MAX_FETCH_RESPONSE_BYTES,
-            n => n.min(MAX_FETCH_RESPONSE_BYTES),
-        } as usize;
-        let manager = &self.manager;
-        let partitions = &r.partitions;
-        let results = long_poll(
-            &hosted,
+        let results = consumer_fetch(
+            &self.manager,
+            &r.partitions,
             Duration::from_millis(u64::from(r.max_wait_ms)),
             r.min_bytes as usize,
-            || async move {
-                let metadata = manager.link().metadata;
-                let mut pass = Pass::default();
-                for p in partitions {
-                    let tp = topic_partition(p);
-                    let budget = partition_max(p).min(total_max.saturating_sub(pass.bytes));
-                    let read = if budget == 0 && pass.bytes > 0 {
-                        Ok(ReadResult::default())
-                    } else {
-                        match lookup(manager, &tp) {
-                            Ok(partition) => {
-                                partition
-                                    .fetch(
-                                        Offset(p.offset),
-                                        p.current_leader_epoch.map(LeaderEpoch),
-                                        budget.max(1),
-                                    )
-                                    .await
-                            }
-                            Err(e) => Err(e),
-                        }
-                    };
-                    pass.push(&tp, read, &metadata);
-                }
-                pass
-            },
+            r.max_bytes,
         )
         .await;
         Ok(Response::new(pb::FetchResponse {

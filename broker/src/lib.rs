@@ -23,6 +23,7 @@ pub mod clock;
 pub mod controller_link;
 pub mod error;
 pub mod group;
+pub mod kafka;
 pub mod log;
 pub mod metadata;
 pub mod position;

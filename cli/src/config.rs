@@ -6,6 +6,7 @@
 //! data_dir = "data/node1"
 //! client_addr = "127.0.0.1:9091"   # Admin, Broker (metadata, produce, fetch)
 //! peer_addr = "127.0.0.1:9191"     # Raft, broker lifecycle, metadata stream, replication
+//! kafka_listener = "127.0.0.1:9092" # the Kafka protocol (optional; off when absent or "")
 //! [controllers]                    # the first controller quorum: id = peer address
 //! 1 = "127.0.0.1:9191"
 //! 2 = "127.0.0.1:9192"
@@ -61,6 +62,22 @@ struct RawConfig {
     /// Between log cleaner checks of compacted partitions, ms. Default 15000.
     #[serde(default = "default_cleaner_backoff_ms")]
     log_cleaner_backoff_ms: u64,
+    /// Where the Kafka protocol listener binds, host:port; absent or "": no
+    /// Kafka listener.
+    #[serde(default)]
+    kafka_listener: Option<String>,
+    /// The address Kafka clients are told to use for this broker. Default:
+    /// `kafka_listener`.
+    #[serde(default)]
+    kafka_advertised_listener: Option<String>,
+    /// The largest Kafka request accepted, bytes (Kafka's
+    /// `socket.request.max.bytes`). Default 104857600.
+    #[serde(default = "default_socket_request_max_bytes")]
+    socket_request_max_bytes: u64,
+}
+
+fn default_socket_request_max_bytes() -> u64 {
+    100 << 20
 }
 
 fn default_offsets_segment_bytes() -> u32 {
@@ -124,6 +141,19 @@ pub struct NodeConfig {
     pub groups: CoordinatorConfig,
     /// Between log cleaner checks of compacted partitions.
     pub log_cleaner_backoff: Duration,
+    /// The Kafka protocol listener, if on.
+    pub kafka: Option<KafkaListener>,
+}
+
+/// Where the Kafka protocol is served.
+#[derive(Clone, Debug)]
+pub struct KafkaListener {
+    /// The address bound.
+    pub bind: SocketAddr,
+    /// The address clients are told (host:port).
+    pub advertised: String,
+    /// The largest request accepted, bytes.
+    pub max_request_bytes: usize,
 }
 
 impl NodeConfig {
@@ -208,7 +238,42 @@ impl NodeConfig {
             s.parse()
                 .with_context(|| format!("{what} {s:?} is not host:port (e.g. 127.0.0.1:9091)"))
         };
+        let kafka = match raw.kafka_listener.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(listener) => {
+                let bind = addr("kafka_listener", listener)?;
+                let advertised = raw
+                    .kafka_advertised_listener
+                    .clone()
+                    .unwrap_or_else(|| listener.to_string());
+                match advertised.rsplit_once(':') {
+                    Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+                    _ => bail!(
+                        "kafka_advertised_listener {advertised:?} is not host:port (e.g. localhost:9092)"
+                    ),
+                }
+                if bind.ip().is_unspecified() && raw.kafka_advertised_listener.is_none() {
+                    bail!(
+                        "kafka_listener {listener} binds every interface: set kafka_advertised_listener \
+                         to the host:port clients should use"
+                    );
+                }
+                if !(1024..=(1 << 30)).contains(&raw.socket_request_max_bytes) {
+                    bail!(
+                        "socket_request_max_bytes ({}) must be in [1024, 1073741824]",
+                        raw.socket_request_max_bytes
+                    );
+                }
+                Some(KafkaListener {
+                    bind,
+                    advertised,
+                    max_request_bytes: usize::try_from(raw.socket_request_max_bytes)
+                        .unwrap_or(usize::MAX),
+                })
+            }
+        };
         Ok(NodeConfig {
+            kafka,
             node_id: raw.node_id,
             data_dir: raw.data_dir,
             client_addr: addr("client_addr", &raw.client_addr)?,
@@ -289,6 +354,17 @@ peer_addr = "127.0.0.1:9191"
         assert_eq!(c.broker_session_timeout, Duration::from_secs(6));
         assert_eq!(c.groups.timeouts.session_ms, 10_000);
         assert_eq!(c.groups.offsets_partitions, 16);
+        assert!(c.kafka.is_none(), "no Kafka listener unless asked for");
+        let kafka = NodeConfig::parse(&GOOD.replace(
+            "[controllers]",
+            "kafka_listener = \"127.0.0.1:9092\"\n[controllers]",
+        ))
+        .unwrap()
+        .kafka
+        .unwrap();
+        assert_eq!(kafka.bind.port(), 9092);
+        assert_eq!(kafka.advertised, "127.0.0.1:9092");
+        assert_eq!(kafka.max_request_bytes, 100 << 20);
     }
 
     #[test]
@@ -298,6 +374,25 @@ peer_addr = "127.0.0.1:9191"
             (GOOD.replace("1 = ", "one = "), "controller id"),
             (format!("bogus = 1\n{GOOD}"), "unknown field"),
             (format!("{GOOD}\n"), ""),
+            (
+                GOOD.replace("[controllers]", "kafka_listener = \"nine\"\n[controllers]"),
+                "kafka_listener",
+            ),
+            (
+                GOOD.replace("[controllers]", "kafka_listener = \"0.0.0.0:9092\"\n[controllers]"),
+                "kafka_advertised_listener",
+            ),
+            (
+                GOOD.replace(
+                    "[controllers]",
+                    "kafka_listener = \"127.0.0.1:9092\"\nsocket_request_max_bytes = 10\n[controllers]",
+                ),
+                "socket_request_max_bytes",
+            ),
+            (
+                GOOD.replace("[controllers]", "kafka_listener = \"\"\n[controllers]"),
+                "",
+            ),
         ];
         for (text, needle) in cases {
             match NodeConfig::parse(&text) {

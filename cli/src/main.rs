@@ -168,6 +168,13 @@ struct ServeArgs {
     /// A follower not caught up this long leaves the ISR, ms.
     #[arg(long, env = "RAFTLINE_REPLICA_LAG_TIME_MAX_MS")]
     replica_lag_time_max_ms: Option<u64>,
+    /// The Kafka protocol listener, host:port ("" turns it off).
+    #[arg(long, env = "RAFTLINE_KAFKA_LISTENER")]
+    kafka_listener: Option<String>,
+    /// The address Kafka clients are told to use for this broker (default:
+    /// the listener's).
+    #[arg(long, env = "RAFTLINE_KAFKA_ADVERTISED_LISTENER")]
+    kafka_advertised_listener: Option<String>,
 }
 
 impl ServeArgs {
@@ -204,6 +211,16 @@ impl ServeArgs {
             int(self.broker_session_timeout_ms),
         );
         put("replica_lag_time_max_ms", int(self.replica_lag_time_max_ms));
+        put(
+            "kafka_listener",
+            self.kafka_listener.clone().map(toml::Value::String),
+        );
+        put(
+            "kafka_advertised_listener",
+            self.kafka_advertised_listener
+                .clone()
+                .map(toml::Value::String),
+        );
         t
     }
 }

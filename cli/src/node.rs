@@ -15,6 +15,7 @@ use raftline_broker::api::{BrokerService, ReplicationService};
 use raftline_broker::clock::Clock;
 use raftline_broker::controller_link::{self, Connector, ControllerClient, LinkConfig};
 use raftline_broker::group::{CoordinatorConfig, GroupCoordinator, GroupsService, TopicCreator};
+use raftline_broker::kafka::{KafkaConfig, KafkaFrontEnd, KAFKA_ENDPOINT};
 use raftline_broker::metadata::BrokerId;
 use raftline_broker::replica::{
     clear_damage_marks, recover_local_logs, ReplicaManager, ReplicaManagerConfig,
@@ -82,6 +83,10 @@ pub struct NodeSettings {
     pub groups: CoordinatorConfig,
     /// Between log cleaner checks of compacted partitions.
     pub log_cleaner_backoff: Duration,
+    /// The Kafka listener's address as clients reach it (`host:port`), if
+    /// this node serves Kafka ([`Node::serve_kafka`]); registered with the
+    /// broker so every node's Metadata can name it.
+    pub kafka_addr: Option<String>,
 }
 
 /// What the node runs on.
@@ -116,6 +121,8 @@ pub struct Node<D: RaftDisk> {
     groups: JoinHandle<()>,
     client_stop: CancellationToken,
     client: JoinHandle<Result<(), tonic::transport::Error>>,
+    kafka_stop: CancellationToken,
+    kafka: Option<JoinHandle<()>>,
 }
 
 /// Limits against hostile or broken clients, on the client port: concurrent
@@ -202,10 +209,13 @@ impl<D: RaftDisk> Node<D> {
             broker_id,
             incarnation: parts.incarnation,
             endpoints: [
-                ("client".to_string(), settings.client_addr.clone()),
-                ("peer".to_string(), settings.peer_addr.clone()),
+                ("client".to_string(), Some(settings.client_addr.clone())),
+                ("peer".to_string(), Some(settings.peer_addr.clone())),
+                (KAFKA_ENDPOINT.to_string(), settings.kafka_addr.clone()),
             ]
-            .into(),
+            .into_iter()
+            .filter_map(|(name, addr)| Some((name, addr?)))
+            .collect(),
             rack: settings.rack.clone(),
             damaged: damaged.clone(),
             controllers: settings.controllers.clone(),
@@ -332,7 +342,21 @@ impl<D: RaftDisk> Node<D> {
             groups,
             client_stop,
             client,
+            kafka_stop: CancellationToken::new(),
+            kafka: None,
         })
+    }
+
+    /// Serves the Kafka protocol on `incoming` (the address clients use for
+    /// it is `NodeSettings::kafka_addr`) until the node stops.
+    pub fn serve_kafka<S, IO, E>(&mut self, incoming: S, config: KafkaConfig)
+    where
+        S: Stream<Item = Result<IO, E>> + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        E: std::fmt::Display + 'static,
+    {
+        let front = KafkaFrontEnd::new(self.manager.clone(), config);
+        self.kafka = Some(tokio::spawn(front.serve(incoming, self.kafka_stop.clone())));
     }
 
     /// The broker's replica manager (tests and the simulator look inside).
@@ -367,6 +391,10 @@ impl<D: RaftDisk> Node<D> {
         }
         self.client_stop.cancel();
         bounded("the client port", Duration::from_secs(2), self.client).await;
+        self.kafka_stop.cancel();
+        if let Some(kafka) = self.kafka {
+            bounded("the Kafka listener", Duration::from_secs(2), kafka).await;
+        }
         tracing::info!("stopping the Raft node");
         match tokio::time::timeout(Duration::from_secs(5), self.raft.shutdown()).await {
             Ok(Ok(())) => {}

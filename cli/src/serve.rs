@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use raftline::node::{Node, NodeParts, NodeSettings};
 use raftline_broker::clock::SystemClock;
 use raftline_broker::controller_link::TcpConnector;
+use raftline_broker::kafka::KafkaConfig;
 use raftline_broker::storage::FsStorage;
 use raftline_proto::transport::accept_no_delay;
 use raftline_raft_store::SledDisk;
@@ -35,6 +36,15 @@ pub async fn run(config: NodeConfig) -> Result<()> {
                 config.client_addr
             )
         })?;
+    let kafka = match &config.kafka {
+        Some(k) => Some(TcpListener::bind(k.bind).await.with_context(|| {
+            format!(
+                "cannot listen on kafka_listener {}: is another node or a Kafka broker using it?",
+                k.bind
+            )
+        })?),
+        None => None,
+    };
     let settings = NodeSettings {
         node_id: config.node_id,
         client_addr: config.client_addr.to_string(),
@@ -47,6 +57,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         log_dir: config.data_dir.join("logs"),
         groups: config.groups.clone(),
         log_cleaner_backoff: config.log_cleaner_backoff,
+        kafka_addr: config.kafka.as_ref().map(|k| k.advertised.clone()),
     };
     let parts = NodeParts {
         disk,
@@ -57,9 +68,21 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         client_incoming: accept_no_delay(client),
         incarnation: rand::random(),
     };
-    let node = Node::start(settings, parts).await?;
+    let mut node = Node::start(settings, parts).await?;
+    if let (Some(listener), Some(k)) = (kafka, &config.kafka) {
+        node.serve_kafka(
+            accept_no_delay(listener),
+            KafkaConfig {
+                max_request_bytes: k.max_request_bytes,
+                ..KafkaConfig::default()
+            },
+        );
+    }
+    let kafka = config.kafka.as_ref().map_or(String::new(), |k| {
+        format!(", kafka {} (advertised {})", k.bind, k.advertised)
+    });
     println!(
-        "raftline node {} up: client {} (Admin, Broker), peer {} (Raft, controller, replication); data in {}",
+        "raftline node {} up: client {} (Admin, Broker), peer {} (Raft, controller, replication){kafka}; data in {}",
         config.node_id,
         config.client_addr,
         config.peer_addr,

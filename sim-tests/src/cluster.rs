@@ -313,6 +313,7 @@ async fn run_node(
             ..CoordinatorConfig::default()
         },
         log_cleaner_backoff: Duration::from_secs(1),
+        kafka_addr: None,
     };
     // A restart is a new process: a new incarnation (deterministic: the
     // simulated time of the start).

@@ -767,7 +767,18 @@ impl Partition {
         &self,
         timestamp: i64,
     ) -> Result<(Option<Offset>, i64, LeaderEpoch), ReplicaError> {
-        let hw = self.check_consumer_leader(None)?;
+        self.list_offset_at(timestamp, None).await
+    }
+
+    /// [`list_offset`](Self::list_offset) from a client that names the
+    /// leader epoch it knows (KIP-320): an older one is fenced, a newer one
+    /// unknown here.
+    pub async fn list_offset_at(
+        &self,
+        timestamp: i64,
+        current_leader_epoch: Option<LeaderEpoch>,
+    ) -> Result<(Option<Offset>, i64, LeaderEpoch), ReplicaError> {
+        let hw = self.check_consumer_leader(current_leader_epoch)?;
         let epoch = self.progress().leader_epoch;
         match timestamp {
             -2 => {

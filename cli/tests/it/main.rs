@@ -8,6 +8,7 @@ mod controller_link;
 mod data;
 mod dump_log;
 mod groups;
+mod kafka;
 mod procs;
 mod quickstart;
 mod serve;

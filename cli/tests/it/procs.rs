@@ -13,6 +13,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_raftline");
 pub struct ProcCluster {
     pub dir: TempDir,
     client: Vec<u16>,
+    kafka: Vec<u16>,
     children: Vec<Option<Child>>,
 }
 
@@ -82,22 +83,25 @@ impl ProcCluster {
         let dir = tempfile::tempdir().unwrap();
         let client: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let peer: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let kafka: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let controllers: String = (0..n)
             .map(|i| format!("{} = \"127.0.0.1:{}\"\n", i + 1, peer[i]))
             .collect();
         for i in 0..n {
             let config = format!(
-                "node_id = {id}\ndata_dir = \"{dir}/node{id}\"\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nbroker_heartbeat_ms = 200\nbroker_session_timeout_ms = 2000\nreplica_lag_time_max_ms = 3000\ngroup_session_timeout_ms = 2000\ngroup_heartbeat_interval_ms = 200\noffsets_topic_num_partitions = 4\noffsets_topic_segment_bytes = 1024\nlog_cleaner_backoff_ms = 200\n\n[controllers]\n{controllers}",
+                "node_id = {id}\ndata_dir = \"{dir}/node{id}\"\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nbroker_heartbeat_ms = 200\nbroker_session_timeout_ms = 2000\nreplica_lag_time_max_ms = 3000\ngroup_session_timeout_ms = 2000\ngroup_heartbeat_interval_ms = 200\noffsets_topic_num_partitions = 4\noffsets_topic_segment_bytes = 1024\nlog_cleaner_backoff_ms = 200\nkafka_listener = \"127.0.0.1:{k}\"\n\n[controllers]\n{controllers}",
                 id = i + 1,
                 dir = dir.path().display(),
                 c = client[i],
                 p = peer[i],
+                k = kafka[i],
             );
             std::fs::write(dir.path().join(format!("node{}.toml", i + 1)), config).unwrap();
         }
         let mut cluster = ProcCluster {
             dir,
             client,
+            kafka,
             children: (0..n).map(|_| None).collect(),
         };
         for i in 1..=n {
@@ -110,6 +114,11 @@ impl ProcCluster {
     /// Node `i`'s client address.
     pub fn client_addr(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.client[i - 1])
+    }
+
+    /// Node `i`'s Kafka listener.
+    pub fn kafka_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.kafka[i - 1])
     }
 
     /// Every client address, comma-separated.

@@ -63,6 +63,12 @@ fn the_readme_quickstart_runs_verbatim() {
             break p;
         }
     };
+    let kafka = loop {
+        let k = free_base();
+        if k.abs_diff(client) > 3 && k.abs_diff(peer) > 3 {
+            break k;
+        }
+    };
     let servers = (1..=3)
         .map(|n| format!("127.0.0.1:{}", client + n))
         .collect::<Vec<_>>()
@@ -74,6 +80,7 @@ fn the_readme_quickstart_runs_verbatim() {
         ),
         ("RAFTLINE_CLUSTER_CLIENT_BASE".into(), client.to_string()),
         ("RAFTLINE_CLUSTER_PEER_BASE".into(), peer.to_string()),
+        ("RAFTLINE_CLUSTER_KAFKA_BASE".into(), kafka.to_string()),
         ("RAFTLINE_BOOTSTRAP".into(), servers),
     ];
     let _cleanup = Cleanup(env.clone());

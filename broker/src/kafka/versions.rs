@@ -1,0 +1,95 @@
+//! The API versions this listener implements, exactly (a peer that
+//! advertised more than it implemented broke librdkafka).
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+
+/// Every API served, with its lowest and highest version.
+///
+/// - Produce v0-2 (message formats v0 and v1) are advertised but refused, as
+///   Kafka 4 does: librdkafka turns compression off against a broker whose
+///   Produce range does not start at 0. v3 and later carry RecordBatch v2,
+///   stored as received. v12 and later (transactions v2, topic ids) are not
+///   served.
+/// - Fetch v4-12: by topic name (v13 and later address topics by id only).
+///   No incremental fetch sessions: every answer says session 0, so clients
+///   send full fetches.
+/// - ListOffsets v1-6: earliest (-2), latest (-1) and by timestamp; v7 and
+///   later add the max-timestamp and tiered-storage specs.
+/// - Metadata v0-12, InitProducerId v0-4 (idempotence; no transactions),
+///   ApiVersions v0-4.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::InitProducerId, 0, 4),
+];
+
+/// The lowest Produce version actually served.
+pub const PRODUCE_MIN_SERVED: i16 = 3;
+
+/// `key`'s supported range, if served at all.
+pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// An ApiVersions answer with `error_code` and every supported range.
+pub(super) fn api_versions(error_code: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(
+            SUPPORTED
+                .iter()
+                .map(|&(key, min, max)| {
+                    ApiVersion::default()
+                        .with_api_key(key as i16)
+                        .with_min_version(min)
+                        .with_max_version(max)
+                })
+                .collect(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{
+        ApiVersionsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
+        MetadataRequest, ProduceRequest,
+    };
+    use kafka_protocol::protocol::{Message, VersionRange};
+
+    fn within(range: VersionRange, min: i16, max: i16) -> bool {
+        range.min <= min && max <= range.max
+    }
+
+    #[test]
+    fn every_advertised_version_is_one_the_codecs_decode() {
+        for &(key, min, max) in SUPPORTED {
+            let codec = match key {
+                ApiKey::Produce => ProduceRequest::VERSIONS,
+                ApiKey::Fetch => FetchRequest::VERSIONS,
+                ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+                ApiKey::Metadata => MetadataRequest::VERSIONS,
+                ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+                ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+                other => panic!("{other:?} is advertised but has no handler"),
+            };
+            // Produce's advertised-but-refused versions are answered before
+            // any decoding.
+            let min = if key == ApiKey::Produce {
+                PRODUCE_MIN_SERVED
+            } else {
+                min
+            };
+            assert!(within(codec, min, max), "{key:?} {min}..={max}");
+        }
+        assert_eq!(supported(ApiKey::Fetch), Some((4, 12)));
+        assert_eq!(supported(ApiKey::JoinGroup), None);
+    }
+}
