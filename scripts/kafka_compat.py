@@ -1,0 +1,162 @@
+"""Unmodified Kafka clients against a running three-node Raftline cluster.
+
+Run by scripts/kafka-compat.sh (which installs the clients, starts the cluster
+and stops it); each check prints PASS or raises. Arguments: the Kafka
+bootstrap servers, the repository root (for scripts/cluster.sh and the
+raftline CLI), and the gRPC bootstrap servers.
+"""
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import confluent_kafka
+import kafka
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+BOOTSTRAP, ROOT, GRPC = sys.argv[1], sys.argv[2], sys.argv[3]
+RAFTLINE = f"{ROOT}/target/release/raftline"
+
+
+def raftline(*args):
+    out = subprocess.run([RAFTLINE, *args, "--bootstrap-server", GRPC],
+                         check=True, capture_output=True, text=True)
+    return out.stdout
+
+
+def create_topic(name, partitions=3):
+    raftline("topic", "create", name, "--partitions", str(partitions),
+             "--replication-factor", "3")
+
+
+def leader_of(topic, partition):
+    described = json.loads(raftline("topic", "describe", topic, "--output", "json"))
+    return described[0]["partitions"][partition]["leader"]
+
+
+def read_all(topic, partitions, expect, timeout=60):
+    """Every record of the topic's partitions, from the start, by assignment."""
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "unused",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got = []
+    deadline = time.time() + timeout
+    while len(got) < expect and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        assert m.error() is None, m.error()
+        got.append(m.value().decode())
+    # Anything beyond what was expected (a duplicate) shows up here.
+    extra_deadline = time.time() + 2
+    while time.time() < extra_deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value().decode())
+    c.close()
+    return got
+
+
+def check(name, fn):
+    started = time.time()
+    fn()
+    print(f"PASS {name} ({time.time() - started:.1f} s)", flush=True)
+
+
+def confluent_idempotent_producer():
+    topic = f"ck-{uuid.uuid4().hex[:8]}"
+    create_topic(topic)
+    for compression in ["none", "zstd", "lz4", "gzip", "snappy"]:
+        p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True,
+                      "acks": "all", "compression.type": compression, "linger.ms": 5})
+        errors, delivered = [], []
+
+        def report(err, msg):
+            (errors if err else delivered).append(err or (msg.partition(), msg.offset()))
+
+        for i in range(2000):
+            p.produce(topic, key=str(i), value=f"{compression}-{i}", on_delivery=report)
+        assert p.flush(30) == 0, "undelivered records"
+        assert not errors, errors
+        assert len(delivered) == 2000
+        assert len(set(delivered)) == 2000, "two records at one offset"
+    got = read_all(topic, 3, 10000)
+    assert len(got) == 10000 and len(set(got)) == 10000, (len(got), len(set(got)))
+
+
+def kafka_python_producer_and_consumer():
+    topic = f"kp-{uuid.uuid4().hex[:8]}"
+    create_topic(topic, partitions=2)
+    p = kafka.KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+    futures = [p.send(topic, value=f"kp-{i}".encode(), key=str(i).encode()) for i in range(500)]
+    p.flush()
+    offsets = {(f.get(timeout=10).partition, f.get(timeout=10).offset) for f in futures}
+    assert len(offsets) == 500
+    p.close()
+    c = kafka.KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
+                            auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    c.assign([kafka.TopicPartition(topic, 0), kafka.TopicPartition(topic, 1)])
+    c.seek_to_beginning()
+    got = sorted(m.value.decode() for m in c)
+    c.close()
+    assert got == sorted(f"kp-{i}" for i in range(500)), len(got)
+
+
+def failover_exactly_once():
+    """The partition leader is SIGKILLed during an idempotent acks=all run:
+    every record the client was told is delivered is read exactly once."""
+    topic = f"fo-{uuid.uuid4().hex[:8]}"
+    create_topic(topic, partitions=1)
+    victim = leader_of(topic, 0)
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True,
+                  "acks": "all", "linger.ms": 2, "message.timeout.ms": 60000})
+    delivered, failed = [], []
+
+    def report(err, msg):
+        if err:
+            failed.append(str(err))
+        else:
+            delivered.append(msg.value().decode())
+
+    sent = 0
+    killed_at = None
+    deadline = time.time() + 20
+    while time.time() < deadline and (killed_at is None or time.time() < killed_at + 5):
+        for _ in range(50):
+            p.produce(topic, value=f"fo-{sent}", on_delivery=report)
+            sent += 1
+        p.poll(0.01)
+        if killed_at is None and len(delivered) >= 2000:
+            subprocess.run([f"{ROOT}/scripts/cluster.sh", "kill", str(victim)], check=True,
+                           capture_output=True)
+            killed_at = time.time()
+    assert p.flush(60) == 0, "undelivered records"
+    assert killed_at is not None, "never got to the kill"
+    subprocess.run([f"{ROOT}/scripts/cluster.sh", "restart", str(victim)], check=True,
+                   capture_output=True)
+    got = read_all(topic, 1, len(delivered))
+    seen = {}
+    for v in got:
+        seen[v] = seen.get(v, 0) + 1
+    dups = [v for v, n in seen.items() if n > 1]
+    lost = [v for v in delivered if v not in seen]
+    assert not dups, f"{len(dups)} duplicated, e.g. {dups[:3]}"
+    assert not lost, f"{len(lost)} delivered but lost, e.g. {lost[:3]}"
+    print(f"  {sent} sent, {len(delivered)} delivered, {len(failed)} failed, "
+          f"broker {victim} killed; none lost, none duplicated")
+
+
+def main():
+    print(f"confluent-kafka {confluent_kafka.version()} (librdkafka {confluent_kafka.libversion()[0]}), "
+          f"kafka-python {kafka.__version__}", flush=True)
+    check("confluent-kafka: idempotent acks=all producer, every compression, read back once",
+          confluent_idempotent_producer)
+    check("kafka-python: producer and consumer", kafka_python_producer_and_consumer)
+    check("confluent-kafka: leader killed mid-run, every delivered record read exactly once",
+          failover_exactly_once)
+
+
+if __name__ == "__main__":
+    main()
