@@ -55,5 +55,8 @@ seq 1 3000 | sed 's/^/kcat-/' | kcat -b "$kafka" -P -t kcat -X acks=all
 got=$(kcat -b "$kafka" -C -t kcat -o beginning -e -q | sort -u | wc -l)
 [ "$got" -eq 3000 ] || { echo "kcat consumed $got distinct records of 3000" >&2; exit 1; }
 echo "PASS kcat: 3000 records produced (acks=all) and consumed from the beginning"
+got=$(kcat -b "$kafka" -G kcat-group -o beginning -c 3000 -q -X session.timeout.ms=6000 kcat | sort -u | wc -l)
+[ "$got" -eq 3000 ] || { echo "kcat -G consumed $got distinct records of 3000" >&2; exit 1; }
+echo "PASS kcat -G: a consumer group read all 3000 records"
 
 "$venv/bin/python" scripts/kafka_compat.py "$kafka" "$root" "$grpc"

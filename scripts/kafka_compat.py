@@ -104,6 +104,112 @@ def kafka_python_producer_and_consumer():
     assert got == sorted(f"kp-{i}" for i in range(500)), len(got)
 
 
+def produce_values(topic, values):
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True, "acks": "all"})
+    for v in values:
+        p.produce(topic, key=v, value=v)
+    assert p.flush(30) == 0
+
+
+def group_consumer(group, topic, name):
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "client.id": name,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+    c.subscribe([topic])
+    return c
+
+
+def poll_members(members, want, timeout=60):
+    """Polls every member in turn until `want` records came; each member's
+    records (committing after each poll, as a careful service does)."""
+    got = {id(m): [] for m in members}
+    deadline = time.time() + timeout
+    while sum(len(v) for v in got.values()) < want and time.time() < deadline:
+        for m in members:
+            msgs = m.consume(num_messages=100, timeout=0.2)
+            ok = [x for x in msgs if x.error() is None]
+            got[id(m)].extend(x.value().decode() for x in ok)
+            if ok:
+                m.commit(asynchronous=False)
+    return got
+
+
+def assignments_settle(members, partitions, sink, timeout=60):
+    """Polls until the members' assignments cover every partition once;
+    records read meanwhile go to `sink` (and are committed)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for m in members:
+            msg = m.poll(0.1)
+            if msg is not None and msg.error() is None:
+                sink.append(msg.value().decode())
+                m.commit(asynchronous=False)
+        owned = [tp.partition for m in members for tp in m.assignment()]
+        if sorted(owned) == list(range(partitions)):
+            return [sorted(tp.partition for tp in m.assignment()) for m in members]
+    raise AssertionError(f"assignments never settled: {[m.assignment() for m in members]}")
+
+
+def confluent_consumer_group():
+    """Three members share six partitions; one leaves and the others take its
+    partitions; committed offsets survive a restart of the whole group."""
+    topic = f"cg-{uuid.uuid4().hex[:8]}"
+    group = f"billing-{uuid.uuid4().hex[:6]}"
+    create_topic(topic, partitions=6)
+    produce_values(topic, [f"a{i}" for i in range(600)])
+    members = [group_consumer(group, topic, f"m{i}") for i in range(3)]
+    early = []
+    split = assignments_settle(members, 6, early)
+    assert all(len(s) == 2 for s in split), split
+    got = poll_members(members, 600 - len(early))
+    values = early + [v for vs in got.values() for v in vs]
+    assert sorted(values) == sorted(f"a{i}" for i in range(600)), len(values)
+    members[2].close()
+    early = []
+    split = assignments_settle(members[:2], 6, early)
+    assert sorted(len(s) for s in split) == [3, 3], split
+    assert not early, f"read again after the rebalance: {early[:3]}"
+    produce_values(topic, [f"b{i}" for i in range(300)])
+    got = poll_members(members[:2], 300)
+    values = [v for vs in got.values() for v in vs]
+    assert sorted(values) == sorted(f"b{i}" for i in range(300)), len(values)
+    for m in members[:2]:
+        m.close()
+    # The whole group restarts: it resumes where it committed.
+    produce_values(topic, [f"c{i}" for i in range(100)])
+    again = group_consumer(group, topic, "restarted")
+    got = poll_members([again], 100, timeout=30)
+    values = [v for vs in got.values() for v in vs]
+    extra = again.consume(num_messages=100, timeout=2)
+    again.close()
+    assert sorted(values) == sorted(f"c{i}" for i in range(100)), values[:5]
+    assert not [x for x in extra if x.error() is None], "read again what was committed"
+    print(f"  6 partitions: 2+2+2, then 3+3 after a member left; 1,000 records, each once")
+
+
+def kafka_python_group():
+    topic = f"kpg-{uuid.uuid4().hex[:8]}"
+    group = f"kpg-{uuid.uuid4().hex[:6]}"
+    create_topic(topic, partitions=2)
+    produce_values(topic, [f"k{i}" for i in range(200)])
+    c = kafka.KafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, group_id=group,
+                            auto_offset_reset="earliest", enable_auto_commit=False,
+                            consumer_timeout_ms=8000)
+    got = []
+    for m in c:
+        got.append(m.value.decode())
+        if len(got) == 200:
+            break
+    c.commit()
+    c.close()
+    assert sorted(got) == sorted(f"k{i}" for i in range(200)), len(got)
+    c = kafka.KafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, group_id=group,
+                            auto_offset_reset="earliest", consumer_timeout_ms=4000)
+    again = [m.value for m in c]
+    c.close()
+    assert again == [], f"{len(again)} records read again after the commit"
+
+
 def failover_exactly_once():
     """The partition leader is SIGKILLed during an idempotent acks=all run:
     every record the client was told is delivered is read exactly once."""
@@ -154,6 +260,9 @@ def main():
     check("confluent-kafka: idempotent acks=all producer, every compression, read back once",
           confluent_idempotent_producer)
     check("kafka-python: producer and consumer", kafka_python_producer_and_consumer)
+    check("confluent-kafka: a group of three shares partitions, rebalances, resumes from commits",
+          confluent_consumer_group)
+    check("kafka-python: consumer group reads, commits, resumes", kafka_python_group)
     check("confluent-kafka: leader killed mid-run, every delivered record read exactly once",
           failover_exactly_once)
 

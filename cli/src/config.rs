@@ -49,6 +49,11 @@ struct RawConfig {
     /// How often group members heartbeat, ms. Default 1000.
     #[serde(default = "default_group_heartbeat_ms")]
     group_heartbeat_interval_ms: u64,
+    /// How long a new Kafka classic group waits for more members before its
+    /// first rebalance completes, ms (Kafka's
+    /// `group.initial.rebalance.delay.ms`). Default 3000.
+    #[serde(default = "default_initial_rebalance_delay_ms")]
+    group_initial_rebalance_delay_ms: u64,
     /// Partitions of `__consumer_offsets` when it is created. Default 16.
     #[serde(default = "default_offsets_partitions")]
     offsets_topic_num_partitions: u32,
@@ -90,6 +95,10 @@ fn default_cleaner_backoff_ms() -> u64 {
 
 fn default_group_session_ms() -> u64 {
     10_000
+}
+
+fn default_initial_rebalance_delay_ms() -> u64 {
+    3_000
 }
 
 fn default_group_heartbeat_ms() -> u64 {
@@ -232,6 +241,7 @@ impl NodeConfig {
                 heartbeat_ms: ms(raw.group_heartbeat_interval_ms),
                 ..GroupTimeouts::default()
             },
+            initial_rebalance_delay: Duration::from_millis(raw.group_initial_rebalance_delay_ms),
             ..CoordinatorConfig::default()
         };
         let addr = |what: &str, s: &str| -> Result<SocketAddr> {
@@ -354,6 +364,7 @@ peer_addr = "127.0.0.1:9191"
         assert_eq!(c.broker_session_timeout, Duration::from_secs(6));
         assert_eq!(c.groups.timeouts.session_ms, 10_000);
         assert_eq!(c.groups.offsets_partitions, 16);
+        assert_eq!(c.groups.initial_rebalance_delay, Duration::from_secs(3));
         assert!(c.kafka.is_none(), "no Kafka listener unless asked for");
         let kafka = NodeConfig::parse(&GOOD.replace(
             "[controllers]",

@@ -123,6 +123,7 @@ pub struct Node<D: RaftDisk> {
     client: JoinHandle<Result<(), tonic::transport::Error>>,
     kafka_stop: CancellationToken,
     kafka: Option<JoinHandle<()>>,
+    coordinator: Arc<GroupCoordinator>,
 }
 
 /// Limits against hostile or broken clients, on the client port: concurrent
@@ -322,7 +323,7 @@ impl<D: RaftDisk> Node<D> {
                         .max_encoding_message_size(16 << 20),
                 )
                 .add_service(BrokerService::new(manager.clone()).into_server())
-                .add_service(GroupsService::new(coordinator).into_server())
+                .add_service(GroupsService::new(coordinator.clone()).into_server())
                 .add_service(reflection)
                 .serve_with_incoming_shutdown(
                     parts.client_incoming,
@@ -344,6 +345,7 @@ impl<D: RaftDisk> Node<D> {
             client,
             kafka_stop: CancellationToken::new(),
             kafka: None,
+            coordinator,
         })
     }
 
@@ -355,7 +357,7 @@ impl<D: RaftDisk> Node<D> {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         E: std::fmt::Display + 'static,
     {
-        let front = KafkaFrontEnd::new(self.manager.clone(), config);
+        let front = KafkaFrontEnd::new(self.manager.clone(), self.coordinator.clone(), config);
         self.kafka = Some(tokio::spawn(front.serve(incoming, self.kafka_stop.clone())));
     }
 

@@ -83,6 +83,9 @@ pub struct CoordinatorConfig {
     pub write_timeout: Duration,
     /// Between checks for expired members.
     pub expire_interval: Duration,
+    /// How long a classic group that was empty waits for more members before
+    /// its first join completes (`group.initial.rebalance.delay.ms`).
+    pub initial_rebalance_delay: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -94,6 +97,7 @@ impl Default for CoordinatorConfig {
             timeouts: GroupTimeouts::default(),
             write_timeout: Duration::from_secs(5),
             expire_interval: Duration::from_millis(250),
+            initial_rebalance_delay: Duration::from_secs(3),
         }
     }
 }
@@ -198,6 +202,9 @@ struct Shard {
     generation: u64,
     /// `None` until loaded, and again after a failed write.
     groups: tokio::sync::Mutex<Option<BTreeMap<String, Group>>>,
+    /// Bumped after every change of its groups: classic JoinGroup and
+    /// SyncGroup calls wait on it.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// This broker's group coordinator.
@@ -207,6 +214,8 @@ pub struct GroupCoordinator {
     clock: Arc<dyn Clock>,
     config: CoordinatorConfig,
     shards: Mutex<BTreeMap<u32, Arc<Shard>>>,
+    /// Makes classic member ids unique (with the broker id and the time).
+    member_ids: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -245,6 +254,7 @@ impl GroupCoordinator {
             clock,
             config,
             shards: Mutex::new(BTreeMap::new()),
+            member_ids: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -410,6 +420,7 @@ impl GroupCoordinator {
             partition,
             generation: progress.generation,
             groups: tokio::sync::Mutex::new(None),
+            changed: tokio::sync::watch::channel(0).0,
         });
         shards.insert(index, shard.clone());
         Ok(shard)
@@ -563,6 +574,7 @@ impl GroupCoordinator {
         } else {
             groups.insert(group.to_string(), after);
         }
+        shard.changed.send_modify(|v| *v = v.wrapping_add(1));
         Ok(out)
     }
 
@@ -847,6 +859,7 @@ impl GroupCoordinator {
 
     /// One pass of [`run`](Self::run).
     pub async fn expire_once(&self) {
+        let delay = self.initial_delay_ms();
         let shards: Vec<Arc<Shard>> = {
             let mut shards = lock(&self.shards);
             shards.retain(|_, s| {
@@ -859,7 +872,7 @@ impl GroupCoordinator {
             let ids: Vec<String> = match shard.groups.lock().await.as_ref() {
                 Some(groups) => groups
                     .values()
-                    .filter(|g| !g.members().is_empty())
+                    .filter(|g| !g.members().is_empty() || g.classic().is_active())
                     .map(|g| g.id().to_string())
                     .collect(),
                 None => continue,
@@ -867,7 +880,9 @@ impl GroupCoordinator {
             for id in ids {
                 let expired = self
                     .mutate(&id, false, |g, counts, now| {
-                        Ok((g.expire(counts, now), false))
+                        let mut gone = g.expire(counts, now);
+                        gone.extend(g.tick_classic(now, delay));
+                        Ok((gone, false))
                     })
                     .await;
                 match expired {
@@ -883,6 +898,9 @@ impl GroupCoordinator {
         }
     }
 }
+
+#[path = "classic_ops.rs"]
+mod classic_ops;
 
 #[cfg(test)]
 mod tests {

@@ -1,18 +1,18 @@
-//! Consumer groups (issue 6): partition assignment decided by the
-//! coordinator.
-//!
-//! Built so far: the server-side assignors and one group's state machine
-//! (membership, cooperative reconciliation, generation fencing, static
-//! members, committed offsets). Its records in `__consumer_offsets`, the
-//! coordinator runtime and the gRPC front end come next.
+//! Consumer groups: a coordinator per group on a partition of
+//! `__consumer_offsets`, serving two protocols over one store of committed
+//! offsets: Raftline's own (gRPC; assignment decided by the coordinator,
+//! cooperative reconciliation, member epochs, static members) and Kafka's
+//! classic one (`classic`: JoinGroup/SyncGroup, the leader member assigns).
 
 mod assignor;
+mod classic;
 mod codec;
 mod coordinator;
 mod service;
 mod state;
 
 pub use assignor::{Assignment, Assignor, MemberSpec};
+pub use classic::{ClassicGroup, ClassicMember, ClassicState, Join, Joined};
 pub use codec::{decode, encode, CodecError};
 pub use coordinator::{
     partition_for, CoordinatorConfig, CoordinatorError, GroupCoordinator, OffsetTarget,

@@ -57,6 +57,13 @@ pub fn error_to_wire(error: &CoordinatorError) -> pb::Error {
                 GroupError::StaleMemberEpoch { .. } => ErrorCode::StaleMemberEpoch,
                 GroupError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
                 GroupError::NonEmptyGroup { .. } => ErrorCode::NonEmptyGroup,
+                GroupError::IllegalGeneration { .. } => ErrorCode::IllegalGeneration,
+                GroupError::RebalanceInProgress { .. } => ErrorCode::RebalanceInProgress,
+                GroupError::InconsistentGroupProtocol { .. } => {
+                    ErrorCode::InconsistentGroupProtocol
+                }
+                GroupError::MemberIdRequired { .. } => ErrorCode::MemberIdRequired,
+                GroupError::InvalidSessionTimeout { .. } => ErrorCode::InvalidSessionTimeout,
             },
             None,
             None,

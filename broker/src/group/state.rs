@@ -26,6 +26,7 @@
 //! it answers.
 
 use super::assignor::{Assignment, Assignor, MemberSpec};
+use super::classic::{ClassicGroup, ClassicState};
 use crate::position::TopicPartition;
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
@@ -91,6 +92,31 @@ pub enum GroupError {
     /// An operation that needs the group to have no members.
     #[error("group {group:?} has {members} member(s); stop its consumers first")]
     NonEmptyGroup { group: String, members: usize },
+    /// A classic member's generation is not the group's.
+    #[error("member {member:?} of group {group:?} is at generation {given}, the group at {current}: rejoin")]
+    IllegalGeneration {
+        group: String,
+        member: String,
+        current: i32,
+        given: i32,
+    },
+    /// The group is rebalancing (classic protocol): rejoin.
+    #[error("group {group:?} is rebalancing: rejoin")]
+    RebalanceInProgress { group: String },
+    /// The protocol type or protocols do not fit the group's members.
+    #[error("group {group:?}: {reason}")]
+    InconsistentGroupProtocol { group: String, reason: String },
+    /// A classic member joined without an id; it must join again with this one.
+    #[error("group {group:?}: join again with member id {member:?}")]
+    MemberIdRequired { group: String, member: String },
+    /// A session timeout out of bounds.
+    #[error("group {group:?}: session timeout {given} ms is outside [{min}, {max}] ms")]
+    InvalidSessionTimeout {
+        group: String,
+        given: i64,
+        min: i64,
+        max: i64,
+    },
 }
 
 /// One heartbeat (which also joins and leaves).
@@ -170,6 +196,10 @@ pub enum GroupState {
     Reconciling,
     /// Every member holds its target at the group epoch.
     Stable,
+    /// Classic protocol: waiting for members to rejoin.
+    PreparingRebalance,
+    /// Classic protocol: waiting for the leader's assignment.
+    CompletingRebalance,
 }
 
 impl GroupState {
@@ -179,6 +209,8 @@ impl GroupState {
             GroupState::Empty => "Empty",
             GroupState::Reconciling => "Reconciling",
             GroupState::Stable => "Stable",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
         }
     }
 }
@@ -197,6 +229,9 @@ pub struct Group {
     /// The partition counts of the subscribed topics it was computed from.
     target_partitions: BTreeMap<String, u32>,
     offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// Members of Kafka's classic protocol (a group has members of one
+    /// protocol at a time); not stored.
+    classic: ClassicGroup,
 }
 
 /// What a change of a group must store before it is answered (see
@@ -271,6 +306,7 @@ impl Group {
             target: Assignment::new(),
             target_partitions: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            classic: ClassicGroup::default(),
         }
     }
 
@@ -366,8 +402,62 @@ impl Group {
         &self.target
     }
 
+    /// Its classic-protocol membership.
+    pub fn classic(&self) -> &ClassicGroup {
+        &self.classic
+    }
+
+    /// Its classic-protocol membership, to change: refused while members of
+    /// the other protocol are in the group.
+    pub fn classic_mut(&mut self) -> Result<&mut ClassicGroup, GroupError> {
+        if !self.members.is_empty() {
+            return Err(GroupError::InconsistentGroupProtocol {
+                group: self.id.clone(),
+                reason: "the group has members of Raftline's own (gRPC) group protocol".into(),
+            });
+        }
+        Ok(&mut self.classic)
+    }
+
+    /// Time passes for its classic members; the ids of those removed.
+    pub fn tick_classic(&mut self, now_ms: i64, initial_delay_ms: i64) -> Vec<String> {
+        let before: Vec<String> = self.classic.members().keys().cloned().collect();
+        self.classic.tick(now_ms, initial_delay_ms);
+        before
+            .into_iter()
+            .filter(|id| !self.classic.members().contains_key(id))
+            .collect()
+    }
+
+    /// Sets committed offsets whose commit was accepted (by
+    /// [`commit`](Self::commit), or by the classic protocol's check).
+    pub fn commit_classic(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, (u64, String)>,
+        now_ms: i64,
+    ) {
+        for (tp, (offset, metadata)) in offsets {
+            self.offsets.insert(
+                tp.clone(),
+                CommittedOffset {
+                    offset: *offset,
+                    metadata: metadata.clone(),
+                    commit_ms: now_ms,
+                },
+            );
+        }
+    }
+
     /// Where it stands.
     pub fn state(&self) -> GroupState {
+        if !self.classic.members().is_empty() {
+            return match self.classic.state() {
+                ClassicState::Empty => GroupState::Empty,
+                ClassicState::PreparingRebalance { .. } => GroupState::PreparingRebalance,
+                ClassicState::CompletingRebalance { .. } => GroupState::CompletingRebalance,
+                ClassicState::Stable => GroupState::Stable,
+            };
+        }
         if self.members.is_empty() {
             return GroupState::Empty;
         }
@@ -409,6 +499,12 @@ impl Group {
         let id = request.member_id.as_str();
         if id.is_empty() {
             return Err(self.invalid("a member id is required (the client picks a random one)"));
+        }
+        if !self.classic.members().is_empty() {
+            return Err(GroupError::InconsistentGroupProtocol {
+                group: self.id.clone(),
+                reason: "the group has members of Kafka's classic protocol (JoinGroup)".into(),
+            });
         }
         if request
             .topics
@@ -675,7 +771,7 @@ impl Group {
         now_ms: i64,
     ) -> Result<(), GroupError> {
         if member_id.is_empty() {
-            if !self.members.is_empty() {
+            if !self.members.is_empty() || !self.classic.members().is_empty() {
                 return Err(self.unknown(member_id));
             }
         } else {
@@ -692,16 +788,7 @@ impl Group {
                 });
             }
         }
-        for (tp, (offset, metadata)) in offsets {
-            self.offsets.insert(
-                tp.clone(),
-                CommittedOffset {
-                    offset: *offset,
-                    metadata: metadata.clone(),
-                    commit_ms: now_ms,
-                },
-            );
-        }
+        self.commit_classic(offsets, now_ms);
         Ok(())
     }
 
@@ -728,7 +815,7 @@ impl Group {
 
     /// Whether the group may be deleted or have its offsets reset.
     pub fn check_empty(&self) -> Result<(), GroupError> {
-        match self.members.len() {
+        match self.members.len() + self.classic.members().len() {
             0 => Ok(()),
             members => Err(GroupError::NonEmptyGroup {
                 group: self.id.clone(),

@@ -46,6 +46,10 @@ pub fn kafka_code(code: ErrorCode) -> i16 {
         ErrorCode::GroupIdNotFound => K::GroupIdNotFound,
         ErrorCode::InvalidGroupId => K::InvalidGroupId,
         ErrorCode::InvalidRecord => K::InvalidRecord,
+        ErrorCode::IllegalGeneration => K::IllegalGeneration,
+        ErrorCode::InconsistentGroupProtocol => K::InconsistentGroupProtocol,
+        ErrorCode::MemberIdRequired => K::MemberIdRequired,
+        ErrorCode::InvalidSessionTimeout => K::InvalidSessionTimeout,
     };
     kafka.code()
 }

@@ -50,7 +50,7 @@ fn broker_id(id: crate::metadata::BrokerId) -> BrokerId {
     BrokerId(i32::try_from(id.0).unwrap_or(-1))
 }
 
-fn text(s: impl Into<String>) -> StrBytes {
+pub(super) fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
@@ -79,7 +79,7 @@ fn current_leader(metadata: &MetadataCache, topic: &str, partition: i32) -> Opti
 }
 
 /// A live broker's Kafka endpoint.
-fn endpoint(metadata: &MetadataCache, id: i32) -> Option<(String, i32, Option<String>)> {
+pub(super) fn endpoint(metadata: &MetadataCache, id: i32) -> Option<(String, i32, Option<String>)> {
     let b = metadata.broker(crate::metadata::BrokerId(u32::try_from(id).ok()?))?;
     if b.fenced {
         return None;
@@ -175,6 +175,42 @@ impl KafkaFrontEnd {
             },
             ApiKey::InitProducerId => match decode(&mut buf, key, version) {
                 Ok(r) => frame(key, version, cid, &self.init_producer_id(r).await),
+                Err(reply) => reply,
+            },
+            ApiKey::FindCoordinator => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.find_coordinator(r, version).await),
+                Err(reply) => reply,
+            },
+            ApiKey::JoinGroup => match decode(&mut buf, key, version) {
+                Ok(r) => {
+                    let client = header.client_id.as_ref().map_or("", |c| c.as_str());
+                    frame(
+                        key,
+                        version,
+                        cid,
+                        &self.join_group(r, version, client).await,
+                    )
+                }
+                Err(reply) => reply,
+            },
+            ApiKey::SyncGroup => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.sync_group(r, version).await),
+                Err(reply) => reply,
+            },
+            ApiKey::Heartbeat => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.heartbeat(r).await),
+                Err(reply) => reply,
+            },
+            ApiKey::LeaveGroup => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.leave_group(r, version).await),
+                Err(reply) => reply,
+            },
+            ApiKey::OffsetCommit => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.offset_commit(r).await),
+                Err(reply) => reply,
+            },
+            ApiKey::OffsetFetch => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.offset_fetch(r, version).await),
                 Err(reply) => reply,
             },
             other => Reply::Close(format!("{other:?} is advertised but has no handler")),

@@ -17,6 +17,7 @@
 //! Produce with acks=0 is answered with nothing.
 
 mod errors;
+mod groups;
 mod handlers;
 mod versions;
 
@@ -24,6 +25,7 @@ pub use errors::{kafka_code, kafka_code_of};
 pub use handlers::{topic_uuid, KAFKA_ENDPOINT};
 pub use versions::{supported, SUPPORTED};
 
+use crate::group::GroupCoordinator;
 use crate::replica::ReplicaManager;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -74,13 +76,22 @@ enum Reply {
 /// The Kafka front end of one broker.
 pub struct KafkaFrontEnd {
     manager: Arc<ReplicaManager>,
+    coordinator: Arc<GroupCoordinator>,
     config: KafkaConfig,
 }
 
 impl KafkaFrontEnd {
-    /// A front end over `manager`.
-    pub fn new(manager: Arc<ReplicaManager>, config: KafkaConfig) -> Arc<Self> {
-        Arc::new(KafkaFrontEnd { manager, config })
+    /// A front end over `manager` and the broker's group `coordinator`.
+    pub fn new(
+        manager: Arc<ReplicaManager>,
+        coordinator: Arc<GroupCoordinator>,
+        config: KafkaConfig,
+    ) -> Arc<Self> {
+        Arc::new(KafkaFrontEnd {
+            manager,
+            coordinator,
+            config,
+        })
     }
 
     /// Serves every connection from `incoming` until `shutdown`.

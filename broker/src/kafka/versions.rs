@@ -18,11 +18,22 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 ///   later add the max-timestamp and tiered-storage specs.
 /// - Metadata v0-12, InitProducerId v0-4 (idempotence; no transactions),
 ///   ApiVersions v0-4.
+/// - The classic group protocol: FindCoordinator v0-4 (v4 batched; groups
+///   only), JoinGroup v0-9, SyncGroup v0-5, Heartbeat v0-4, LeaveGroup v0-5,
+///   OffsetCommit v2-8 (v9 is the new protocol's member epochs), OffsetFetch
+///   v1-7 (v8 and later batch groups).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 6),
     (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::InitProducerId, 0, 4),
 ];
@@ -59,8 +70,9 @@ pub(super) fn api_versions(error_code: i16) -> ApiVersionsResponse {
 mod tests {
     use super::*;
     use kafka_protocol::messages::{
-        ApiVersionsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
-        MetadataRequest, ProduceRequest,
+        ApiVersionsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+        InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest,
+        MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
     };
     use kafka_protocol::protocol::{Message, VersionRange};
 
@@ -78,6 +90,13 @@ mod tests {
                 ApiKey::Metadata => MetadataRequest::VERSIONS,
                 ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
                 ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+                ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
+                ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
+                ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
+                ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
+                ApiKey::Heartbeat => HeartbeatRequest::VERSIONS,
+                ApiKey::LeaveGroup => LeaveGroupRequest::VERSIONS,
+                ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,
                 other => panic!("{other:?} is advertised but has no handler"),
             };
             // Produce's advertised-but-refused versions are answered before
@@ -90,6 +109,6 @@ mod tests {
             assert!(within(codec, min, max), "{key:?} {min}..={max}");
         }
         assert_eq!(supported(ApiKey::Fetch), Some((4, 12)));
-        assert_eq!(supported(ApiKey::JoinGroup), None);
+        assert_eq!(supported(ApiKey::CreateTopics), None);
     }
 }

@@ -8,13 +8,22 @@
 use crate::procs::{wait_for, ProcCluster};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, MetadataResponse, ProduceRequest, RequestHeader,
-    ResponseHeader, TopicName, TransactionalId,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
+    SyncGroupResponse, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use raftline_broker::kafka::SUPPORTED;
@@ -369,4 +378,322 @@ fn kafka_listener_serves_every_advertised_version() {
 
 fn metadata_request_all() -> MetadataRequest {
     MetadataRequest::default()
+}
+
+/// The coordinator of `group`, found through any node (polling while
+/// `__consumer_offsets` is created).
+fn coordinator(cluster: &ProcCluster, group: &str) -> String {
+    coordinator_via(cluster, 1, group, None)
+}
+
+/// The coordinator of `group` as node `via` sees it, other than `not`.
+fn coordinator_via(cluster: &ProcCluster, via: usize, group: &str, not: Option<&str>) -> String {
+    let mut conn = Conn::open(&cluster.kafka_addr(via));
+    let mut found = None;
+    wait_for("a group coordinator", Duration::from_secs(30), || {
+        let r = conn.call(
+            &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into())),
+            3,
+        );
+        if r.error_code == 0 {
+            found = Some(format!("{}:{}", r.host.as_str(), r.port))
+                .filter(|addr| Some(addr.as_str()) != not);
+        } else {
+            assert_eq!(
+                r.error_code, 15,
+                "COORDINATOR_NOT_AVAILABLE while it is created"
+            );
+        }
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+fn join_request(group: &str, member: &str) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from(format!("sub-{member}")))])
+}
+
+/// Joins `group` at `version` (getting a member id first from v4 on).
+fn join(conn: &mut Conn, group: &str, member: &str, version: i16) -> JoinGroupResponse {
+    let r = conn.call(&join_request(group, member), version);
+    if r.error_code == 79 {
+        assert!(version >= 4 && member.is_empty());
+        return conn.call(&join_request(group, r.member_id.as_str()), version);
+    }
+    r
+}
+
+fn sync(
+    conn: &mut Conn,
+    group: &str,
+    member: &str,
+    generation: i32,
+    assign: &[(&str, &str)],
+    version: i16,
+) -> SyncGroupResponse {
+    let request = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_protocol_type((version >= 5).then(|| StrBytes::from_static_str("consumer")))
+        .with_protocol_name((version >= 5).then(|| StrBytes::from_static_str("range")))
+        .with_assignments(
+            assign
+                .iter()
+                .map(|(m, a)| {
+                    SyncGroupRequestAssignment::default()
+                        .with_member_id(StrBytes::from_string(m.to_string()))
+                        .with_assignment(Bytes::from(a.to_string()))
+                })
+                .collect(),
+        );
+    conn.call(&request, version)
+}
+
+fn heartbeat(conn: &mut Conn, group: &str, member: &str, generation: i32, version: i16) -> i16 {
+    let request = HeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_string(member.into()));
+    conn.call(&request, version).error_code
+}
+
+fn commit(
+    conn: &mut Conn,
+    group: &str,
+    member: &str,
+    generation: i32,
+    offset: i64,
+    version: i16,
+) -> i16 {
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(name("g"))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])]);
+    conn.call(&request, version).topics[0].partitions[0].error_code
+}
+
+fn committed(conn: &mut Conn, group: &str, version: i16) -> i64 {
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(name("g"))
+            .with_partition_indexes(vec![0])]));
+    let r = conn.call(&request, version);
+    assert_eq!(r.error_code, 0);
+    r.topics[0].partitions[0].committed_offset
+}
+
+fn leave(conn: &mut Conn, group: &str, member: &str, version: i16) -> i16 {
+    let request =
+        LeaveGroupRequest::default().with_group_id(GroupId(StrBytes::from_string(group.into())));
+    let request = if version >= 3 {
+        request.with_members(vec![
+            MemberIdentity::default().with_member_id(StrBytes::from_string(member.into()))
+        ])
+    } else {
+        request.with_member_id(StrBytes::from_string(member.into()))
+    };
+    let r = conn.call(&request, version);
+    if version >= 3 {
+        assert_eq!(r.error_code, 0);
+        r.members[0].error_code
+    } else {
+        r.error_code
+    }
+}
+
+#[test]
+fn kafka_classic_groups_rebalance_fence_generations_and_keep_offsets() {
+    let cluster = ProcCluster::start(3);
+    cluster.ok(&[
+        "topic",
+        "create",
+        "g",
+        "--partitions",
+        "2",
+        "--replication-factor",
+        "3",
+    ]);
+
+    info!("every advertised version of every group API, one member per group");
+    for v in 0..=9i16 {
+        let group = format!("wire-v{v}");
+        let mut c = Conn::open(&coordinator(&cluster, &group));
+        let joined = join(&mut c, &group, "", v);
+        assert_eq!(joined.error_code, 0, "JoinGroup v{v}");
+        assert_eq!(joined.generation_id, 1);
+        assert_eq!(joined.leader, joined.member_id, "alone: its own leader");
+        assert_eq!(joined.members.len(), 1);
+        assert_eq!(
+            joined.members[0].metadata,
+            Bytes::from(format!(
+                "sub-{}",
+                if v >= 4 {
+                    joined.member_id.as_str()
+                } else {
+                    ""
+                }
+            )),
+            "the member's own protocol metadata, passed through"
+        );
+        let member = joined.member_id.to_string();
+        let sv = v.min(5);
+        let synced = sync(&mut c, &group, &member, 1, &[(&member, "p0,p1")], sv);
+        assert_eq!(
+            (synced.error_code, synced.assignment.clone()),
+            (0, Bytes::from("p0,p1")),
+            "SyncGroup v{sv}"
+        );
+        assert_eq!(heartbeat(&mut c, &group, &member, 1, v.min(4)), 0);
+        let cv = v.clamp(2, 8);
+        assert_eq!(
+            commit(&mut c, &group, &member, 1, 40 + i64::from(v), cv),
+            0,
+            "OffsetCommit v{cv}"
+        );
+        let fv = v.clamp(1, 7);
+        assert_eq!(
+            committed(&mut c, &group, fv),
+            40 + i64::from(v),
+            "OffsetFetch v{fv}"
+        );
+        assert_eq!(
+            leave(&mut c, &group, &member, v.min(5)),
+            0,
+            "LeaveGroup v{}",
+            v.min(5)
+        );
+        assert_eq!(
+            heartbeat(&mut c, &group, &member, 1, 4),
+            25,
+            "gone: UNKNOWN_MEMBER_ID"
+        );
+        assert_eq!(
+            commit(&mut c, &group, "", -1, 7, 8),
+            0,
+            "an empty group takes simple commits"
+        );
+    }
+
+    info!("two members: a join makes the other rejoin, generations fence the past");
+    let group = "pair";
+    let addr = coordinator(&cluster, group);
+    let mut a = Conn::open(&addr);
+    let first = join(&mut a, group, "", 9);
+    let ida = first.member_id.to_string();
+    assert_eq!(
+        sync(&mut a, group, &ida, 1, &[(&ida, "all")], 5).error_code,
+        0
+    );
+    let b_addr = addr.clone();
+    let b = std::thread::spawn(move || {
+        let mut b = Conn::open(&b_addr);
+        let joined = join(&mut b, "pair", "", 9);
+        let idb = joined.member_id.to_string();
+        let synced = sync(&mut b, "pair", &idb, joined.generation_id, &[], 5);
+        (joined, synced)
+    });
+    wait_for(
+        "the rebalance B's join starts",
+        Duration::from_secs(10),
+        || heartbeat(&mut a, group, &ida, 1, 4) == 27,
+    );
+    assert_eq!(
+        commit(&mut a, group, &ida, 1, 5, 8),
+        27,
+        "no commits while partitions move"
+    );
+    let second = join(&mut a, group, &ida, 9);
+    assert_eq!(second.generation_id, 2);
+    assert_eq!(second.leader.as_str(), ida, "the leader stays");
+    assert_eq!(second.members.len(), 2);
+    let idb = second
+        .members
+        .iter()
+        .map(|m| m.member_id.to_string())
+        .find(|m| *m != ida)
+        .unwrap();
+    assert_eq!(
+        sync(&mut a, group, &ida, 2, &[(&ida, "p0"), (&idb, "p1")], 5).assignment,
+        Bytes::from("p0")
+    );
+    let (joined_b, synced_b) = b.join().unwrap();
+    assert_eq!((joined_b.error_code, joined_b.generation_id), (0, 2));
+    assert!(
+        joined_b.members.is_empty(),
+        "only the leader sees the members"
+    );
+    assert_eq!(
+        (synced_b.error_code, synced_b.assignment),
+        (0, Bytes::from("p1"))
+    );
+    assert_eq!(
+        commit(&mut a, group, &ida, 1, 5, 8),
+        22,
+        "ILLEGAL_GENERATION"
+    );
+    assert_eq!(
+        commit(&mut a, group, "stranger", 2, 5, 8),
+        25,
+        "UNKNOWN_MEMBER_ID"
+    );
+    assert_eq!(commit(&mut a, group, &ida, 2, 123, 8), 0);
+    assert_eq!(committed(&mut a, group, 7), 123);
+    let mut other = join_request(group, "");
+    other.protocol_type = StrBytes::from_static_str("connect");
+    assert_eq!(
+        a.call(&other, 9).error_code,
+        23,
+        "INCONSISTENT_GROUP_PROTOCOL"
+    );
+    let mut b = Conn::open(&addr);
+    assert_eq!(leave(&mut b, group, &idb, 5), 0);
+    assert_eq!(
+        heartbeat(&mut a, group, &ida, 2, 4),
+        27,
+        "B left: rebalance"
+    );
+    let third = join(&mut a, group, &ida, 9);
+    assert_eq!((third.generation_id, third.members.len()), (3, 1));
+
+    info!("the offsets survive the coordinator moving; members must rejoin");
+    let coordinator_id = addr_node(&cluster, &addr);
+    drop(a);
+    let mut cluster = cluster;
+    cluster.kill(coordinator_id);
+    let via = if coordinator_id == 1 { 2 } else { 1 };
+    let moved = coordinator_via(&cluster, via, group, Some(&addr));
+    let mut a = Conn::open(&moved);
+    wait_for("the new coordinator", Duration::from_secs(30), || {
+        let code = heartbeat(&mut a, group, &ida, 3, 4);
+        assert!(
+            [14, 15, 16, 25].contains(&code),
+            "heartbeat after the move: {code}"
+        );
+        code == 25
+    });
+    assert_eq!(
+        committed(&mut a, group, 7),
+        123,
+        "the committed offset survived"
+    );
+}
+
+/// The node whose Kafka listener is `addr`.
+fn addr_node(cluster: &ProcCluster, addr: &str) -> usize {
+    (1..=3).find(|&i| cluster.kafka_addr(i) == addr).unwrap()
 }
