@@ -62,7 +62,7 @@ def read_all(topic, partitions, expect, timeout=60):
 def check(name, fn):
     started = time.time()
     fn()
-    print(f"PASS {name} ({time.time() - started:.1f} s)", flush=True)
+    print(f"PASS {name} ({time.time() - started:.2f} s)", flush=True)
 
 
 def confluent_idempotent_producer():
@@ -210,6 +210,66 @@ def kafka_python_group():
     assert again == [], f"{len(again)} records read again after the commit"
 
 
+def confluent_admin():
+    """AdminClient: create (with a config), describe, grow, describe configs,
+    list and delete topics; errors come back typed."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+    from confluent_kafka import KafkaError
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    topic = f"adm-{uuid.uuid4().hex[:8]}"
+    futures = admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=3,
+                                            config={"retention.ms": "3600000"})])
+    futures[topic].result(30)
+    deadline = time.time() + 20
+    while topic not in admin.list_topics(timeout=10).topics and time.time() < deadline:
+        time.sleep(0.2)
+    described = admin.list_topics(topic, timeout=10).topics[topic]
+    assert len(described.partitions) == 2, described.partitions
+    assert all(len(p.replicas) == 3 for p in described.partitions.values())
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3)])[topic].result(30)
+        raise AssertionError("created twice")
+    except confluent_kafka.KafkaException as e:
+        assert e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, e
+    admin.create_partitions([NewPartitions(topic, 4)])[topic].result(30)
+    deadline = time.time() + 20
+    while len(admin.list_topics(topic, timeout=10).topics[topic].partitions) != 4:
+        assert time.time() < deadline, "the partitions never showed"
+        time.sleep(0.2)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(30)
+    assert configs["retention.ms"].value == "3600000", configs["retention.ms"]
+    assert configs["cleanup.policy"].value == "delete"
+    cluster = admin.describe_cluster().result(30)
+    assert len(cluster.nodes) == 3, cluster.nodes
+    admin.delete_topics([topic])[topic].result(30)
+    deadline = time.time() + 20
+    while topic in admin.list_topics(timeout=10).topics:
+        assert time.time() < deadline, "the topic never went"
+        time.sleep(0.2)
+
+
+def kafka_python_admin():
+    from kafka.admin import KafkaAdminClient, NewTopic
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    topic = f"kpa-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=3)])
+    deadline = time.time() + 20
+    while topic not in admin.list_topics():
+        assert time.time() < deadline, "the topic never showed"
+        time.sleep(0.2)
+    described = admin.describe_topics([topic])
+    assert len(described[0]["partitions"]) == 3, described
+    groups = admin.list_groups()
+    assert isinstance(groups, list), groups
+    admin.delete_topics([topic])
+    deadline = time.time() + 20
+    while topic in admin.list_topics():
+        assert time.time() < deadline, "the topic never went"
+        time.sleep(0.2)
+    admin.close()
+
+
 def failover_exactly_once():
     """The partition leader is SIGKILLed during an idempotent acks=all run:
     every record the client was told is delivered is read exactly once."""
@@ -263,6 +323,9 @@ def main():
     check("confluent-kafka: a group of three shares partitions, rebalances, resumes from commits",
           confluent_consumer_group)
     check("kafka-python: consumer group reads, commits, resumes", kafka_python_group)
+    check("confluent-kafka AdminClient: create, describe, grow, configs, cluster, delete",
+          confluent_admin)
+    check("kafka-python KafkaAdminClient: create, list, describe, groups, delete", kafka_python_admin)
     check("confluent-kafka: leader killed mid-run, every delivered record read exactly once",
           failover_exactly_once)
 

@@ -14,17 +14,18 @@
 use raftline_broker::api::{BrokerService, ReplicationService};
 use raftline_broker::clock::Clock;
 use raftline_broker::controller_link::{self, Connector, ControllerClient, LinkConfig};
-use raftline_broker::group::{CoordinatorConfig, GroupCoordinator, GroupsService, TopicCreator};
-use raftline_broker::kafka::{KafkaConfig, KafkaFrontEnd, KAFKA_ENDPOINT};
+use raftline_broker::group::{CoordinatorConfig, GroupCoordinator, GroupsService};
+use raftline_broker::kafka::{
+    AdminFuture, ClusterAdmin, KafkaConfig, KafkaFrontEnd, KAFKA_ENDPOINT,
+};
 use raftline_broker::metadata::BrokerId;
 use raftline_broker::replica::{
     clear_damage_marks, recover_local_logs, ReplicaManager, ReplicaManagerConfig,
 };
 use raftline_broker::storage::Storage;
+use raftline_controller::api::status::error_to_wire as controller_error_to_wire;
 use raftline_controller::api::{AdminService, BrokerLifecycleService, MetadataStreamService};
-use raftline_controller::{
-    BrokerLifecycle, ControllerError, ControllerMachine, ControllerNode, MetadataError,
-};
+use raftline_controller::{BrokerLifecycle, ControllerMachine, ControllerNode};
 use raftline_proto::date::{DateHeaderLayer, WallClock};
 use raftline_proto::pb::admin_server::AdminServer;
 use raftline_proto::pb::broker_lifecycle_server::BrokerLifecycleServer;
@@ -124,6 +125,7 @@ pub struct Node<D: RaftDisk> {
     kafka_stop: CancellationToken,
     kafka: Option<JoinHandle<()>>,
     coordinator: Arc<GroupCoordinator>,
+    admin: Arc<dyn ClusterAdmin>,
 }
 
 /// Limits against hostile or broken clients, on the client port: concurrent
@@ -138,28 +140,46 @@ fn limits(builder: tonic::transport::Server) -> tonic::transport::Server {
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
 }
 
-/// The group coordinator's way to create `__consumer_offsets`: through this
-/// node's controller (forwarded to the Raft leader).
+/// The controller quorum as the broker asks it for topic changes.
 struct ControllerTopics<D: RaftDisk>(Arc<ControllerNode<D>>);
 
-impl<D: RaftDisk> TopicCreator for ControllerTopics<D> {
+/// The broker's topic operations (the Kafka listener's admin APIs, the group
+/// coordinator creating `__consumer_offsets`): through this node's
+/// controller (forwarded to the Raft leader), errors typed as every front end
+/// has them.
+impl<D: RaftDisk> ClusterAdmin for ControllerTopics<D> {
     fn create_topic(
         &self,
         name: String,
         partitions: u32,
         replication_factor: u32,
         configs: BTreeMap<String, String>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+    ) -> AdminFuture<'_, u64> {
         Box::pin(async move {
-            match self
-                .0
+            self.0
                 .create_topic(&name, partitions, replication_factor, configs)
                 .await
-            {
-                Ok(_) => Ok(()),
-                Err(ControllerError::Metadata(MetadataError::TopicAlreadyExists { .. })) => Ok(()),
-                Err(e) => Err(e.to_string()),
-            }
+                .map(|topic| topic.id.0)
+                .map_err(|e| controller_error_to_wire(&e))
+        })
+    }
+
+    fn delete_topic(&self, name: String) -> AdminFuture<'_> {
+        Box::pin(async move {
+            self.0
+                .delete_topic(&name)
+                .await
+                .map_err(|e| controller_error_to_wire(&e))
+        })
+    }
+
+    fn create_partitions(&self, name: String, total: u32) -> AdminFuture<'_> {
+        Box::pin(async move {
+            self.0
+                .create_partitions(&name, total)
+                .await
+                .map(|_| ())
+                .map_err(|e| controller_error_to_wire(&e))
         })
     }
 }
@@ -318,7 +338,7 @@ impl<D: RaftDisk> Node<D> {
             limits(tonic::transport::Server::builder())
                 .layer(DateHeaderLayer::new(wall))
                 .add_service(
-                    AdminServer::new(AdminService::new(controller))
+                    AdminServer::new(AdminService::new(controller.clone()))
                         .max_decoding_message_size(1 << 20)
                         .max_encoding_message_size(16 << 20),
                 )
@@ -346,6 +366,7 @@ impl<D: RaftDisk> Node<D> {
             kafka_stop: CancellationToken::new(),
             kafka: None,
             coordinator,
+            admin: Arc::new(ControllerTopics(controller)),
         })
     }
 
@@ -357,7 +378,12 @@ impl<D: RaftDisk> Node<D> {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         E: std::fmt::Display + 'static,
     {
-        let front = KafkaFrontEnd::new(self.manager.clone(), self.coordinator.clone(), config);
+        let front = KafkaFrontEnd::new(
+            self.manager.clone(),
+            self.coordinator.clone(),
+            self.admin.clone(),
+            config,
+        );
         self.kafka = Some(tokio::spawn(front.serve(incoming, self.kafka_stop.clone())));
     }
 

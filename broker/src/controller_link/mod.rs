@@ -10,8 +10,10 @@
 //!   shutdown ─> a last heartbeat with shutting_down: controlled shutdown
 //! ```
 
+mod admin;
 mod client;
 
+pub use admin::{AdminFuture, ClusterAdmin};
 pub use client::ControllerClient;
 pub use raftline_proto::transport::{Connector, TcpConnector};
 

@@ -22,14 +22,13 @@
 use super::codec;
 use super::state::{replay_into, Group, GroupError, GroupRecord, GroupTimeouts};
 use crate::clock::Clock;
+use crate::controller_link::ClusterAdmin;
 use crate::metadata::{BrokerId, MetadataCache};
 use crate::position::{Offset, TopicPartition};
 use crate::records::{batches_end, decode_batches, encode_batch};
 use crate::replica::{Acks, Partition, ReplicaError, ReplicaManager};
-use raftline_proto::pb;
+use raftline_proto::pb::{self, ErrorCode};
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use thiserror::Error;
@@ -50,19 +49,6 @@ pub fn partition_for(group: &str, partitions: u32) -> u32 {
         h.wrapping_mul(31).wrapping_add(i32::from(unit))
     });
     hash.checked_abs().unwrap_or(0).unsigned_abs() % partitions.max(1)
-}
-
-/// How the coordinator has `__consumer_offsets` created: the node hands in
-/// its controller (a topic that exists already counts as created).
-pub trait TopicCreator: Send + Sync {
-    /// Creates topic `name`; a topic of that name existing is success.
-    fn create_topic(
-        &self,
-        name: String,
-        partitions: u32,
-        replication_factor: u32,
-        configs: BTreeMap<String, String>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
 }
 
 /// The coordinator's settings.
@@ -210,7 +196,7 @@ struct Shard {
 /// This broker's group coordinator.
 pub struct GroupCoordinator {
     manager: Arc<ReplicaManager>,
-    topics: Arc<dyn TopicCreator>,
+    topics: Arc<dyn ClusterAdmin>,
     clock: Arc<dyn Clock>,
     config: CoordinatorConfig,
     shards: Mutex<BTreeMap<u32, Arc<Shard>>>,
@@ -244,7 +230,7 @@ impl GroupCoordinator {
     /// `__consumer_offsets` when first needed.
     pub fn new(
         manager: Arc<ReplicaManager>,
-        topics: Arc<dyn TopicCreator>,
+        topics: Arc<dyn ClusterAdmin>,
         clock: Arc<dyn Clock>,
         config: CoordinatorConfig,
     ) -> Arc<Self> {
@@ -341,8 +327,12 @@ impl GroupCoordinator {
             replication,
             configs,
         );
-        match tokio::time::timeout(self.config.write_timeout, create).await {
-            Ok(Ok(())) => {
+        let created = match tokio::time::timeout(self.config.write_timeout, create).await {
+            Ok(Err(e)) if e.code == ErrorCode::TopicAlreadyExists as i32 => Ok(Ok(0)),
+            other => other,
+        };
+        match created {
+            Ok(Ok(_)) => {
                 tracing::info!(
                     partitions = self.config.offsets_partitions,
                     replication,
@@ -350,7 +340,7 @@ impl GroupCoordinator {
                 );
                 Ok(())
             }
-            Ok(Err(e)) => Err(format!("creating {OFFSETS_TOPIC}: {e}")),
+            Ok(Err(e)) => Err(format!("creating {OFFSETS_TOPIC}: {}", e.message)),
             Err(_) => Err(format!(
                 "creating {OFFSETS_TOPIC}: the controller did not answer in time"
             )),
@@ -826,21 +816,30 @@ impl GroupCoordinator {
         .await
     }
 
-    /// The groups of every loaded shard: id, state name, member count.
-    pub async fn list(&self) -> Vec<(String, &'static str, usize)> {
+    /// Copies of the groups of every loaded shard, by id.
+    pub async fn groups(&self) -> Vec<Group> {
         let shards: Vec<Arc<Shard>> = lock(&self.shards).values().cloned().collect();
         let mut out = Vec::new();
         for shard in shards {
             if let Some(groups) = shard.groups.lock().await.as_ref() {
-                out.extend(
-                    groups
-                        .values()
-                        .map(|g| (g.id().to_string(), g.state().name(), g.members().len())),
-                );
+                out.extend(groups.values().cloned());
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.id().cmp(b.id()));
         out
+    }
+
+    /// The groups of every loaded shard: id, state name, member count (of
+    /// either protocol).
+    pub async fn list(&self) -> Vec<(String, &'static str, usize)> {
+        self.groups()
+            .await
+            .into_iter()
+            .map(|g| {
+                let members = g.members().len() + g.classic().members().len();
+                (g.id().to_string(), g.state().name(), members)
+            })
+            .collect()
     }
 
     /// Expires silent members on every loaded shard and forgets shards whose

@@ -16,7 +16,7 @@ pub use classic::{ClassicGroup, ClassicMember, ClassicState, Join, Joined};
 pub use codec::{decode, encode, CodecError};
 pub use coordinator::{
     partition_for, CoordinatorConfig, CoordinatorError, GroupCoordinator, OffsetTarget,
-    PartitionLag, TopicCreator, OFFSETS_TOPIC,
+    PartitionLag, OFFSETS_TOPIC,
 };
 pub use service::{error_to_wire, partitions_from_wire, partitions_to_wire, GroupsService};
 pub use state::{

@@ -59,7 +59,7 @@ fn topic_name(s: &str) -> TopicName {
 }
 
 /// `host:port` split, for an advertised listener (`[v6]:port` too).
-fn host_port(addr: &str) -> Option<(String, i32)> {
+pub(super) fn host_port(addr: &str) -> Option<(String, i32)> {
     let (host, port) = addr.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Some((host.to_string(), port.parse().ok()?))
@@ -211,6 +211,42 @@ impl KafkaFrontEnd {
             },
             ApiKey::OffsetFetch => match decode(&mut buf, key, version) {
                 Ok(r) => frame(key, version, cid, &self.offset_fetch(r, version).await),
+                Err(reply) => reply,
+            },
+            ApiKey::CreateTopics => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.create_topics(r, version).await),
+                Err(reply) => reply,
+            },
+            ApiKey::DeleteTopics => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.delete_topics(r, version).await),
+                Err(reply) => reply,
+            },
+            ApiKey::CreatePartitions => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.create_partitions(r).await),
+                Err(reply) => reply,
+            },
+            ApiKey::DescribeConfigs => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.describe_configs(r, version)),
+                Err(reply) => reply,
+            },
+            ApiKey::DescribeCluster => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.describe_cluster(r, version)),
+                Err(reply) => reply,
+            },
+            ApiKey::ListGroups => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.list_groups(r, version).await),
+                Err(reply) => reply,
+            },
+            ApiKey::DescribeGroups => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.describe_groups(r).await),
+                Err(reply) => reply,
+            },
+            ApiKey::DeleteGroups => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.delete_groups(r).await),
+                Err(reply) => reply,
+            },
+            ApiKey::OffsetForLeaderEpoch => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.offset_for_leader_epoch(r).await),
                 Err(reply) => reply,
             },
             other => Reply::Close(format!("{other:?} is advertised but has no handler")),

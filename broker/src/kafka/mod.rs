@@ -16,11 +16,13 @@
 //! own broker does (clients pipeline, and expect answers in request order). A
 //! Produce with acks=0 is answered with nothing.
 
+mod admin;
 mod errors;
 mod groups;
 mod handlers;
 mod versions;
 
+pub use admin::{AdminFuture, ClusterAdmin};
 pub use errors::{kafka_code, kafka_code_of};
 pub use handlers::{topic_uuid, KAFKA_ENDPOINT};
 pub use versions::{supported, SUPPORTED};
@@ -77,19 +79,23 @@ enum Reply {
 pub struct KafkaFrontEnd {
     manager: Arc<ReplicaManager>,
     coordinator: Arc<GroupCoordinator>,
+    admin: Arc<dyn ClusterAdmin>,
     config: KafkaConfig,
 }
 
 impl KafkaFrontEnd {
-    /// A front end over `manager` and the broker's group `coordinator`.
+    /// A front end over `manager`, the broker's group `coordinator` and the
+    /// controller quorum's topic operations (`admin`).
     pub fn new(
         manager: Arc<ReplicaManager>,
         coordinator: Arc<GroupCoordinator>,
+        admin: Arc<dyn ClusterAdmin>,
         config: KafkaConfig,
     ) -> Arc<Self> {
         Arc::new(KafkaFrontEnd {
             manager,
             coordinator,
+            admin,
             config,
         })
     }

@@ -22,6 +22,10 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 ///   only), JoinGroup v0-9, SyncGroup v0-5, Heartbeat v0-4, LeaveGroup v0-5,
 ///   OffsetCommit v2-8 (v9 is the new protocol's member epochs), OffsetFetch
 ///   v1-7 (v8 and later batch groups).
+/// - Admin: CreateTopics v2-7, DeleteTopics v1-6, CreatePartitions v0-3,
+///   DescribeConfigs v1-4, DescribeCluster v0-2, ListGroups v0-5,
+///   DescribeGroups v0-5, DeleteGroups v0-2; OffsetForLeaderEpoch v2-4 (for
+///   consumers' truncation checks).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
     (ApiKey::Fetch, 4, 12),
@@ -34,8 +38,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
     (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::DescribeCluster, 0, 2),
 ];
 
 /// The lowest Produce version actually served.
@@ -70,9 +83,12 @@ pub(super) fn api_versions(error_code: i16) -> ApiVersionsResponse {
 mod tests {
     use super::*;
     use kafka_protocol::messages::{
-        ApiVersionsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-        InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest,
-        MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
+        ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+        DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+        FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest,
+        JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest,
+        MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
+        ProduceRequest, SyncGroupRequest,
     };
     use kafka_protocol::protocol::{Message, VersionRange};
 
@@ -97,6 +113,15 @@ mod tests {
                 ApiKey::Heartbeat => HeartbeatRequest::VERSIONS,
                 ApiKey::LeaveGroup => LeaveGroupRequest::VERSIONS,
                 ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,
+                ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+                ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+                ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
+                ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+                ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+                ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
+                ApiKey::DescribeGroups => DescribeGroupsRequest::VERSIONS,
+                ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
+                ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::VERSIONS,
                 other => panic!("{other:?} is advertised but has no handler"),
             };
             // Produce's advertised-but-refused versions are answered before
@@ -109,6 +134,6 @@ mod tests {
             assert!(within(codec, min, max), "{key:?} {min}..={max}");
         }
         assert_eq!(supported(ApiKey::Fetch), Some((4, 12)));
-        assert_eq!(supported(ApiKey::CreateTopics), None);
+        assert_eq!(supported(ApiKey::AlterConfigs), None);
     }
 }

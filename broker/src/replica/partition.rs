@@ -770,6 +770,23 @@ impl Partition {
         self.list_offset_at(timestamp, None).await
     }
 
+    /// OffsetForLeaderEpoch from a consumer (KIP-320): the largest epoch at
+    /// or below `epoch` and where it ends, capped at the high watermark (a
+    /// consumer's position never passes it); `None` below the first epoch.
+    pub async fn end_offset_for_epoch(
+        &self,
+        epoch: LeaderEpoch,
+        current_leader_epoch: Option<LeaderEpoch>,
+    ) -> Result<Option<(LeaderEpoch, Offset)>, ReplicaError> {
+        let hw = self.check_consumer_leader(current_leader_epoch)?;
+        let found = self
+            .log
+            .with(move |log| log.end_offset_for_epoch(epoch))
+            .await
+            .map_err(|e| self.log_err(e))?;
+        Ok(found.map(|(e, end)| (e, end.min(hw))))
+    }
+
     /// [`list_offset`](Self::list_offset) from a client that names the
     /// leader epoch it knows (KIP-320): an older one is fenced, a newer one
     /// unknown here.

@@ -7,6 +7,11 @@
 
 use crate::procs::{wait_for, ProcCluster};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -16,14 +21,19 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FindCoordinatorRequest, GroupId,
-    HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
-    SyncGroupResponse, TopicName, TransactionalId,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
+    InitProducerIdRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    SyncGroupRequest, SyncGroupResponse, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use raftline_broker::kafka::SUPPORTED;
@@ -696,4 +706,260 @@ fn kafka_classic_groups_rebalance_fence_generations_and_keep_offsets() {
 /// The node whose Kafka listener is `addr`.
 fn addr_node(cluster: &ProcCluster, addr: &str) -> usize {
     (1..=3).find(|&i| cluster.kafka_addr(i) == addr).unwrap()
+}
+
+fn create_topics(
+    conn: &mut Conn,
+    topic: &str,
+    partitions: i32,
+    rf: i16,
+    configs: &[(&str, &str)],
+    validate_only: bool,
+    version: i16,
+) -> CreatableTopicResult {
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_validate_only(validate_only)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(rf)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            )]);
+    conn.call(&request, version).topics.remove(0)
+}
+
+fn partitions_of(conn: &mut Conn, topic: &str) -> usize {
+    let r = metadata_of(conn, topic, 12);
+    if r.topics[0].error_code == 0 {
+        r.topics[0].partitions.len()
+    } else {
+        0
+    }
+}
+
+#[test]
+fn kafka_admin_apis_manage_topics_configs_and_groups() {
+    let cluster = ProcCluster::start(3);
+    let mut c = Conn::open(&cluster.kafka_addr(2));
+
+    info!("CreateTopics at every version; the metadata shows each topic");
+    for v in range(ApiKey::CreateTopics) {
+        let topic = format!("a-v{v}");
+        let r = create_topics(
+            &mut c,
+            &topic,
+            2,
+            3,
+            &[("retention.ms", "3600000")],
+            false,
+            v,
+        );
+        assert_eq!(r.error_code, 0, "v{v}: {:?}", r.error_message);
+        if v >= 5 {
+            assert_eq!((r.num_partitions, r.replication_factor), (2, 3));
+        }
+        if v >= 7 {
+            assert!(!r.topic_id.is_nil());
+        }
+        wait_for("the new topic's metadata", Duration::from_secs(10), || {
+            partitions_of(&mut c, &topic) == 2
+        });
+    }
+    let again = create_topics(&mut c, "a-v2", 1, 3, &[], false, 7);
+    assert_eq!(again.error_code, 36, "TOPIC_ALREADY_EXISTS");
+    let bad_config = create_topics(&mut c, "bad", 1, 3, &[("retention.mss", "1")], false, 7);
+    assert_eq!(bad_config.error_code, 40, "INVALID_CONFIG");
+    assert!(bad_config.error_message.unwrap().contains("retention.mss"));
+    let too_many = create_topics(&mut c, "bad", 1, 5, &[], false, 7);
+    assert_eq!(too_many.error_code, 38, "INVALID_REPLICATION_FACTOR");
+    let checked = create_topics(&mut c, "only-checked", 1, 3, &[], true, 7);
+    assert_eq!(checked.error_code, 0);
+    let defaults = create_topics(&mut c, "defaults", -1, -1, &[], false, 7);
+    assert_eq!(
+        (
+            defaults.error_code,
+            defaults.num_partitions,
+            defaults.replication_factor
+        ),
+        (0, 1, 3)
+    );
+    assert_eq!(
+        partitions_of(&mut c, "only-checked"),
+        0,
+        "validate_only creates nothing"
+    );
+
+    info!("DescribeConfigs: set values as dynamic topic configs, the rest as defaults");
+    for v in range(ApiKey::DescribeConfigs) {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("a-v2"))
+                .with_configuration_keys(None),
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("nope")),
+        ]);
+        let r = c.call(&request, v);
+        assert_eq!(r.results[0].error_code, 0);
+        let get = |key: &str| {
+            r.results[0]
+                .configs
+                .iter()
+                .find(|e| e.name.as_str() == key)
+                .map(|e| (e.value.clone().unwrap().to_string(), e.config_source))
+                .unwrap()
+        };
+        assert_eq!(get("retention.ms"), ("3600000".to_string(), 1), "v{v}");
+        assert_eq!(get("cleanup.policy"), ("delete".to_string(), 5));
+        assert_eq!(get("min.insync.replicas"), ("2".to_string(), 5));
+        assert_eq!(r.results[1].error_code, 3, "unknown topic");
+    }
+
+    info!("CreatePartitions grows a topic, never shrinks it");
+    for v in range(ApiKey::CreatePartitions) {
+        let topic = format!("a-v{}", v + 2);
+        let request = CreatePartitionsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(name(&topic))
+                .with_count(3)]);
+        let r = c.call(&request, v);
+        assert_eq!(
+            r.results[0].error_code, 0,
+            "v{v}: {:?}",
+            r.results[0].error_message
+        );
+        wait_for("the new partition", Duration::from_secs(10), || {
+            partitions_of(&mut c, &topic) == 3
+        });
+        let shrink =
+            CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(name(&topic))
+                .with_count(1)]);
+        assert_eq!(
+            c.call(&shrink, v).results[0].error_code,
+            37,
+            "INVALID_PARTITIONS"
+        );
+    }
+
+    info!("DescribeCluster: the brokers on their Kafka listeners");
+    for v in range(ApiKey::DescribeCluster) {
+        let r = c.call(&DescribeClusterRequest::default().with_endpoint_type(1), v);
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.brokers.len(), 3);
+        assert_eq!(r.cluster_id.as_str(), "raftline");
+    }
+
+    info!("OffsetForLeaderEpoch: where epoch 0 ends");
+    let meta = metadata_of(&mut c, "defaults", 12);
+    let leader = meta.topics[0].partitions[0].leader_id.0 as usize;
+    let mut lead = Conn::open(&cluster.kafka_addr(leader));
+    lead.call(&produce("defaults", records(4, "e", None), -1), 9);
+    for v in range(ApiKey::OffsetForLeaderEpoch) {
+        let request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(name("defaults"))
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(0)
+                    .with_leader_epoch(0)]),
+        ]);
+        let r = lead.call(&request, v);
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.leader_epoch, p.end_offset),
+            (0, 0, 4),
+            "v{v}"
+        );
+    }
+
+    info!("ListGroups, DescribeGroups, DeleteGroups");
+    let group = "admin-group";
+    let addr = coordinator(&cluster, group);
+    let mut g = Conn::open(&addr);
+    let joined = join(&mut g, group, "", 9);
+    let member = joined.member_id.to_string();
+    sync(&mut g, group, &member, 1, &[(&member, "all")], 5);
+    for v in range(ApiKey::ListGroups) {
+        let r = g.call(&ListGroupsRequest::default(), v);
+        let listed = r
+            .groups
+            .iter()
+            .find(|l| l.group_id.0.as_str() == group)
+            .unwrap();
+        assert_eq!(listed.protocol_type.as_str(), "consumer");
+        if v >= 4 {
+            assert_eq!(listed.group_state.as_str(), "Stable");
+        }
+    }
+    for v in range(ApiKey::DescribeGroups) {
+        let request = DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(StrBytes::from_static_str(group))]);
+        let r = g.call(&request, v);
+        let d = &r.groups[0];
+        assert_eq!(
+            (
+                d.error_code,
+                d.group_state.as_str(),
+                d.protocol_data.as_str()
+            ),
+            (0, "Stable", "range")
+        );
+        assert_eq!(d.members[0].member_assignment, Bytes::from("all"));
+    }
+    let delete = DeleteGroupsRequest::default()
+        .with_groups_names(vec![GroupId(StrBytes::from_static_str(group))]);
+    assert_eq!(
+        g.call(&delete, 2).results[0].error_code,
+        68,
+        "NON_EMPTY_GROUP"
+    );
+    leave(&mut g, group, &member, 5);
+    for v in range(ApiKey::DeleteGroups) {
+        let code = g.call(&delete, v).results[0].error_code;
+        assert!(code == 0 || (v > 0 && code == 69), "v{v}: {code}");
+    }
+    let gone = g.call(
+        &DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(StrBytes::from_static_str(group))]),
+        5,
+    );
+    assert_eq!(gone.groups[0].group_state.as_str(), "Dead");
+
+    info!("DeleteTopics at every version");
+    for v in range(ApiKey::DeleteTopics) {
+        let topic = format!("a-v{}", v + 1);
+        let request = if v >= 6 {
+            DeleteTopicsRequest::default().with_topics(vec![
+                DeleteTopicState::default().with_name(Some(name(&topic)))
+            ])
+        } else {
+            DeleteTopicsRequest::default().with_topic_names(vec![name(&topic)])
+        };
+        let r = c.call(&request.with_timeout_ms(10_000), v);
+        assert_eq!(
+            r.responses[0].error_code, 0,
+            "v{v}: {:?}",
+            r.responses[0].error_message
+        );
+        wait_for("the topic gone", Duration::from_secs(10), || {
+            partitions_of(&mut c, &topic) == 0
+        });
+    }
+    let offsets_topic =
+        DeleteTopicsRequest::default().with_topic_names(vec![name("__consumer_offsets")]);
+    assert_eq!(c.call(&offsets_topic, 5).responses[0].error_code, 42);
+    let unknown = DeleteTopicsRequest::default().with_topic_names(vec![name("never-was")]);
+    assert_eq!(c.call(&unknown, 5).responses[0].error_code, 3);
 }

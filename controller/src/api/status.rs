@@ -10,13 +10,14 @@ use tonic::{Code, Status};
 
 /// The status a client gets for `error`.
 pub fn status(error: &ControllerError) -> Status {
-    let (code, grpc) = match error {
-        ControllerError::Metadata(e) => metadata_code(e),
-        ControllerError::NotController { .. } => (ErrorCode::NotController, Code::Unavailable),
-        ControllerError::InvalidRequest(_) => (ErrorCode::InvalidRequest, Code::FailedPrecondition),
-        ControllerError::Unavailable(_) => (ErrorCode::RequestTimedOut, Code::Unavailable),
-    };
-    let message = error.to_string();
+    let details = error_to_wire(error);
+    let message = details.message.clone();
+    Status::with_details(code_of(error).1, message, details.encode_to_vec().into())
+}
+
+/// The typed error for `error` (code, message, leader hint), as every front
+/// end carries it.
+pub fn error_to_wire(error: &ControllerError) -> pb::Error {
     let leader_hint = match error {
         ControllerError::NotController { leader } => *leader,
         ControllerError::Metadata(MetadataError::NotLeader { leader }) => {
@@ -24,14 +25,21 @@ pub fn status(error: &ControllerError) -> Status {
         }
         _ => None,
     };
-    let details = pb::Error {
-        code: code as i32,
-        message: message.clone(),
+    pb::Error {
+        code: code_of(error).0 as i32,
+        message: error.to_string(),
         leader_hint,
         leader_address: None,
     }
-    .encode_to_vec();
-    Status::with_details(grpc, message, details.into())
+}
+
+fn code_of(error: &ControllerError) -> (ErrorCode, Code) {
+    match error {
+        ControllerError::Metadata(e) => metadata_code(e),
+        ControllerError::NotController { .. } => (ErrorCode::NotController, Code::Unavailable),
+        ControllerError::InvalidRequest(_) => (ErrorCode::InvalidRequest, Code::FailedPrecondition),
+        ControllerError::Unavailable(_) => (ErrorCode::RequestTimedOut, Code::Unavailable),
+    }
 }
 
 fn metadata_code(error: &MetadataError) -> (ErrorCode, Code) {

@@ -1,0 +1,30 @@
+//! The controller quorum's topic operations as a broker asks for them (the
+//! Kafka listener's admin APIs, the group coordinator creating
+//! `__consumer_offsets`). The node provides them over its controller, which
+//! forwards to the Raft leader: the broker crate does not import the
+//! controller.
+
+use raftline_proto::pb;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+/// What an admin call returns: a value, or the typed error (code, message).
+pub type AdminFuture<'a, T = ()> = Pin<Box<dyn Future<Output = Result<T, pb::Error>> + Send + 'a>>;
+
+/// The controller quorum's topic operations, as the node provides them (the
+/// call is forwarded to the Raft leader).
+pub trait ClusterAdmin: Send + Sync {
+    /// Creates a topic; its id.
+    fn create_topic(
+        &self,
+        name: String,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    ) -> AdminFuture<'_, u64>;
+    /// Deletes a topic.
+    fn delete_topic(&self, name: String) -> AdminFuture<'_>;
+    /// Grows a topic to `total` partitions.
+    fn create_partitions(&self, name: String, total: u32) -> AdminFuture<'_>;
+}

@@ -1,0 +1,594 @@
+//! Kafka's admin APIs: CreateTopics, DeleteTopics, CreatePartitions (through
+//! the controller quorum, behind [`ClusterAdmin`]), DescribeConfigs, DescribeCluster, ListGroups,
+//! DescribeGroups, DeleteGroups and OffsetForLeaderEpoch.
+
+use super::errors::{kafka_code, kafka_code_of};
+use super::handlers::{text, topic_uuid};
+use super::KafkaFrontEnd;
+use crate::api::{error_code, lookup};
+pub use crate::controller_link::{AdminFuture, ClusterAdmin};
+use crate::group::{error_to_wire as group_error, Group};
+use crate::position::{LeaderEpoch, TopicPartition};
+use crate::replica::ReplicaError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteGroupsRequest, DeleteGroupsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
+    ListGroupsRequest, ListGroupsResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError as K;
+use raftline_proto::pb;
+use std::collections::BTreeMap;
+
+/// Topic configs with their defaults (what DescribeConfigs shows for a
+/// config the topic does not set). `min.insync.replicas` depends on the
+/// replication factor and is added per topic.
+const TOPIC_DEFAULTS: &[(&str, &str)] = &[
+    ("cleanup.policy", "delete"),
+    ("delete.retention.ms", "86400000"),
+    ("max.message.bytes", "1048588"),
+    ("min.cleanable.dirty.ratio", "0.5"),
+    ("min.compaction.lag.ms", "0"),
+    ("retention.bytes", "-1"),
+    ("retention.ms", "604800000"),
+    ("segment.bytes", "1073741824"),
+    ("segment.ms", "604800000"),
+    ("unclean.leader.election.enable", "false"),
+];
+
+/// DescribeConfigs' resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// DescribeConfigs' config sources.
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+fn error_message(e: &pb::Error) -> (i16, Option<StrBytes>) {
+    (kafka_code_of(e.code), Some(text(e.message.clone())))
+}
+
+fn invalid_request(message: impl Into<String>) -> (i16, Option<StrBytes>) {
+    (K::InvalidRequest.code(), Some(text(message.into())))
+}
+
+impl KafkaFrontEnd {
+    fn live_brokers(&self) -> usize {
+        self.manager
+            .link()
+            .metadata
+            .brokers()
+            .values()
+            .filter(|b| !b.fenced)
+            .count()
+    }
+
+    pub(super) async fn create_topics(
+        &self,
+        request: CreateTopicsRequest,
+        version: i16,
+    ) -> CreateTopicsResponse {
+        let mut results = Vec::with_capacity(request.topics.len());
+        for topic in &request.topics {
+            let name = topic.name.0.to_string();
+            // -1: the broker's defaults (v4+): one partition, and three
+            // replicas where three brokers are live.
+            let partitions = if topic.num_partitions == -1 {
+                Some(1)
+            } else {
+                u32::try_from(topic.num_partitions).ok().filter(|&n| n > 0)
+            };
+            let rf = if topic.replication_factor == -1 {
+                u32::try_from(self.live_brokers().clamp(1, 3)).ok()
+            } else {
+                u32::try_from(topic.replication_factor)
+                    .ok()
+                    .filter(|&n| n > 0)
+            };
+            let configs: BTreeMap<String, String> = topic
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect();
+            let outcome = match (partitions, rf) {
+                _ if !topic.assignments.is_empty() => Err(invalid_request(
+                    "manual replica assignments are not supported: give num_partitions and replication_factor",
+                )),
+                (None, _) => Err((
+                    K::InvalidPartitions.code(),
+                    Some(text(format!("num_partitions {} must be at least 1", topic.num_partitions))),
+                )),
+                (_, None) => Err((
+                    K::InvalidReplicationFactor.code(),
+                    Some(text(format!(
+                        "replication_factor {} must be at least 1",
+                        topic.replication_factor
+                    ))),
+                )),
+                (Some(_), Some(rf)) if request.validate_only => {
+                    if self.manager.link().metadata.topic(&name).is_some() {
+                        Err((
+                            K::TopicAlreadyExists.code(),
+                            Some(text(format!("topic {name:?} already exists"))),
+                        ))
+                    } else if rf as usize > self.live_brokers() {
+                        Err((
+                            K::InvalidReplicationFactor.code(),
+                            Some(text(format!(
+                                "replication factor {rf} exceeds the {} live brokers",
+                                self.live_brokers()
+                            ))),
+                        ))
+                    } else {
+                        Ok((partitions.unwrap_or(1), rf, None))
+                    }
+                }
+                (Some(p), Some(rf)) => self
+                    .admin
+                    .create_topic(name.clone(), p, rf, configs)
+                    .await
+                    .map(|id| (p, rf, Some(id)))
+                    .map_err(|e| error_message(&e)),
+            };
+            let result = CreatableTopicResult::default().with_name(topic.name.clone());
+            results.push(match outcome {
+                Ok((p, rf, id)) => {
+                    let result = if version >= 5 {
+                        result
+                            .with_num_partitions(i32::try_from(p).unwrap_or(i32::MAX))
+                            .with_replication_factor(i16::try_from(rf).unwrap_or(i16::MAX))
+                    } else {
+                        result
+                    };
+                    match id {
+                        Some(id) if version >= 7 => result.with_topic_id(topic_uuid(id)),
+                        _ => result,
+                    }
+                }
+                Err((code, message)) => result
+                    .with_error_code(code)
+                    .with_error_message(message.filter(|_| version >= 1)),
+            });
+        }
+        CreateTopicsResponse::default().with_topics(results)
+    }
+
+    pub(super) async fn delete_topics(
+        &self,
+        request: DeleteTopicsRequest,
+        version: i16,
+    ) -> DeleteTopicsResponse {
+        let names: Vec<Result<String, uuid::Uuid>> = if version >= 6 {
+            request
+                .topics
+                .iter()
+                .map(|t| match &t.name {
+                    Some(n) => Ok(n.0.to_string()),
+                    None => Err(t.topic_id),
+                })
+                .collect()
+        } else {
+            request
+                .topic_names
+                .iter()
+                .map(|n| Ok(n.0.to_string()))
+                .collect()
+        };
+        let mut responses = Vec::with_capacity(names.len());
+        for wanted in names {
+            let metadata = self.manager.link().metadata;
+            let name = match wanted {
+                Ok(name) => Some(name),
+                Err(id) => metadata
+                    .topics()
+                    .iter()
+                    .find(|(_, t)| topic_uuid(t.id) == id)
+                    .map(|(n, _)| n.clone()),
+            };
+            let result = DeletableTopicResult::default()
+                .with_name(name.as_deref().map(|n| TopicName(text(n))));
+            let Some(name) = name else {
+                responses.push(result.with_error_code(K::UnknownTopicId.code()));
+                continue;
+            };
+            let outcome = if name == crate::group::OFFSETS_TOPIC {
+                Err(invalid_request(format!(
+                    "{name} holds every group's committed offsets and cannot be deleted"
+                )))
+            } else {
+                self.admin
+                    .delete_topic(name.clone())
+                    .await
+                    .map_err(|e| error_message(&e))
+            };
+            responses.push(match outcome {
+                Ok(()) => result,
+                Err((code, message)) => result
+                    .with_error_code(code)
+                    .with_error_message(message.filter(|_| version >= 5)),
+            });
+        }
+        DeleteTopicsResponse::default().with_responses(responses)
+    }
+
+    pub(super) async fn create_partitions(
+        &self,
+        request: CreatePartitionsRequest,
+    ) -> CreatePartitionsResponse {
+        let mut results = Vec::with_capacity(request.topics.len());
+        for topic in &request.topics {
+            let name = topic.name.0.to_string();
+            let current = self
+                .manager
+                .link()
+                .metadata
+                .topic(&name)
+                .map(|t| t.partitions.len());
+            let outcome = match (u32::try_from(topic.count), current) {
+                _ if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) => {
+                    Err(invalid_request(
+                        "manual replica assignments are not supported: give the count only",
+                    ))
+                }
+                (Err(_), _) => Err((
+                    K::InvalidPartitions.code(),
+                    Some(text(format!("count {} must be positive", topic.count))),
+                )),
+                (Ok(_), None) => Err((
+                    K::UnknownTopicOrPartition.code(),
+                    Some(text(format!("unknown topic {name:?}"))),
+                )),
+                (Ok(total), Some(current)) if request.validate_only => {
+                    if (total as usize) <= current {
+                        Err((
+                            K::InvalidPartitions.code(),
+                            Some(text(format!(
+                                "topic {name:?} has {current} partitions; the count must be larger"
+                            ))),
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }
+                (Ok(total), Some(_)) => self
+                    .admin
+                    .create_partitions(name.clone(), total)
+                    .await
+                    .map_err(|e| error_message(&e)),
+            };
+            let result = CreatePartitionsTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_error_message(None);
+            results.push(match outcome {
+                Ok(()) => result,
+                Err((code, message)) => result.with_error_code(code).with_error_message(message),
+            });
+        }
+        CreatePartitionsResponse::default().with_results(results)
+    }
+
+    pub(super) fn describe_configs(
+        &self,
+        request: DescribeConfigsRequest,
+        version: i16,
+    ) -> DescribeConfigsResponse {
+        let metadata = self.manager.link().metadata;
+        let results = request
+            .resources
+            .iter()
+            .map(|r| {
+                let name = r.resource_name.to_string();
+                let result = DescribeConfigsResult::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone())
+                    .with_error_message(None);
+                let wanted = |key: &str| {
+                    r.configuration_keys
+                        .as_ref()
+                        .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+                };
+                match r.resource_type {
+                    RESOURCE_TOPIC => {
+                        let Some(topic) = metadata.topic(&name) else {
+                            return result
+                                .with_error_code(K::UnknownTopicOrPartition.code())
+                                .with_error_message(Some(text(format!("unknown topic {name:?}"))));
+                        };
+                        let rf = topic
+                            .partitions
+                            .values()
+                            .map(|p| p.replicas.len())
+                            .max()
+                            .unwrap_or(1);
+                        let min_isr =
+                            raftline_proto::topic_config::min_insync_replicas(&BTreeMap::new(), rf)
+                                .to_string();
+                        let mut defaults: Vec<(&str, String)> = TOPIC_DEFAULTS
+                            .iter()
+                            .map(|(k, v)| (*k, v.to_string()))
+                            .collect();
+                        defaults.push(("min.insync.replicas", min_isr));
+                        defaults.sort();
+                        let configs = defaults
+                            .into_iter()
+                            .filter(|(k, _)| wanted(k))
+                            .map(|(key, default)| {
+                                let (value, source) = match topic.configs.get(key) {
+                                    Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
+                                    None => (default, SOURCE_DEFAULT),
+                                };
+                                let entry = DescribeConfigsResourceResult::default()
+                                    .with_name(text(key))
+                                    .with_value(Some(text(value)))
+                                    .with_read_only(false)
+                                    .with_is_sensitive(false);
+                                if version >= 1 {
+                                    entry.with_config_source(source)
+                                } else {
+                                    entry
+                                }
+                            })
+                            .collect();
+                        result.with_configs(configs)
+                    }
+                    RESOURCE_BROKER => {
+                        let local = metadata.local().0.to_string();
+                        if !name.is_empty() && name != local {
+                            return result
+                                .with_error_code(K::InvalidRequest.code())
+                                .with_error_message(Some(text(format!(
+                                    "this is broker {local}: ask broker {name} for its configs"
+                                ))));
+                        }
+                        let configs = [("broker.id", local)]
+                            .into_iter()
+                            .filter(|(k, _)| wanted(k))
+                            .map(|(k, v)| {
+                                DescribeConfigsResourceResult::default()
+                                    .with_name(text(k))
+                                    .with_value(Some(text(v)))
+                                    .with_read_only(true)
+                                    .with_config_source(if version >= 1 { 4 } else { -1 })
+                            })
+                            .collect();
+                        result.with_configs(configs)
+                    }
+                    other => result
+                        .with_error_code(K::InvalidRequest.code())
+                        .with_error_message(Some(text(format!(
+                        "resource type {other}: only topics (2) and brokers (4) have configs here"
+                    )))),
+                }
+            })
+            .collect();
+        DescribeConfigsResponse::default().with_results(results)
+    }
+
+    pub(super) fn describe_cluster(
+        &self,
+        request: DescribeClusterRequest,
+        version: i16,
+    ) -> DescribeClusterResponse {
+        if version >= 1 && request.endpoint_type != 1 {
+            return DescribeClusterResponse::default()
+                .with_error_code(K::UnsupportedEndpointType.code())
+                .with_error_message(Some(text("only broker endpoints (type 1) are served")))
+                .with_endpoint_type(request.endpoint_type);
+        }
+        let metadata = self.manager.link().metadata;
+        let brokers = metadata
+            .brokers()
+            .values()
+            .filter(|b| request.include_fenced_brokers || !b.fenced)
+            .filter_map(|b| {
+                let (host, port) = b
+                    .endpoints
+                    .get(super::KAFKA_ENDPOINT)
+                    .and_then(|a| super::handlers::host_port(a))?;
+                let broker = DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(i32::try_from(b.id.0).unwrap_or(-1)))
+                    .with_host(text(host))
+                    .with_port(port)
+                    .with_rack(b.rack.clone().map(text));
+                Some(if version >= 2 {
+                    broker.with_is_fenced(b.fenced)
+                } else {
+                    broker
+                })
+            })
+            .collect();
+        DescribeClusterResponse::default()
+            .with_error_message(None)
+            .with_endpoint_type(1)
+            .with_cluster_id(text(self.config.cluster_id.clone()))
+            .with_controller_id(BrokerId(i32::try_from(metadata.local().0).unwrap_or(-1)))
+            .with_brokers(brokers)
+    }
+
+    pub(super) async fn list_groups(
+        &self,
+        request: ListGroupsRequest,
+        version: i16,
+    ) -> ListGroupsResponse {
+        let groups = self
+            .coordinator
+            .groups()
+            .await
+            .into_iter()
+            .filter(|g| {
+                request.states_filter.is_empty()
+                    || request
+                        .states_filter
+                        .iter()
+                        .any(|s| s.as_str().eq_ignore_ascii_case(g.state().name()))
+            })
+            .map(|g| {
+                let listed = ListedGroup::default()
+                    .with_group_id(GroupId(text(g.id())))
+                    .with_protocol_type(text(protocol_type(&g)));
+                let listed = if version >= 4 {
+                    listed.with_group_state(text(g.state().name()))
+                } else {
+                    listed
+                };
+                if version >= 5 {
+                    listed.with_group_type(text(group_type(&g)))
+                } else {
+                    listed
+                }
+            })
+            .collect();
+        ListGroupsResponse::default().with_groups(groups)
+    }
+
+    pub(super) async fn describe_groups(
+        &self,
+        request: DescribeGroupsRequest,
+    ) -> DescribeGroupsResponse {
+        let mut groups = Vec::with_capacity(request.groups.len());
+        for id in &request.groups {
+            let described = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_error_message(None);
+            groups.push(match self.coordinator.describe(id.0.as_str()).await {
+                Ok(g) => {
+                    let classic = g.classic();
+                    let members = classic
+                        .members()
+                        .values()
+                        .map(|m| {
+                            let metadata = m
+                                .protocols
+                                .iter()
+                                .find(|(n, _)| Some(n.as_str()) == classic.protocol())
+                                .map(|(_, meta)| meta.clone())
+                                .unwrap_or_default();
+                            DescribedGroupMember::default()
+                                .with_member_id(text(m.id.clone()))
+                                .with_client_id(text(m.client_id.clone()))
+                                .with_client_host(text(m.client_host.clone()))
+                                .with_member_metadata(metadata)
+                                .with_member_assignment(m.assignment.clone())
+                        })
+                        .chain(g.members().values().map(|m| {
+                            DescribedGroupMember::default().with_member_id(text(m.id.clone()))
+                        }))
+                        .collect();
+                    described
+                        .with_group_state(text(g.state().name()))
+                        .with_protocol_type(text(protocol_type(&g)))
+                        .with_protocol_data(text(
+                            classic
+                                .protocol()
+                                .map_or_else(|| g.assignor().name().to_string(), str::to_string),
+                        ))
+                        .with_members(members)
+                }
+                // Kafka answers an unknown group as Dead, without an error.
+                Err(crate::group::CoordinatorError::GroupIdNotFound { .. }) => {
+                    described.with_group_state(text("Dead"))
+                }
+                Err(e) => described.with_error_code(kafka_code_of(group_error(&e).code)),
+            });
+        }
+        DescribeGroupsResponse::default().with_groups(groups)
+    }
+
+    pub(super) async fn delete_groups(&self, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+        let mut results = Vec::with_capacity(request.groups_names.len());
+        for id in &request.groups_names {
+            let code = match self.coordinator.delete(id.0.as_str()).await {
+                Ok(()) => 0,
+                Err(e) => kafka_code_of(group_error(&e).code),
+            };
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(code),
+            );
+        }
+        DeleteGroupsResponse::default().with_results(results)
+    }
+
+    pub(super) async fn offset_for_leader_epoch(
+        &self,
+        request: OffsetForLeaderEpochRequest,
+    ) -> OffsetForLeaderEpochResponse {
+        let mut topics = Vec::with_capacity(request.topics.len());
+        for topic in &request.topics {
+            let mut partitions = Vec::with_capacity(topic.partitions.len());
+            for p in &topic.partitions {
+                let answer = EpochEndOffset::default()
+                    .with_partition(p.partition)
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1);
+                let found = match (u32::try_from(p.partition), u32::try_from(p.leader_epoch)) {
+                    (Ok(partition), Ok(epoch)) => {
+                        let tp = TopicPartition {
+                            topic: topic.topic.0.to_string(),
+                            partition,
+                        };
+                        let current = u32::try_from(p.current_leader_epoch).ok().map(LeaderEpoch);
+                        match lookup(&self.manager, &tp) {
+                            Ok(partition) => {
+                                partition
+                                    .end_offset_for_epoch(LeaderEpoch(epoch), current)
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        }
+                        .map_err(|e: ReplicaError| kafka_code(error_code(&e)))
+                    }
+                    (Err(_), _) => Err(K::UnknownTopicOrPartition.code()),
+                    // No epoch asked for: nothing to answer but "undefined".
+                    (_, Err(_)) => Ok(None),
+                };
+                partitions.push(match found {
+                    Ok(Some((epoch, end))) => answer
+                        .with_leader_epoch(i32::try_from(epoch.0).unwrap_or(i32::MAX))
+                        .with_end_offset(i64::try_from(end.0).unwrap_or(i64::MAX)),
+                    Ok(None) => answer,
+                    Err(code) => answer.with_error_code(code),
+                });
+            }
+            topics.push(
+                OffsetForLeaderTopicResult::default()
+                    .with_topic(topic.topic.clone())
+                    .with_partitions(partitions),
+            );
+        }
+        OffsetForLeaderEpochResponse::default().with_topics(topics)
+    }
+}
+
+fn protocol_type(g: &Group) -> String {
+    g.classic()
+        .protocol_type()
+        .unwrap_or("consumer")
+        .to_string()
+}
+
+/// KIP-848's group types: `classic` for JoinGroup members, `consumer` for
+/// Raftline's own protocol (server-side assignment, as KIP-848).
+fn group_type(g: &Group) -> &'static str {
+    if g.classic().members().is_empty() && !g.members().is_empty() {
+        "consumer"
+    } else {
+        "classic"
+    }
+}
