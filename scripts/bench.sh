@@ -10,6 +10,11 @@
 #                             partition leader is SIGKILLed) + disk and loopback
 #                             TCP baselines; each result also as a fraction of its
 #                             baseline
+#   scripts/bench.sh --kafka  the same produce and consume through a Kafka client
+#                             (kcat): 1M x 100 B and 500k x 1 KiB records, acks=all,
+#                             1 partition, on 1 node RF 1 and 3 nodes RF 3, with
+#                             `raftline bench` (gRPC) on the same shapes beside it;
+#                             records/s, MB/s and the brokers' CPU-seconds per GB
 #
 # Files go under $RAFTLINE_BENCH_DIR (default: target/bench-tmp, on the same disk
 # as the build). Release mode always.
@@ -167,7 +172,110 @@ failover_run() {
   scripts/cluster.sh restart "$leader" > /dev/null
 }
 
+# The brokers' CPU time so far (user + system), seconds.
+cpu_seconds() {
+  local ticks=0 pid
+  for pid in "$@"; do
+    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+
+# One line of results: label, records, bytes, seconds, CPU seconds.
+kafka_line() {
+  awk -v l="$1" -v n="$2" -v b="$3" -v s="$4" -v c="$5" 'BEGIN {
+    printf "%-34s %10.0f records/s %8.1f MB/s %7.1f broker CPU-s/GB\n", l, n / s, b / s / 1e6, c / (b / 1e9) }'
+}
+
+now() { date +%s.%N; }
+
+# $1 label, $2 Kafka servers, $3 gRPC servers, $4 replication factor, $5 records,
+# $6 record size, then the brokers' pids.
+kafka_workload() {
+  local label=$1 kafka=$2 grpc=$3 rf=$4 n=$5 size=$6
+  shift 6
+  local bytes=$((n * size)) topic="k-$label-$size" file="$dir/payload-$n-$size"
+  [ -f "$file" ] || awk -v n="$n" -v s="$((size - 1))" \
+    'BEGIN { x = sprintf("%*s", s, ""); gsub(/ /, "x", x); for (i = 0; i < n; i++) print x }' > "$file"
+  target/release/raftline topic create "$topic" --partitions 1 --replication-factor "$rf" \
+    --bootstrap-server "$grpc" > /dev/null
+  local t0 c0 t1 c1
+  t0=$(now) c0=$(cpu_seconds "$@")
+  kcat -P -b "$kafka" -t "$topic" -p 0 -X acks=all -X enable.idempotence=true -X linger.ms=5 \
+    -X queue.buffering.max.messages=2000000 -l "$file"
+  t1=$(now) c1=$(cpu_seconds "$@")
+  kafka_line "kcat produce $label $size B" "$n" "$bytes" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
+    "$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')"
+  t0=$(now) c0=$(cpu_seconds "$@")
+  local got
+  got=$(kcat -C -b "$kafka" -t "$topic" -p 0 -o beginning -c "$n" -q | wc -l)
+  t1=$(now) c1=$(cpu_seconds "$@")
+  [ "$got" -eq "$n" ] || { echo "kcat consumed $got of $n records" >&2; exit 1; }
+  kafka_line "kcat consume $label $size B" "$n" "$bytes" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
+    "$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')"
+  # The same shape through gRPC (`raftline bench`: 4 producers, batches of
+  # 2000 x 100 B or 500 x 1 KiB).
+  local batch=500
+  [ "$size" -gt 512 ] || batch=2000
+  c0=$(cpu_seconds "$@")
+  target/release/raftline bench produce --bootstrap-server "$grpc" --topic "g-$topic" \
+    --partitions 1 --replication-factor "$rf" --acks all --records "$n" --record-size "$size" \
+    --batch-size "$batch" --producers 4 --duration-ms 300000 --output json > "$dir/kafka-grpc.json"
+  c1=$(cpu_seconds "$@")
+  kafka_line "grpc produce $label $size B" "$(field "$dir/kafka-grpc.json" records)" \
+    "$(field "$dir/kafka-grpc.json" bytes)" "$(field "$dir/kafka-grpc.json" seconds)" \
+    "$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')"
+  c0=$(cpu_seconds "$@")
+  target/release/raftline bench consume --bootstrap-server "$grpc" --topic "g-$topic" \
+    --records "$n" --duration-ms 300000 --output json > "$dir/kafka-grpc-consume.json"
+  c1=$(cpu_seconds "$@")
+  kafka_line "grpc consume $label $size B" "$(field "$dir/kafka-grpc-consume.json" records)" \
+    "$(field "$dir/kafka-grpc-consume.json" bytes)" "$(field "$dir/kafka-grpc-consume.json" seconds)" \
+    "$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')"
+}
+
+kafka_bench() {
+  # shellcheck source=scripts/kafka-clients.sh
+  . scripts/kafka-clients.sh
+  ensure_kcat
+  cargo build --release --locked -q -p raftline --bin raftline
+  echo "kcat $(kcat -V 2>&1 | grep -o 'Version [^ ]*' | head -n 1), producing with acks=all, idempotence, linger.ms=5"
+  local rl=target/release/raftline
+  echo "== 1 node, RF 1"
+  rm -rf "$dir/kone"
+  $rl serve --node-id 1 --data-dir "$dir/kone" --client-addr 127.0.0.1:51061 \
+    --peer-addr 127.0.0.1:51161 --controllers 1=127.0.0.1:51161 \
+    --kafka-listener 127.0.0.1:51261 > "$dir/kone.log" 2>&1 &
+  local pid=$!
+  trap 'kill $pid 2>/dev/null || true' EXIT
+  wait_live 127.0.0.1:51061 1
+  kafka_workload one 127.0.0.1:51261 127.0.0.1:51061 1 1000000 100 "$pid"
+  kafka_workload one 127.0.0.1:51261 127.0.0.1:51061 1 500000 1024 "$pid"
+  kill "$pid"
+  wait "$pid" 2> /dev/null || true
+  trap - EXIT
+  echo "== 3 nodes, RF 3"
+  export RAFTLINE_CLUSTER_DIR="$dir/kcluster" RAFTLINE_CLUSTER_CLIENT_BASE=51270 \
+    RAFTLINE_CLUSTER_PEER_BASE=51370 RAFTLINE_CLUSTER_KAFKA_BASE=51470
+  scripts/cluster.sh clean > /dev/null 2>&1 || true
+  scripts/cluster.sh up > /dev/null
+  trap 'scripts/cluster.sh clean > /dev/null 2>&1 || true' EXIT
+  local pids
+  pids=$(cat "$dir"/kcluster/node*.pid | tr '\n' ' ')
+  # shellcheck disable=SC2086
+  kafka_workload three 127.0.0.1:51471,127.0.0.1:51472,127.0.0.1:51473 \
+    127.0.0.1:51271,127.0.0.1:51272,127.0.0.1:51273 3 1000000 100 $pids
+  # shellcheck disable=SC2086
+  kafka_workload three 127.0.0.1:51471,127.0.0.1:51472,127.0.0.1:51473 \
+    127.0.0.1:51271,127.0.0.1:51272,127.0.0.1:51273 3 500000 1024 $pids
+}
+
 case "${1:-}" in
+  --kafka | kafka)
+    baselines
+    kafka_bench
+    baselines
+    ;;
   produce)
     baselines
     cargo build --release --locked -q -p raftline --bin raftline
@@ -183,7 +291,7 @@ case "${1:-}" in
     baselines
     ;;
   *)
-    echo "usage: scripts/bench.sh log [criterion filter] | produce" >&2
+    echo "usage: scripts/bench.sh log [criterion filter] | produce | --kafka" >&2
     exit 2
     ;;
 esac

@@ -12,25 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-venv="$root/target/kafka-compat-venv"
-confluent_version=2.16.1
-kafka_python_version=3.0.12
-
-if ! command -v kcat > /dev/null; then
-  echo "== installing kcat (Debian)"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "kcat is missing and this is not root: run 'sudo apt-get install -y kcat' first" >&2
-    exit 1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q kcat > /dev/null ||
-    { apt-get update -q > /dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kcat > /dev/null; }
-fi
-if ! "$venv/bin/python" -c "import confluent_kafka, kafka; assert confluent_kafka.version() == '$confluent_version'" 2> /dev/null; then
-  echo "== installing confluent-kafka $confluent_version and kafka-python $kafka_python_version (PyPI) into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check \
-    "confluent-kafka==$confluent_version" "kafka-python==$kafka_python_version"
-fi
+# shellcheck source=scripts/kafka-clients.sh
+. scripts/kafka-clients.sh
+ensure_kcat
+ensure_python_clients
 
 cargo build --release --locked -q -p raftline
 export RAFTLINE_CLUSTER_DIR="$root/target/kafka-compat-cluster"
@@ -59,4 +44,4 @@ got=$(kcat -b "$kafka" -G kcat-group -o beginning -c 3000 -q -X session.timeout.
 [ "$got" -eq 3000 ] || { echo "kcat -G consumed $got distinct records of 3000" >&2; exit 1; }
 echo "PASS kcat -G: a consumer group read all 3000 records"
 
-"$venv/bin/python" scripts/kafka_compat.py "$kafka" "$root" "$grpc"
+"$kafka_venv/bin/python" scripts/kafka_compat.py "$kafka" "$root" "$grpc"

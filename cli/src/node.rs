@@ -173,6 +173,20 @@ impl<D: RaftDisk> ClusterAdmin for ControllerTopics<D> {
         })
     }
 
+    fn alter_topic_configs(
+        &self,
+        name: String,
+        set: BTreeMap<String, String>,
+        delete: std::collections::BTreeSet<String>,
+    ) -> AdminFuture<'_> {
+        Box::pin(async move {
+            self.0
+                .alter_topic_configs(&name, set, delete)
+                .await
+                .map_err(|e| controller_error_to_wire(&e))
+        })
+    }
+
     fn create_partitions(&self, name: String, total: u32) -> AdminFuture<'_> {
         Box::pin(async move {
             self.0

@@ -79,6 +79,9 @@ impl MetadataState {
                 let assignments = place_replicas(&self.brokers, total - count, rf, start)?;
                 self.plan_create_partitions(topic, &assignments)
             }
+            Command::AlterTopicConfigs { topic, set, delete } => {
+                self.plan_alter_topic_configs(topic, set, delete)
+            }
             Command::AlterPartition(request) => self.plan_alter_partition(request),
             Command::ElectLeader {
                 topic,

@@ -6,7 +6,7 @@ use crate::ids::{
 use crate::model::{Broker, Partition};
 use crate::topic_name::TopicName;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A change to the metadata, as proposed through Raft. The controller service
 /// builds these (placement, timing of fencing) and the state machine decides.
@@ -89,6 +89,16 @@ pub enum Command {
         topic: TopicName,
         /// The new partition count; more than the current one.
         total: u32,
+    },
+    /// Changes a topic's configs (Kafka's IncrementalAlterConfigs): `set`
+    /// values replace the topic's, `delete` names go back to their defaults.
+    AlterTopicConfigs {
+        /// The topic.
+        topic: TopicName,
+        /// Configs to set.
+        set: BTreeMap<String, String>,
+        /// Configs to remove.
+        delete: BTreeSet<String>,
     },
     /// A partition leader's compare-and-set of its ISR.
     AlterPartition(AlterPartitionRequest),

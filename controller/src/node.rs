@@ -15,7 +15,7 @@ use crate::machine::{decode_response, encode_command, ControllerMachine};
 use crate::model::{Broker, MetadataState, Topic};
 use crate::topic_name::TopicName;
 use raftline_raft_store::{NodeId, RaftDisk, RaftHandle, WriteError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -175,6 +175,20 @@ impl<D: RaftDisk> ControllerNode<D> {
         topic_from_deltas(&name, &applied.deltas, before.as_ref()).ok_or_else(|| {
             ControllerError::Unavailable("the partitions were created but not reported".into())
         })
+    }
+
+    /// Changes a topic's configs: `set` replaces values, `delete` restores
+    /// defaults (Kafka's IncrementalAlterConfigs).
+    pub async fn alter_topic_configs(
+        &self,
+        topic: &str,
+        set: BTreeMap<String, String>,
+        delete: BTreeSet<String>,
+    ) -> Result<(), ControllerError> {
+        let topic = TopicName::new(topic)?;
+        self.propose(&Command::AlterTopicConfigs { topic, set, delete })
+            .await
+            .map(|_| ())
     }
 
     /// Adds controller `id` (reachable at `peer_address`) as a voter. Runs on

@@ -64,6 +64,64 @@ impl MetadataState {
         ))
     }
 
+    /// AlterTopicConfigs: the topic's record with its new configs, validated
+    /// as at creation. When `min.insync.replicas` changes, every partition's
+    /// ELR is cleared (KIP-966): its members were eligible under the old
+    /// minimum only (a lower one lets the high watermark move past them).
+    pub(crate) fn plan_alter_topic_configs(
+        &self,
+        name: &TopicName,
+        set: &BTreeMap<String, String>,
+        delete: &BTreeSet<String>,
+    ) -> Result<Vec<MetadataDelta>, MetadataError> {
+        let topic = self
+            .topics
+            .get(name)
+            .ok_or_else(|| MetadataError::UnknownTopic { name: name.clone() })?;
+        let mut configs = topic.configs.clone();
+        for key in delete {
+            if !TOPIC_CONFIGS.contains(&key.as_str()) {
+                return Err(MetadataError::InvalidConfig {
+                    key: key.clone(),
+                    reason: format!(
+                        "unknown topic config; known ones are {}",
+                        TOPIC_CONFIGS.join(", ")
+                    ),
+                });
+            }
+            configs.remove(key);
+        }
+        configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let replication_factor = topic.replication_factor();
+        validate_configs(&configs, replication_factor)?;
+        let min_insync_changed =
+            raftline_proto::topic_config::min_insync_replicas(&configs, replication_factor)
+                != topic.min_insync();
+        let mut deltas = vec![MetadataDelta::TopicChanged {
+            name: name.clone(),
+            id: topic.id,
+            configs,
+            partition_count: u32::try_from(topic.partitions.len()).unwrap_or(u32::MAX),
+        }];
+        if min_insync_changed {
+            for (index, partition) in &topic.partitions {
+                if partition.elr.is_empty() {
+                    continue;
+                }
+                let mut next = partition.clone();
+                next.elr.clear();
+                next.partition_epoch = next.partition_epoch.next();
+                deltas.push(MetadataDelta::PartitionChanged {
+                    topic: name.clone(),
+                    topic_id: topic.id,
+                    index: *index,
+                    partition: next,
+                });
+            }
+        }
+        Ok(deltas)
+    }
+
     /// Validates replica lists for partitions numbered from `first` and builds
     /// their initial records. `replication_factor` is the topic's, for existing
     /// topics; a new topic's is its first list's length.

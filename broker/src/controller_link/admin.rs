@@ -5,7 +5,7 @@
 //! controller.
 
 use raftline_proto::pb;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -27,4 +27,12 @@ pub trait ClusterAdmin: Send + Sync {
     fn delete_topic(&self, name: String) -> AdminFuture<'_>;
     /// Grows a topic to `total` partitions.
     fn create_partitions(&self, name: String, total: u32) -> AdminFuture<'_>;
+    /// Changes a topic's configs: `set` replaces values, `delete` restores
+    /// their defaults.
+    fn alter_topic_configs(
+        &self,
+        name: String,
+        set: BTreeMap<String, String>,
+        delete: BTreeSet<String>,
+    ) -> AdminFuture<'_>;
 }

@@ -602,10 +602,13 @@ impl ClassicGroup {
     pub fn tick(&mut self, now_ms: i64, initial_delay_ms: i64) -> bool {
         let before = self.clone();
         self.pending.retain(|_, deadline| *deadline >= now_ms);
+        // A member waiting in JoinGroup is not expired (as Kafka): the join
+        // phase may outlast its session, up to the rebalance timeout.
+        let joining = matches!(self.state, ClassicState::PreparingRebalance { .. });
         let gone: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.session_deadline_ms < now_ms)
+            .filter(|m| m.session_deadline_ms < now_ms && !(joining && m.joined))
             .map(|m| m.id.clone())
             .collect();
         if !gone.is_empty() {

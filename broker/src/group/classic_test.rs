@@ -206,3 +206,31 @@ fn a_follower_rejoining_with_the_same_metadata_keeps_the_generation() {
     assert_eq!(again.generation, 1);
     assert_eq!(g.sync(G, "b", 1, &[], 4_100), Ok(Some(Bytes::from("B"))));
 }
+
+#[test]
+fn a_member_waiting_in_join_outlives_its_session() {
+    let mut g = ClassicGroup::default();
+    let mut a = join("", &["range"]);
+    a.session_ms = 1_000;
+    a.rebalance_ms = 60_000;
+    a.require_known_member_id = false;
+    let id = g.join(G, &a, 0, 0, || "a".into()).unwrap();
+    g.sync(G, &id, 1, &[], 0).unwrap();
+    let mut b = a.clone();
+    b.member_id = String::new();
+    g.join(G, &b, 500, 0, || "b".into()).unwrap();
+    // b waits in its join for a, well past b's own 1 s session; a is told
+    // to rejoin by its heartbeats, which keep its session.
+    for now in (1_300..=5_000).step_by(700) {
+        assert_eq!(
+            g.heartbeat(G, "a", 1, now),
+            Err(GroupError::RebalanceInProgress { group: G.into() })
+        );
+        g.tick(now, 0);
+    }
+    assert!(g.members().contains_key("b"), "a joining member is kept");
+    assert_eq!(g.generation(), 1, "still waiting for a");
+    rejoin(&mut g, "a", 5_100);
+    assert_eq!(g.generation(), 2);
+    assert_eq!(g.members().len(), 2);
+}

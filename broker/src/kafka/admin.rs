@@ -1,6 +1,7 @@
 //! Kafka's admin APIs: CreateTopics, DeleteTopics, CreatePartitions (through
 //! the controller quorum, behind [`ClusterAdmin`]), DescribeConfigs, DescribeCluster, ListGroups,
-//! DescribeGroups, DeleteGroups and OffsetForLeaderEpoch.
+//! DescribeGroups, DeleteGroups and OffsetForLeaderEpoch; IncrementalAlterConfigs
+//! of topics, through the controller too.
 
 use super::errors::{kafka_code, kafka_code_of};
 use super::handlers::{text, topic_uuid};
@@ -19,6 +20,8 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -28,13 +31,13 @@ use kafka_protocol::messages::{
     CreateTopicsResponse, DeleteGroupsRequest, DeleteGroupsResponse, DeleteTopicsRequest,
     DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
     DescribeConfigsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
-    ListGroupsRequest, ListGroupsResponse, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse, TopicName,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as K;
 use raftline_proto::pb;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Topic configs with their defaults (what DescribeConfigs shows for a
 /// config the topic does not set). `min.insync.replicas` depends on the
@@ -59,11 +62,17 @@ const RESOURCE_BROKER: i8 = 4;
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
-fn error_message(e: &pb::Error) -> (i16, Option<StrBytes>) {
+/// A refusal: Kafka's error code and the message.
+type Refusal = (i16, Option<StrBytes>);
+
+/// Configs to set, and names to delete.
+type ConfigChanges = (BTreeMap<String, String>, BTreeSet<String>);
+
+fn error_message(e: &pb::Error) -> Refusal {
     (kafka_code_of(e.code), Some(text(e.message.clone())))
 }
 
-fn invalid_request(message: impl Into<String>) -> (i16, Option<StrBytes>) {
+fn invalid_request(message: impl Into<String>) -> Refusal {
     (K::InvalidRequest.code(), Some(text(message.into())))
 }
 
@@ -377,6 +386,113 @@ impl KafkaFrontEnd {
             })
             .collect();
         DescribeConfigsResponse::default().with_results(results)
+    }
+
+    pub(super) async fn incremental_alter_configs(
+        &self,
+        request: IncrementalAlterConfigsRequest,
+    ) -> IncrementalAlterConfigsResponse {
+        let mut responses = Vec::with_capacity(request.resources.len());
+        for r in &request.resources {
+            let response = AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_message(None);
+            let outcome = match r.resource_type {
+                RESOURCE_TOPIC => {
+                    let name = r.resource_name.to_string();
+                    match self.config_changes(&name, r) {
+                        Err(e) => Err(e),
+                        Ok(_) if request.validate_only => Ok(()),
+                        Ok((set, delete)) => self
+                            .admin
+                            .alter_topic_configs(name, set, delete)
+                            .await
+                            .map_err(|e| error_message(&e)),
+                    }
+                }
+                RESOURCE_BROKER => Err(invalid_request(
+                    "broker configs are set in each node's config file, not at run time",
+                )),
+                other => Err(invalid_request(format!(
+                    "resource type {other}: only topics (2) have configs to alter here"
+                ))),
+            };
+            responses.push(match outcome {
+                Ok(()) => response,
+                Err((code, message)) => response.with_error_code(code).with_error_message(message),
+            });
+        }
+        IncrementalAlterConfigsResponse::default().with_responses(responses)
+    }
+
+    /// A resource's operations as the values to set and the names to
+    /// delete: SET (0) and DELETE (1) for any config, APPEND (2) and
+    /// SUBTRACT (3) for the list-valued `cleanup.policy`.
+    fn config_changes(
+        &self,
+        topic: &str,
+        r: &AlterConfigsResource,
+    ) -> Result<ConfigChanges, Refusal> {
+        let metadata = self.manager.link().metadata;
+        let Some(current) = metadata.topic(topic) else {
+            return Err((
+                K::UnknownTopicOrPartition.code(),
+                Some(text(format!("unknown topic {topic:?}"))),
+            ));
+        };
+        let mut set = BTreeMap::new();
+        let mut delete = BTreeSet::new();
+        for c in &r.configs {
+            let key = c.name.to_string();
+            let value = c.value.as_ref().map(|v| v.to_string());
+            let invalid = |reason: String| {
+                (
+                    K::InvalidConfig.code(),
+                    Some(text(format!("{key}: {reason}"))),
+                )
+            };
+            match (c.config_operation, value) {
+                (0, Some(v)) => {
+                    set.insert(key, v);
+                }
+                (0, None) => return Err(invalid("SET needs a value".into())),
+                (1, _) => {
+                    delete.insert(key);
+                }
+                (op @ (2 | 3), Some(v)) if key == "cleanup.policy" => {
+                    let existing = set
+                        .get(&key)
+                        .or_else(|| current.configs.get(&key))
+                        .cloned()
+                        .unwrap_or_else(|| "delete".to_string());
+                    let mut items: Vec<String> = existing
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        if op == 2 {
+                            if !items.iter().any(|i| i == item) {
+                                items.push(item.to_string());
+                            }
+                        } else {
+                            items.retain(|i| i != item);
+                        }
+                    }
+                    set.insert(key, items.join(","));
+                }
+                (2 | 3, _) => {
+                    return Err(invalid(
+                        "APPEND and SUBTRACT apply to list configs (cleanup.policy) with a value"
+                            .into(),
+                    ))
+                }
+                (op, _) => return Err(invalid(format!("unknown operation {op}"))),
+            }
+        }
+        Ok((set, delete))
     }
 
     pub(super) fn describe_cluster(

@@ -229,6 +229,10 @@ impl KafkaFrontEnd {
                 Ok(r) => frame(key, version, cid, &self.describe_configs(r, version)),
                 Err(reply) => reply,
             },
+            ApiKey::IncrementalAlterConfigs => match decode(&mut buf, key, version) {
+                Ok(r) => frame(key, version, cid, &self.incremental_alter_configs(r).await),
+                Err(reply) => reply,
+            },
             ApiKey::DescribeCluster => match decode(&mut buf, key, version) {
                 Ok(r) => frame(key, version, cid, &self.describe_cluster(r, version)),
                 Err(reply) => reply,

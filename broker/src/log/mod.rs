@@ -230,13 +230,8 @@ impl Log {
             cleaned_to: Offset(0),
             gaps: false,
         };
-        let mark = log.dir.join(COMPACTED_MARK);
-        log.gaps = log.config.cleanup.compact || log.storage.exists(&mark);
-        if log.config.cleanup.compact && !log.storage.exists(&mark) {
-            // Durably, before the cleaner or a follower fetch leaves a gap.
-            storage::write_file_atomic(&*log.storage, &log.dir, COMPACTED_MARK, b"")
-                .map_err(|e| LogError::io(&mark, write_error_source(e)))?;
-        }
+        log.gaps = log.storage.exists(&log.dir.join(COMPACTED_MARK));
+        log.mark_compacted_if_needed()?;
         if log.storage.exists(&log.dir.join(DAMAGE_MARK)) {
             log.recovery.damaged = true;
             log.recovery
@@ -475,6 +470,31 @@ impl Log {
     /// The log's settings.
     pub fn config(&self) -> &LogConfig {
         &self.config
+    }
+
+    /// New settings for the open log (its topic's configs changed), checked
+    /// first. They apply from the next append, roll and retention or cleaner
+    /// pass; turning compaction on writes the compacted mark first.
+    pub fn set_config(&mut self, config: LogConfig) -> LogResult<()> {
+        config.validate()?;
+        let before = std::mem::replace(&mut self.config, config);
+        if let Err(e) = self.mark_compacted_if_needed() {
+            self.config = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A compacted log gets its mark durably, before the cleaner or a
+    /// follower fetch can leave a gap.
+    fn mark_compacted_if_needed(&mut self) -> LogResult<()> {
+        if self.config.cleanup.compact && !self.gaps {
+            let mark = self.dir.join(COMPACTED_MARK);
+            storage::write_file_atomic(&*self.storage, &self.dir, COMPACTED_MARK, b"")
+                .map_err(|e| LogError::io(&mark, write_error_source(e)))?;
+            self.gaps = true;
+        }
+        Ok(())
     }
 
     /// What the last open found and repaired.

@@ -63,7 +63,10 @@ pub struct MetadataCache {
     topics: BTreeMap<String, TopicInfo>,
 }
 
-type Hosted = BTreeMap<TopicPartition, (u64, PartitionInfo)>;
+/// Hosted partitions: topic id, record, and the topic's configs (a config
+/// change is a change of every hosted partition of the topic: its log and
+/// min.insync.replicas follow).
+type Hosted = BTreeMap<TopicPartition, (u64, PartitionInfo, BTreeMap<String, String>)>;
 
 impl MetadataCache {
     /// An empty cache for broker `local`.
@@ -199,7 +202,7 @@ impl MetadataCache {
                         topic: name.clone(),
                         partition: index,
                     };
-                    hosted.insert(tp, (topic.id, info.clone()));
+                    hosted.insert(tp, (topic.id, info.clone(), topic.configs.clone()));
                 }
             }
         }
@@ -210,16 +213,17 @@ impl MetadataCache {
 /// Hosted partitions removed, then those added or changed, in partition order.
 fn diff(before: &Hosted, after: &Hosted) -> Vec<PartitionChange> {
     let mut changes = Vec::new();
-    for (tp, &(topic_id, _)) in before {
-        if after.get(tp).is_none_or(|&(id, _)| id != topic_id) {
+    for (tp, &(topic_id, _, _)) in before {
+        if after.get(tp).is_none_or(|&(id, _, _)| id != topic_id) {
             changes.push(PartitionChange::Removed {
                 partition: tp.clone(),
                 topic_id,
             });
         }
     }
-    for (tp, (topic_id, info)) in after {
-        if before.get(tp) != Some(&(*topic_id, info.clone())) {
+    for (tp, hosted) in after {
+        let (topic_id, info, _) = hosted;
+        if before.get(tp) != Some(hosted) {
             changes.push(PartitionChange::Changed {
                 partition: tp.clone(),
                 topic_id: *topic_id,

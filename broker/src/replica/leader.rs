@@ -309,6 +309,13 @@ impl LeaderState {
         self.pending.as_ref()
     }
 
+    /// `min.insync.replicas` changed (the topic's configs): the high
+    /// watermark may move now (a lower minimum) or stop (a higher one).
+    pub fn set_min_isr(&mut self, min_isr: usize, leader_log_end: Offset) {
+        self.min_isr = min_isr;
+        self.advance_high_watermark(leader_log_end);
+    }
+
     /// The controller answered the pending change: `Some(isr)` committed,
     /// `None` refused (the leader keeps its committed ISR and may try again).
     pub fn on_isr_answer(&mut self, committed: Option<&[BrokerId]>, leader_log_end: Offset) {

@@ -207,3 +207,29 @@ fn a_diverging_follower_is_told_where_its_last_epoch_ends() {
         }
     }
 }
+
+#[test]
+fn a_changed_min_insync_stops_or_frees_the_high_watermark() {
+    let mut s = leader(&[1, 2], 2);
+    serve(&mut s, fetch(2, 8), 10, 0);
+    assert_eq!(s.high_watermark(), Offset(8));
+    assert_eq!(s.check_acks_all(), Ok(()));
+    info_min(&mut s, 3, 10);
+    serve(&mut s, fetch(2, 10), 10, 1);
+    assert_eq!(
+        s.high_watermark(),
+        Offset(8),
+        "ISR of 2 below min.insync 3: held"
+    );
+    assert!(
+        s.check_acks_all().is_err(),
+        "acks=all refused below the new minimum"
+    );
+    info_min(&mut s, 2, 10);
+    assert_eq!(s.high_watermark(), Offset(10), "back at 2: moves at once");
+    assert_eq!(s.check_acks_all(), Ok(()));
+}
+
+fn info_min(s: &mut LeaderState, min: usize, log_end: u64) {
+    s.set_min_isr(min, Offset(log_end));
+}

@@ -251,7 +251,11 @@ impl ReplicaManager {
         };
         let existing = self.partition(tp);
         let partition = match existing {
-            Some(p) if p.topic_id() == topic_id => p,
+            Some(p) if p.topic_id() == topic_id => {
+                p.reconfigure(log_config_for(&self.config.log_defaults, &configs))
+                    .await?;
+                p
+            }
             other => {
                 if other.is_some() {
                     self.remove(tp, 0).await;

@@ -343,6 +343,21 @@ impl Partition {
         ReplicaError::from_log(&self.tp, e)
     }
 
+    /// New log settings (the topic's configs changed); nothing if the same.
+    pub async fn reconfigure(&self, config: LogConfig) -> Result<(), ReplicaError> {
+        self.log
+            .with(move |log| {
+                if *log.config() == config {
+                    Ok(())
+                } else {
+                    log.set_config(config)
+                }
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(|e| self.log_err(e))
+    }
+
     /// Acts on the partition's metadata record: lead, follow, or update the ISR.
     pub async fn apply(
         &self,
@@ -362,6 +377,16 @@ impl Partition {
                 return Ok(Transition::Unchanged);
             }
             inner.settings = settings;
+            if inner.info.as_ref() == Some(&info) {
+                // The same record: only the topic's configs changed.
+                let log_end = inner.log_end;
+                if let Role::Leader(state) = &mut inner.role {
+                    state.set_min_isr(settings.min_insync, log_end);
+                    inner.high_watermark = state.high_watermark();
+                }
+                self.publish(&inner);
+                return Ok(Transition::Unchanged);
+            }
             let same_role = inner.info.as_ref().is_some_and(|old| {
                 old.leader_epoch == info.leader_epoch && old.leader == info.leader
             });
@@ -373,6 +398,7 @@ impl Partition {
                 tracing::debug!(partition = %self.tp, partition_epoch = info.partition_epoch, isr = ?info.isr, "partition record applied in place");
                 let log_end = inner.log_end;
                 if let Role::Leader(state) = &mut inner.role {
+                    state.set_min_isr(settings.min_insync, log_end);
                     state.on_isr_answer(Some(&info.isr), log_end);
                     inner.high_watermark = state.high_watermark();
                 }

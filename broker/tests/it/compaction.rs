@@ -392,3 +392,31 @@ fn a_flipped_byte_in_a_sealed_compacted_segment_is_found_at_open() {
     assert!(log.recovery().damaged, "{:?}", log.recovery().reasons);
     assert!(log.log_end() <= sealed.next_offset);
 }
+
+#[test]
+fn a_log_switched_to_compaction_is_marked_first_and_then_cleaned() {
+    let (disk, mut log) = fresh(small_config());
+    let rows = fill(&mut log, 60, 5, 1_000);
+    assert!(!disk.exists(&path("compacted")));
+    info!("a bad setting is refused and changes nothing");
+    let bad = LogConfig {
+        segment_bytes: 1,
+        ..compacted()
+    };
+    assert!(matches!(
+        log.set_config(bad),
+        Err(LogError::InvalidConfig(_))
+    ));
+    assert!(!disk.exists(&path("compacted")));
+    assert_eq!(log.config(), &small_config());
+    info!("the topic turns compacted: the mark first, durably, then the cleaner may run");
+    log.set_config(compacted()).unwrap();
+    assert!(disk.exists(&path("compacted")));
+    let end = log.log_end();
+    log.clean(end, 2_000).unwrap().unwrap();
+    assert_eq!(latest(&read_keyed(&log, end)), latest(&rows));
+    assert!(
+        read_keyed(&log, end).len() < rows.len(),
+        "older values of each key went"
+    );
+}

@@ -13,6 +13,9 @@ use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -30,10 +33,10 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
     DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-    InitProducerIdRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
-    SyncGroupRequest, SyncGroupResponse, TopicName, TransactionalId,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use raftline_broker::kafka::SUPPORTED;
@@ -962,4 +965,143 @@ fn kafka_admin_apis_manage_topics_configs_and_groups() {
     assert_eq!(c.call(&offsets_topic, 5).responses[0].error_code, 42);
     let unknown = DeleteTopicsRequest::default().with_topic_names(vec![name("never-was")]);
     assert_eq!(c.call(&unknown, 5).responses[0].error_code, 3);
+
+    info!("IncrementalAlterConfigs: the leader applies the change (compaction refuses unkeyed records)");
+    assert_eq!(
+        create_topics(&mut c, "alter", 1, 3, &[], false, 7).error_code,
+        0
+    );
+    wait_for("the topic", Duration::from_secs(10), || {
+        partitions_of(&mut c, "alter") == 1
+    });
+    let leader = metadata_of(&mut c, "alter", 12).topics[0].partitions[0]
+        .leader_id
+        .0 as usize;
+    let mut lead = Conn::open(&cluster.kafka_addr(leader));
+    let produce_code = |lead: &mut Conn| {
+        lead.call(&produce("alter", records(1, "x", None), -1), 9)
+            .responses[0]
+            .partition_responses[0]
+            .error_code
+    };
+    let r = alter(
+        &mut c,
+        "alter",
+        &[
+            ("retention.ms", 0, Some("5000")),
+            ("cleanup.policy", 2, Some("compact")),
+        ],
+        0,
+    );
+    assert_eq!(r, 0);
+    described(&mut c, "alter", "retention.ms", ("5000", 1));
+    described(&mut c, "alter", "cleanup.policy", ("delete,compact", 1));
+    wait_for("compaction at the leader", Duration::from_secs(10), || {
+        produce_code(&mut lead) == 87
+    });
+    let r = alter(
+        &mut c,
+        "alter",
+        &[
+            ("retention.ms", 1, None),
+            ("cleanup.policy", 3, Some("compact")),
+        ],
+        1,
+    );
+    assert_eq!(r, 0);
+    described(&mut c, "alter", "retention.ms", ("604800000", 5));
+    described(&mut c, "alter", "cleanup.policy", ("delete", 1));
+    wait_for("compaction off again", Duration::from_secs(10), || {
+        produce_code(&mut lead) == 0
+    });
+    assert_eq!(
+        alter(&mut c, "alter", &[("retention.ms", 0, Some("soon"))], 1),
+        40,
+        "INVALID_CONFIG"
+    );
+    assert_eq!(
+        alter(&mut c, "alter", &[("retention.mss", 0, Some("1"))], 1),
+        40
+    );
+    assert_eq!(
+        alter(&mut c, "never-was", &[("retention.ms", 0, Some("1"))], 1),
+        3
+    );
+    described(&mut c, "alter", "retention.ms", ("604800000", 5));
+
+    info!("min.insync.replicas 3, a follower killed: acks=all refused until it is 2 again");
+    assert_eq!(
+        alter(&mut c, "alter", &[("min.insync.replicas", 0, Some("3"))], 1),
+        0
+    );
+    wait_for(
+        "produce with three in sync",
+        Duration::from_secs(10),
+        || produce_code(&mut lead) == 0,
+    );
+    let follower = (1..=3).find(|&n| n != leader && n != 2).unwrap();
+    let mut cluster = cluster;
+    cluster.kill(follower);
+    wait_for("NOT_ENOUGH_REPLICAS", Duration::from_secs(30), || {
+        produce_code(&mut lead) == 19
+    });
+    assert_eq!(
+        alter(&mut c, "alter", &[("min.insync.replicas", 0, Some("2"))], 1),
+        0
+    );
+    wait_for("acks=all with two in sync", Duration::from_secs(10), || {
+        produce_code(&mut lead) == 0
+    });
+}
+
+/// IncrementalAlterConfigs of one topic: (name, operation, value); the code.
+fn alter(conn: &mut Conn, topic: &str, configs: &[(&str, i8, Option<&str>)], version: i16) -> i16 {
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.into()))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, op, v)| {
+                        AlterableConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_config_operation(*op)
+                            .with_value(v.map(|v| StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            ),
+    ]);
+    conn.call(&request, version).responses[0].error_code
+}
+
+/// Waits until DescribeConfigs gives `key` of `topic` as `expected` (value,
+/// source): the answering broker's metadata may trail the controller's.
+fn described(conn: &mut Conn, topic: &str, key: &str, expected: (&str, i8)) {
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.into()))
+            .with_configuration_keys(Some(vec![StrBytes::from_string(key.into())]))]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = conn.call(&request, 4);
+        let last = r.results[0].configs.first().map(|e| {
+            (
+                e.value.clone().unwrap_or_default().to_string(),
+                e.config_source,
+            )
+        });
+        if last
+            .as_ref()
+            .is_some_and(|(v, src)| v == expected.0 && *src == expected.1)
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{key} of {topic}: {last:?}, not {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

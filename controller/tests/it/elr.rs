@@ -127,3 +127,84 @@ fn a_damaged_leader_restarting_within_its_session_loses_the_lead() {
     restart(&mut c, 1, 12, true);
     assert_eq!(c.partition("t", 0), before);
 }
+
+#[test]
+fn changing_min_insync_clears_the_eligible_replicas() {
+    let mut c = isr_down_to_one();
+    let epoch = c.partition("t", 0).partition_epoch;
+    info!("another config changes nothing of the partition");
+    let applied = c
+        .apply(Command::AlterTopicConfigs {
+            topic: t("t"),
+            set: [("retention.ms".to_string(), "1000".to_string())].into(),
+            delete: Default::default(),
+        })
+        .unwrap();
+    assert_eq!(applied.deltas.len(), 1, "the topic's record only");
+    assert_eq!(roles(&c), (Some(1), vec![1], vec![2]));
+    info!("min.insync 1: 2 was eligible under min.insync 2 only");
+    let applied = c
+        .apply(Command::AlterTopicConfigs {
+            topic: t("t"),
+            set: [("min.insync.replicas".to_string(), "1".to_string())].into(),
+            delete: Default::default(),
+        })
+        .unwrap();
+    assert_eq!(applied.deltas.len(), 2, "the topic, then the partition");
+    assert_eq!(roles(&c), (Some(1), vec![1], vec![]));
+    assert_eq!(c.partition("t", 0).partition_epoch, epoch.next());
+    let topic = c.state.topic(&t("t")).unwrap();
+    assert_eq!(
+        topic.configs.get("retention.ms").map(String::as_str),
+        Some("1000")
+    );
+    assert_eq!(topic.min_insync(), 1);
+}
+
+#[test]
+fn config_changes_are_validated_and_deletes_restore_defaults() {
+    let mut c = Cluster::with_live(&[1, 2, 3]);
+    c.create("t", &[&[1, 2, 3]]);
+    let alter = |set: &[(&str, &str)], delete: &[&str]| Command::AlterTopicConfigs {
+        topic: t("t"),
+        set: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        delete: delete.iter().map(|k| k.to_string()).collect(),
+    };
+    c.apply(alter(
+        &[("cleanup.policy", "compact"), ("segment.bytes", "4096")],
+        &[],
+    ))
+    .unwrap();
+    c.apply(alter(&[], &["segment.bytes"])).unwrap();
+    let configs = c.state.topic(&t("t")).unwrap().configs.clone();
+    assert_eq!(
+        configs,
+        [("cleanup.policy".to_string(), "compact".to_string())].into()
+    );
+    for bad in [
+        alter(&[("retention.mss", "1")], &[]),
+        alter(&[("min.insync.replicas", "4")], &[]),
+        alter(&[("segment.bytes", "12")], &[]),
+        alter(&[], &["no.such.config"]),
+    ] {
+        let error = c.reject(bad);
+        assert!(
+            matches!(error, MetadataError::InvalidConfig { .. }),
+            "{error:?}"
+        );
+    }
+    let missing = c.reject(Command::AlterTopicConfigs {
+        topic: t("missing"),
+        set: Default::default(),
+        delete: Default::default(),
+    });
+    assert!(matches!(missing, MetadataError::UnknownTopic { .. }));
+    assert_eq!(
+        c.state.topic(&t("t")).unwrap().configs,
+        configs,
+        "refusals change nothing"
+    );
+}

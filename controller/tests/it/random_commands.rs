@@ -33,6 +33,11 @@ enum Step {
     DeleteTopic {
         name: u8,
     },
+    /// min.insync.replicas set to `min` (0: back to the default).
+    AlterMinIsr {
+        name: u8,
+        min: u8,
+    },
     CreatePartitions {
         name: u8,
         count: u32,
@@ -57,6 +62,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (0..4u8, 0..5u32, 0..4u32, proptest::bool::weighted(0.3))
             .prop_map(|(name, partitions, rf, unclean)| Step::CreateTopic { name, partitions, rf, unclean }),
         1 => (0..4u8).prop_map(|name| Step::DeleteTopic { name }),
+        1 => (0..4u8, 0..4u8).prop_map(|(name, min)| Step::AlterMinIsr { name, min }),
         2 => (0..4u8, 0..3u32).prop_map(|(name, count)| Step::CreatePartitions { name, count }),
         6 => (any::<usize>(), proptest::collection::vec(1..=5u32, 0..4), 0..8u8)
             .prop_map(|(pick, members, stale)| Step::Alter { pick, members, stale }),
@@ -150,6 +156,17 @@ fn command(state: &MetadataState, step: &Step) -> Command {
             }
         }
         Step::DeleteTopic { name: n } => Command::DeleteTopic { name: name(*n) },
+        Step::AlterMinIsr { name: n, min } => Command::AlterTopicConfigs {
+            topic: name(*n),
+            set: (*min > 0)
+                .then(|| ("min.insync.replicas".to_string(), min.to_string()))
+                .into_iter()
+                .collect(),
+            delete: (*min == 0)
+                .then(|| "min.insync.replicas".to_string())
+                .into_iter()
+                .collect(),
+        },
         Step::CreatePartitions { name: n, count } => {
             let rf = state.topic(&name(*n)).map_or(1, |t| t.replication_factor()) as u32;
             let assignments =
