@@ -75,6 +75,10 @@ struct RawConfig {
     /// `kafka_listener`.
     #[serde(default)]
     kafka_advertised_listener: Option<String>,
+    /// Whether a Kafka client's Metadata request may create the unknown
+    /// topics it names (Kafka's `auto.create.topics.enable`). Default false.
+    #[serde(default)]
+    auto_create_topics_enable: bool,
     /// The largest Kafka request accepted, bytes (Kafka's
     /// `socket.request.max.bytes`). Default 104857600.
     #[serde(default = "default_socket_request_max_bytes")]
@@ -163,6 +167,8 @@ pub struct KafkaListener {
     pub advertised: String,
     /// The largest request accepted, bytes.
     pub max_request_bytes: usize,
+    /// Whether Metadata may create unknown topics.
+    pub auto_create_topics: bool,
 }
 
 impl NodeConfig {
@@ -279,6 +285,7 @@ impl NodeConfig {
                     advertised,
                     max_request_bytes: usize::try_from(raw.socket_request_max_bytes)
                         .unwrap_or(usize::MAX),
+                    auto_create_topics: raw.auto_create_topics_enable,
                 })
             }
         };
@@ -376,6 +383,7 @@ peer_addr = "127.0.0.1:9191"
         assert_eq!(kafka.bind.port(), 9092);
         assert_eq!(kafka.advertised, "127.0.0.1:9092");
         assert_eq!(kafka.max_request_bytes, 100 << 20);
+        assert!(!kafka.auto_create_topics, "off unless asked for");
     }
 
     #[test]

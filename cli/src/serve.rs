@@ -74,6 +74,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
             accept_no_delay(listener),
             KafkaConfig {
                 max_request_bytes: k.max_request_bytes,
+                auto_create_topics: k.auto_create_topics,
                 ..KafkaConfig::default()
             },
         );

@@ -31,6 +31,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError as K;
 use raftline_proto::pb;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -155,7 +156,7 @@ impl KafkaFrontEnd {
                 Err(reply) => reply,
             },
             ApiKey::Metadata => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.metadata(r, version)),
+                Ok(r) => frame(key, version, cid, &self.metadata(r, version).await),
                 Err(reply) => reply,
             },
             ApiKey::Produce => match decode(&mut buf, key, version) {
@@ -257,7 +258,45 @@ impl KafkaFrontEnd {
         }
     }
 
-    fn metadata(&self, request: MetadataRequest, version: i16) -> MetadataResponse {
+    /// With `auto_create_topics` on and the request allowing it, unknown
+    /// topics it names are created (1 partition, up to 3 replicas); each
+    /// one's answer code: LEADER_NOT_AVAILABLE while it comes up, or why not.
+    async fn auto_create(&self, request: &MetadataRequest) -> BTreeMap<String, i16> {
+        let mut created = BTreeMap::new();
+        if !self.config.auto_create_topics || !request.allow_auto_topic_creation {
+            return created;
+        }
+        let metadata = self.manager.link().metadata;
+        let live = metadata.brokers().values().filter(|b| !b.fenced).count();
+        let names = request
+            .topics
+            .iter()
+            .flatten()
+            .filter_map(|t| t.name.as_ref());
+        for name in names {
+            let name = name.0.to_string();
+            if metadata.topic(&name).is_some() || name == OFFSETS_TOPIC {
+                continue;
+            }
+            let rf = u32::try_from(live.clamp(1, 3)).unwrap_or(1);
+            let code = match self
+                .admin
+                .create_topic(name.clone(), 1, rf, BTreeMap::new())
+                .await
+            {
+                Ok(_) => K::LeaderNotAvailable.code(),
+                Err(e) if e.code == pb::ErrorCode::TopicAlreadyExists as i32 => {
+                    K::LeaderNotAvailable.code()
+                }
+                Err(e) => kafka_code_of(e.code),
+            };
+            created.insert(name, code);
+        }
+        created
+    }
+
+    async fn metadata(&self, request: MetadataRequest, version: i16) -> MetadataResponse {
+        let created = self.auto_create(&request).await;
         let metadata = self.manager.link().metadata;
         let brokers = metadata
             .brokers()
@@ -312,9 +351,13 @@ impl KafkaFrontEnd {
                     }
                 };
                 let Some(topic) = metadata.topic(&name) else {
+                    let code = created
+                        .get(&name)
+                        .copied()
+                        .unwrap_or(K::UnknownTopicOrPartition.code());
                     return MetadataResponseTopic::default()
                         .with_name(Some(topic_name(&name)))
-                        .with_error_code(K::UnknownTopicOrPartition.code());
+                        .with_error_code(code);
                 };
                 let partitions = topic
                     .partitions

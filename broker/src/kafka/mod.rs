@@ -53,6 +53,9 @@ pub struct KafkaConfig {
     pub idle_timeout: Duration,
     /// What Metadata answers as the cluster id.
     pub cluster_id: String,
+    /// Whether a Metadata request may create the unknown topics it names
+    /// (Kafka's `auto.create.topics.enable`; off by default here).
+    pub auto_create_topics: bool,
 }
 
 impl Default for KafkaConfig {
@@ -61,6 +64,7 @@ impl Default for KafkaConfig {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             cluster_id: "raftline".to_string(),
+            auto_create_topics: false,
         }
     }
 }

@@ -1105,3 +1105,34 @@ fn described(conn: &mut Conn, topic: &str, key: &str, expected: (&str, i8)) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn kafka_metadata_creates_topics_only_when_the_cluster_allows_it() {
+    let cluster = ProcCluster::start_with(3, "auto_create_topics_enable = true");
+    let mut c = Conn::open(&cluster.kafka_addr(1));
+    let refused = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("not-asked")))
+        ]))
+        .with_allow_auto_topic_creation(false);
+    assert_eq!(
+        c.call(&refused, 9).topics[0].error_code,
+        3,
+        "the client did not allow it"
+    );
+    let first = metadata_of(&mut c, "auto-made", 9);
+    assert_eq!(
+        first.topics[0].error_code, 5,
+        "LEADER_NOT_AVAILABLE while it is created"
+    );
+    wait_for("the created topic", Duration::from_secs(10), || {
+        let r = metadata_of(&mut c, "auto-made", 9);
+        r.topics[0].error_code == 0 && r.topics[0].partitions[0].replica_nodes.len() == 3
+    });
+    assert_eq!(metadata_of(&mut c, "not-asked", 9).topics[0].error_code, 5);
+    assert_eq!(
+        metadata_of(&mut c, "bad/name", 9).topics[0].error_code,
+        17,
+        "INVALID_TOPIC_EXCEPTION"
+    );
+}

@@ -80,6 +80,12 @@ impl ProcCluster {
     /// Starts `n` nodes and waits until a controller leads and all brokers
     /// are live.
     pub fn start(n: usize) -> ProcCluster {
+        Self::start_with(n, "")
+    }
+
+    /// [`start`](Self::start) with `extra` settings (TOML lines) in every
+    /// node's config.
+    pub fn start_with(n: usize, extra: &str) -> ProcCluster {
         let dir = tempfile::tempdir().unwrap();
         let client: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let peer: Vec<u16> = (0..n).map(|_| free_port()).collect();
@@ -89,7 +95,7 @@ impl ProcCluster {
             .collect();
         for i in 0..n {
             let config = format!(
-                "node_id = {id}\ndata_dir = \"{dir}/node{id}\"\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nbroker_heartbeat_ms = 200\nbroker_session_timeout_ms = 2000\nreplica_lag_time_max_ms = 3000\ngroup_session_timeout_ms = 2000\ngroup_heartbeat_interval_ms = 200\noffsets_topic_num_partitions = 4\noffsets_topic_segment_bytes = 1024\nlog_cleaner_backoff_ms = 200\ngroup_initial_rebalance_delay_ms = 300\nkafka_listener = \"127.0.0.1:{k}\"\n\n[controllers]\n{controllers}",
+                "node_id = {id}\ndata_dir = \"{dir}/node{id}\"\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nbroker_heartbeat_ms = 200\nbroker_session_timeout_ms = 2000\nreplica_lag_time_max_ms = 3000\ngroup_session_timeout_ms = 2000\ngroup_heartbeat_interval_ms = 200\noffsets_topic_num_partitions = 4\noffsets_topic_segment_bytes = 1024\nlog_cleaner_backoff_ms = 200\ngroup_initial_rebalance_delay_ms = 300\nkafka_listener = \"127.0.0.1:{k}\"\n{extra}\n\n[controllers]\n{controllers}",
                 id = i + 1,
                 dir = dir.path().display(),
                 c = client[i],
