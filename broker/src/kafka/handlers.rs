@@ -149,6 +149,14 @@ impl KafkaFrontEnd {
                 ))
             }
         };
+        // Array counts checked against the frame before the decoder reserves
+        // memory for them (see `shapes`).
+        if let Err(reason) = super::shapes::check(key, version, &buf) {
+            return Reply::Close(format!(
+                "malformed {key:?} v{version} request (correlation id {}): {reason}",
+                header.correlation_id
+            ));
+        }
         let cid = header.correlation_id;
         match key {
             ApiKey::ApiVersions => match decode::<ApiVersionsRequest>(&mut buf, key, version) {

@@ -20,6 +20,7 @@ mod admin;
 mod errors;
 mod groups;
 mod handlers;
+mod shapes;
 mod versions;
 
 pub use admin::{AdminFuture, ClusterAdmin};

@@ -367,6 +367,16 @@ fn kafka_listener_serves_every_advertised_version() {
     unknown_key.put_i32(1);
     unknown_key.put_i16(-1);
     assert!(Conn::open(&leader_addr).closed_after(&unknown_key));
+    // Metadata v1 claiming 2^31 - 1 topics in 14 bytes: once enough to make
+    // the decoder reserve 150 GB and abort the broker.
+    let mut huge = BytesMut::new();
+    huge.put_i32(14);
+    huge.put_i16(3);
+    huge.put_i16(1);
+    huge.put_i32(1);
+    huge.put_i16(-1);
+    huge.put_i32(i32::MAX);
+    assert!(Conn::open(&leader_addr).closed_after(&huge));
     let mut old = Conn::open(&leader_addr);
     let (mut v2, _) = old.frame(&produce("k", records(1, "old", None), -1), 3);
     v2[6..8].copy_from_slice(&2i16.to_be_bytes());
@@ -384,7 +394,9 @@ fn kafka_listener_serves_every_advertised_version() {
     let log =
         std::fs::read_to_string(cluster.dir.path().join(format!("node{leader}.log"))).unwrap();
     assert!(
-        log.contains("socket.request.max.bytes") && log.contains("unknown API key 999"),
+        log.contains("socket.request.max.bytes")
+            && log.contains("unknown API key 999")
+            && log.contains("2147483647 elements"),
         "each close says why in the log"
     );
 }
