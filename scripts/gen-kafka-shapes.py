@@ -20,15 +20,18 @@ apis = ['api_versions', 'metadata', 'produce', 'fetch', 'list_offsets', 'offset_
 MAXV = 32767
 FIXED = {'Int8': 1, 'Int16': 2, 'Int32': 4, 'Int64': 8, 'Uuid': 16, 'Boolean': 1, 'Float64': 8, 'UInt16': 2, 'UInt32': 4}
 
+def past_brace(text, i):
+    """The index just past the `}` closing a `{` opened before `i`."""
+    depth = 1
+    while depth:
+        depth += text[i] == '{'
+        depth -= text[i] == '}'
+        i += 1
+    return i
+
 def block(src, name):
     m = re.search(r'impl Decodable for %s \{' % name, src)
-    i = m.end(); depth = 1
-    while depth:
-        c = src[i]
-        depth += c == '{'
-        depth -= c == '}'
-        i += 1
-    return src[m.end():i - 1]
+    return src[m.end():past_brace(src, m.end()) - 1]
 
 def field_types(src, name):
     m = re.search(r'pub struct %s \{(.*?)\n\}' % name, src, re.S)
@@ -58,12 +61,7 @@ def split_if(e):
     # "if COND { A } else { B }" -> (COND, A, B); A/B balanced
     m = re.match(r'if (.*?) \{ ', e)
     if not m: return None
-    i = m.end(); depth = 1
-    while depth:
-        c = e[i]
-        depth += c == '{'
-        depth -= c == '}'
-        i += 1
+    i = past_brace(e, m.end())
     a = e[m.end():i - 2].strip()
     rest = e[i:].strip()
     assert rest.startswith('else {'), e
