@@ -35,6 +35,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// A fetched partition's place in the answer.
+enum Slot {
+    /// Read: its index among the partitions fetched.
+    Fetch(usize),
+    /// The fetcher's log diverged: (epoch, end offset, high watermark, log
+    /// start).
+    Diverged((i32, i64, i64, i64)),
+    /// Refused with this code.
+    Failed(i16),
+}
+
 /// The endpoint name under which a broker registers its Kafka listener.
 pub const KAFKA_ENDPOINT: &str = "kafka";
 
@@ -566,8 +577,33 @@ impl KafkaFrontEnd {
         for topic in &request.topics {
             for p in &topic.partitions {
                 let slot = match (partition_of(p.partition), u64::try_from(p.fetch_offset)) {
-                    (None, _) => Err(K::UnknownTopicOrPartition.code()),
-                    (_, Err(_)) => Err(K::OffsetOutOfRange.code()),
+                    (None, _) => Slot::Failed(K::UnknownTopicOrPartition.code()),
+                    (_, Err(_)) => Slot::Failed(K::OffsetOutOfRange.code()),
+                    (Some(partition), Ok(offset)) if p.last_fetched_epoch >= 0 => {
+                        // The fetcher says which epoch its last record had
+                        // (v12+): a log that diverged from ours is told where
+                        // that epoch ends here, with no records (KIP-320).
+                        let tp = TopicPartition {
+                            topic: topic.topic.0.to_string(),
+                            partition,
+                        };
+                        match self.diverging(&tp, p, offset).await {
+                            Err(code) => Slot::Failed(code),
+                            Ok(Some(diverged)) => Slot::Diverged(diverged),
+                            Ok(None) => {
+                                wanted.push(pb::FetchPartition {
+                                    topic: tp.topic,
+                                    partition,
+                                    offset,
+                                    current_leader_epoch: u32::try_from(p.current_leader_epoch)
+                                        .ok(),
+                                    max_bytes: u32::try_from(p.partition_max_bytes).unwrap_or(0),
+                                    last_fetched_epoch: None,
+                                });
+                                Slot::Fetch(wanted.len() - 1)
+                            }
+                        }
+                    }
                     (Some(partition), Ok(offset)) => {
                         wanted.push(pb::FetchPartition {
                             topic: topic.topic.0.to_string(),
@@ -577,7 +613,7 @@ impl KafkaFrontEnd {
                             max_bytes: u32::try_from(p.partition_max_bytes).unwrap_or(0),
                             last_fetched_epoch: None,
                         });
-                        Ok(wanted.len() - 1)
+                        Slot::Fetch(wanted.len() - 1)
                     }
                 };
                 slots.push(slot);
@@ -603,8 +639,19 @@ impl KafkaFrontEnd {
                     .map(|p| {
                         let data = PartitionData::default().with_partition_index(p.partition);
                         let result = match slots.next() {
-                            Some(Ok(i)) => results.get(i),
-                            Some(Err(code)) => {
+                            Some(Slot::Fetch(i)) => results.get(i),
+                            Some(Slot::Diverged((epoch, end, hw, start))) => {
+                                return data
+                                    .with_high_watermark(hw)
+                                    .with_last_stable_offset(hw)
+                                    .with_log_start_offset(start)
+                                    .with_diverging_epoch(
+                                        fetch_response::EpochEndOffset::default()
+                                            .with_epoch(epoch)
+                                            .with_end_offset(end),
+                                    );
+                            }
+                            Some(Slot::Failed(code)) => {
                                 return data.with_error_code(code).with_high_watermark(-1)
                             }
                             None => None,
@@ -655,6 +702,43 @@ impl KafkaFrontEnd {
         FetchResponse::default()
             .with_session_id(0)
             .with_responses(responses)
+    }
+
+    /// Whether a fetch at `offset` whose last record had epoch
+    /// `p.last_fetched_epoch` diverges from this leader's log: where that
+    /// epoch ends here (with the high watermark and log start to answer), or
+    /// `None` to fetch as usual.
+    async fn diverging(
+        &self,
+        tp: &TopicPartition,
+        p: &kafka_protocol::messages::fetch_request::FetchPartition,
+        offset: u64,
+    ) -> Result<Option<(i32, i64, i64, i64)>, i16> {
+        let last = u32::try_from(p.last_fetched_epoch).map_err(|_| K::InvalidRequest.code())?;
+        let current = u32::try_from(p.current_leader_epoch).ok().map(LeaderEpoch);
+        let partition =
+            lookup(&self.manager, tp).map_err(|e: ReplicaError| kafka_code(error_code(&e)))?;
+        let end = partition
+            .end_offset_for_epoch(LeaderEpoch(last), current)
+            .await
+            .map_err(|e| kafka_code(error_code(&e)))?;
+        let progress = partition.progress();
+        let answer = |epoch: i32, end: i64| {
+            Some((
+                epoch,
+                end,
+                offset_i64(progress.high_watermark.0),
+                offset_i64(progress.log_start.0),
+            ))
+        };
+        Ok(match end {
+            None => answer(-1, -1),
+            Some((epoch, end)) if epoch.0 < last || end.0 < offset => answer(
+                i32::try_from(epoch.0).unwrap_or(i32::MAX),
+                offset_i64(end.0),
+            ),
+            Some(_) => None,
+        })
     }
 
     async fn list_offsets(&self, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
