@@ -146,6 +146,13 @@ impl Default for ClassicGroup {
     }
 }
 
+pub(super) fn unknown(group: &str, member: &str) -> GroupError {
+    GroupError::UnknownMemberId {
+        group: group.to_string(),
+        member: member.to_string(),
+    }
+}
+
 impl ClassicGroup {
     /// Where it stands.
     pub fn state(&self) -> ClassicState {
@@ -292,10 +299,7 @@ impl ClassicGroup {
         {
             join.member_id.clone()
         } else {
-            return Err(GroupError::UnknownMemberId {
-                group: group.to_string(),
-                member: join.member_id.clone(),
-            });
+            return Err(unknown(group, &join.member_id));
         };
         let unchanged = self
             .members
@@ -344,10 +348,7 @@ impl ClassicGroup {
         generation_before: i32,
     ) -> Result<Option<Joined>, GroupError> {
         let Some(member) = self.members.get(member_id) else {
-            return Err(GroupError::UnknownMemberId {
-                group: group.to_string(),
-                member: member_id.to_string(),
-            });
+            return Err(unknown(group, member_id));
         };
         // Completed after this member's join began; or, for a follower that
         // rejoined a stable group with the same metadata, the current one.
@@ -445,10 +446,7 @@ impl ClassicGroup {
 
     fn member(&self, group: &str, member_id: &str, generation: i32) -> Result<(), GroupError> {
         if !self.members.contains_key(member_id) {
-            return Err(GroupError::UnknownMemberId {
-                group: group.to_string(),
-                member: member_id.to_string(),
-            });
+            return Err(unknown(group, member_id));
         }
         if generation != self.generation {
             return Err(GroupError::IllegalGeneration {
@@ -514,10 +512,7 @@ impl ClassicGroup {
         now_ms: i64,
     ) -> Result<(), GroupError> {
         if !self.members.contains_key(member_id) {
-            return Err(GroupError::UnknownMemberId {
-                group: group.to_string(),
-                member: member_id.to_string(),
-            });
+            return Err(unknown(group, member_id));
         }
         self.renew(member_id, now_ms);
         if matches!(self.state, ClassicState::PreparingRebalance { .. }) {
@@ -542,10 +537,7 @@ impl ClassicGroup {
             return if self.members.is_empty() {
                 Ok(())
             } else {
-                Err(GroupError::UnknownMemberId {
-                    group: group.to_string(),
-                    member: String::new(),
-                })
+                Err(unknown(group, ""))
             };
         }
         self.member(group, member_id, generation)?;
@@ -570,10 +562,7 @@ impl ClassicGroup {
             .iter()
             .map(|id| match self.members.remove(id) {
                 Some(_) => Ok(()),
-                None => Err(GroupError::UnknownMemberId {
-                    group: group.to_string(),
-                    member: id.clone(),
-                }),
+                None => Err(unknown(group, id)),
             })
             .collect();
         if results.iter().any(Result::is_ok) {

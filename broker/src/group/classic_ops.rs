@@ -6,7 +6,7 @@
 //! has assigned.
 
 use super::{CoordinatorError, GroupCoordinator};
-use crate::group::classic::{Join, Joined};
+use crate::group::classic::{unknown, Join, Joined};
 use crate::group::state::GroupError;
 use crate::position::TopicPartition;
 use bytes::Bytes;
@@ -80,10 +80,7 @@ impl GroupCoordinator {
             let answer = self
                 .read(group, |g| match g {
                     Some(g) => g.classic().joined(group, &id, before),
-                    None => Err(GroupError::UnknownMemberId {
-                        group: group.to_string(),
-                        member: id.clone(),
-                    }),
+                    None => Err(unknown(group, &id)),
                 })
                 .await?;
             if let Some(joined) = answer? {
@@ -141,10 +138,7 @@ impl GroupCoordinator {
             let answer = self
                 .read(group, |g| match g {
                     Some(g) => g.classic().assignment(group, member_id, generation),
-                    None => Err(GroupError::UnknownMemberId {
-                        group: group.to_string(),
-                        member: member_id.to_string(),
-                    }),
+                    None => Err(unknown(group, member_id)),
                 })
                 .await?;
             if let Some(assignment) = answer? {

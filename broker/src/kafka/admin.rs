@@ -129,7 +129,7 @@ impl KafkaFrontEnd {
                         topic.replication_factor
                     ))),
                 )),
-                (Some(_), Some(rf)) if request.validate_only => {
+                (Some(p), Some(rf)) if request.validate_only => {
                     if self.manager.link().metadata.topic(&name).is_some() {
                         Err((
                             K::TopicAlreadyExists.code(),
@@ -144,7 +144,7 @@ impl KafkaFrontEnd {
                             ))),
                         ))
                     } else {
-                        Ok((partitions.unwrap_or(1), rf, None))
+                        Ok((p, rf, None))
                     }
                 }
                 (Some(p), Some(rf)) => self

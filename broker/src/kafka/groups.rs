@@ -6,7 +6,7 @@
 use super::errors::kafka_code_of;
 use super::handlers::{endpoint, text};
 use super::KafkaFrontEnd;
-use crate::group::{error_to_wire, CoordinatorError, GroupCoordinator, GroupError, Join};
+use crate::group::{error_to_wire, CoordinatorError, GroupError, Join};
 use crate::position::TopicPartition;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -26,7 +26,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as K;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 fn code(e: &CoordinatorError) -> i16 {
     kafka_code_of(error_to_wire(e).code)
@@ -37,10 +36,6 @@ fn group_code(e: &GroupError) -> i16 {
 }
 
 impl KafkaFrontEnd {
-    fn coordinator(&self) -> &Arc<GroupCoordinator> {
-        &self.coordinator
-    }
-
     /// The coordinator of one key: (node id, host, port) or an error code.
     async fn coordinator_of(&self, key: &str, key_type: i8) -> Result<(i32, String, i32), i16> {
         if key_type != 0 {
@@ -48,7 +43,7 @@ impl KafkaFrontEnd {
             return Err(K::CoordinatorNotAvailable.code());
         }
         let (leader, _, _) = self
-            .coordinator()
+            .coordinator
             .find_coordinator(key)
             .await
             .map_err(|e| code(&e))?;
@@ -115,7 +110,7 @@ impl KafkaFrontEnd {
         };
         let group = request.group_id.0.to_string();
         let named = |s: String| if version >= 7 { Some(text(s)) } else { None };
-        match self.coordinator().join_group(&group, join).await {
+        match self.coordinator.join_group(&group, join).await {
             Ok(joined) => JoinGroupResponse::default()
                 .with_generation_id(joined.generation)
                 .with_protocol_type(named(joined.protocol_type))
@@ -161,7 +156,7 @@ impl KafkaFrontEnd {
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect();
         let answer = self
-            .coordinator()
+            .coordinator
             .sync_group(
                 &group,
                 request.member_id.as_str(),
@@ -184,7 +179,7 @@ impl KafkaFrontEnd {
 
     pub(super) async fn heartbeat(&self, request: HeartbeatRequest) -> HeartbeatResponse {
         let answer = self
-            .coordinator()
+            .coordinator
             .heartbeat_classic(
                 request.group_id.0.as_str(),
                 request.member_id.as_str(),
@@ -212,7 +207,7 @@ impl KafkaFrontEnd {
             vec![request.member_id.to_string()]
         };
         let answer = self
-            .coordinator()
+            .coordinator
             .leave_group(request.group_id.0.as_str(), &members)
             .await;
         match answer {
@@ -278,7 +273,7 @@ impl KafkaFrontEnd {
             0
         } else {
             match self
-                .coordinator()
+                .coordinator
                 .commit_classic(
                     request.group_id.0.as_str(),
                     request.member_id.as_str(),
@@ -335,7 +330,7 @@ impl KafkaFrontEnd {
                 .collect()
         });
         let fetched = self
-            .coordinator()
+            .coordinator
             .fetch_offsets(&group, wanted.as_deref())
             .await;
         let committed = match fetched {

@@ -169,15 +169,21 @@ impl KafkaFrontEnd {
             ));
         }
         let cid = header.correlation_id;
+        // Decodes the body as the handler's request type and frames its answer.
+        macro_rules! reply {
+            ($r:ident => $answer:expr) => {
+                match decode(&mut buf, key, version) {
+                    Ok($r) => frame(key, version, cid, &$answer),
+                    Err(reply) => reply,
+                }
+            };
+        }
         match key {
             ApiKey::ApiVersions => match decode::<ApiVersionsRequest>(&mut buf, key, version) {
                 Ok(_) => frame(key, version, cid, &versions::api_versions(0)),
                 Err(reply) => reply,
             },
-            ApiKey::Metadata => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.metadata(r, version).await),
-                Err(reply) => reply,
-            },
+            ApiKey::Metadata => reply!(r => self.metadata(r, version).await),
             ApiKey::Produce => match decode(&mut buf, key, version) {
                 Ok(r) => match self.produce(r, version).await {
                     Some(response) => frame(key, version, cid, &response),
@@ -185,94 +191,29 @@ impl KafkaFrontEnd {
                 },
                 Err(reply) => reply,
             },
-            ApiKey::Fetch => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.fetch(r, version).await),
-                Err(reply) => reply,
-            },
-            ApiKey::ListOffsets => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.list_offsets(r, version).await),
-                Err(reply) => reply,
-            },
-            ApiKey::InitProducerId => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.init_producer_id(r).await),
-                Err(reply) => reply,
-            },
-            ApiKey::FindCoordinator => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.find_coordinator(r, version).await),
-                Err(reply) => reply,
-            },
-            ApiKey::JoinGroup => match decode(&mut buf, key, version) {
-                Ok(r) => {
-                    let client = header.client_id.as_ref().map_or("", |c| c.as_str());
-                    frame(
-                        key,
-                        version,
-                        cid,
-                        &self.join_group(r, version, client).await,
-                    )
-                }
-                Err(reply) => reply,
-            },
-            ApiKey::SyncGroup => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.sync_group(r, version).await),
-                Err(reply) => reply,
-            },
-            ApiKey::Heartbeat => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.heartbeat(r).await),
-                Err(reply) => reply,
-            },
-            ApiKey::LeaveGroup => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.leave_group(r, version).await),
-                Err(reply) => reply,
-            },
-            ApiKey::OffsetCommit => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.offset_commit(r).await),
-                Err(reply) => reply,
-            },
-            ApiKey::OffsetFetch => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.offset_fetch(r, version).await),
-                Err(reply) => reply,
-            },
-            ApiKey::CreateTopics => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.create_topics(r, version).await),
-                Err(reply) => reply,
-            },
-            ApiKey::DeleteTopics => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.delete_topics(r, version).await),
-                Err(reply) => reply,
-            },
-            ApiKey::CreatePartitions => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.create_partitions(r).await),
-                Err(reply) => reply,
-            },
-            ApiKey::DescribeConfigs => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.describe_configs(r, version)),
-                Err(reply) => reply,
-            },
-            ApiKey::IncrementalAlterConfigs => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.incremental_alter_configs(r).await),
-                Err(reply) => reply,
-            },
-            ApiKey::DescribeCluster => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.describe_cluster(r, version)),
-                Err(reply) => reply,
-            },
-            ApiKey::ListGroups => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.list_groups(r, version).await),
-                Err(reply) => reply,
-            },
-            ApiKey::DescribeGroups => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.describe_groups(r).await),
-                Err(reply) => reply,
-            },
-            ApiKey::DeleteGroups => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.delete_groups(r).await),
-                Err(reply) => reply,
-            },
-            ApiKey::OffsetForLeaderEpoch => match decode(&mut buf, key, version) {
-                Ok(r) => frame(key, version, cid, &self.offset_for_leader_epoch(r).await),
-                Err(reply) => reply,
-            },
+            ApiKey::Fetch => reply!(r => self.fetch(r, version).await),
+            ApiKey::ListOffsets => reply!(r => self.list_offsets(r, version).await),
+            ApiKey::InitProducerId => reply!(r => self.init_producer_id(r).await),
+            ApiKey::FindCoordinator => reply!(r => self.find_coordinator(r, version).await),
+            ApiKey::JoinGroup => {
+                let client = header.client_id.as_ref().map_or("", |c| c.as_str());
+                reply!(r => self.join_group(r, version, client).await)
+            }
+            ApiKey::SyncGroup => reply!(r => self.sync_group(r, version).await),
+            ApiKey::Heartbeat => reply!(r => self.heartbeat(r).await),
+            ApiKey::LeaveGroup => reply!(r => self.leave_group(r, version).await),
+            ApiKey::OffsetCommit => reply!(r => self.offset_commit(r).await),
+            ApiKey::OffsetFetch => reply!(r => self.offset_fetch(r, version).await),
+            ApiKey::CreateTopics => reply!(r => self.create_topics(r, version).await),
+            ApiKey::DeleteTopics => reply!(r => self.delete_topics(r, version).await),
+            ApiKey::CreatePartitions => reply!(r => self.create_partitions(r).await),
+            ApiKey::DescribeConfigs => reply!(r => self.describe_configs(r, version)),
+            ApiKey::IncrementalAlterConfigs => reply!(r => self.incremental_alter_configs(r).await),
+            ApiKey::DescribeCluster => reply!(r => self.describe_cluster(r, version)),
+            ApiKey::ListGroups => reply!(r => self.list_groups(r, version).await),
+            ApiKey::DescribeGroups => reply!(r => self.describe_groups(r).await),
+            ApiKey::DeleteGroups => reply!(r => self.delete_groups(r).await),
+            ApiKey::OffsetForLeaderEpoch => reply!(r => self.offset_for_leader_epoch(r).await),
             other => Reply::Close(format!("{other:?} is advertised but has no handler")),
         }
     }

@@ -194,7 +194,9 @@ fn frame<R: Encodable + HeaderVersion>(
     correlation_id: i32,
     body: &R,
 ) -> Reply {
-    let mut buf = BytesMut::with_capacity(64);
+    // Sized up front: a Fetch answer carries up to megabytes of records, which
+    // growing by doubling would copy again and again.
+    let mut buf = BytesMut::with_capacity(body.compute_size(version).unwrap_or(0) + 64);
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let encoded = header

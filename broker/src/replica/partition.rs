@@ -149,6 +149,8 @@ struct Inner {
     high_watermark: Offset,
     log_start: Offset,
     log_end: Offset,
+    /// The log's settings as last handed to the writer.
+    log_config: LogConfig,
 }
 
 /// One partition replica on this broker. See the module docs.
@@ -225,7 +227,7 @@ impl Partition {
                 .and_then(|log| log.delete(clock.now_ms()))
                 .map_err(to_err)?;
         }
-        let log = Log::open(storage.clone(), dir.clone(), config).map_err(to_err)?;
+        let log = Log::open(storage.clone(), dir.clone(), config.clone()).map_err(to_err)?;
         if !storage.exists(&id_file) {
             storage::write_file_atomic(
                 &*storage,
@@ -266,6 +268,7 @@ impl Partition {
                 high_watermark: Offset(0),
                 log_start,
                 log_end,
+                log_config: config,
             }),
             progress: watch::channel(progress).0,
         }))
@@ -343,19 +346,22 @@ impl Partition {
         ReplicaError::from_log(&self.tp, e)
     }
 
-    /// New log settings (the topic's configs changed); nothing if the same.
+    /// New log settings (the topic's configs changed). The same settings
+    /// cost nothing: every metadata change of the partition (a leader change
+    /// on the failover path too) passes here, and must not queue behind the
+    /// writer's appends.
     pub async fn reconfigure(&self, config: LogConfig) -> Result<(), ReplicaError> {
+        if lock(&self.inner).log_config == config {
+            return Ok(());
+        }
+        let applied = config.clone();
         self.log
-            .with(move |log| {
-                if *log.config() == config {
-                    Ok(())
-                } else {
-                    log.set_config(config)
-                }
-            })
+            .with(move |log| log.set_config(config))
             .await
             .and_then(|r| r)
-            .map_err(|e| self.log_err(e))
+            .map_err(|e| self.log_err(e))?;
+        lock(&self.inner).log_config = applied;
+        Ok(())
     }
 
     /// Acts on the partition's metadata record: lead, follow, or update the ISR.

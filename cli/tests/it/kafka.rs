@@ -1133,8 +1133,8 @@ fn described(conn: &mut Conn, topic: &str, key: &str, expected: (&str, i8)) {
             .with_resource_type(2)
             .with_resource_name(StrBytes::from_string(topic.into()))
             .with_configuration_keys(Some(vec![StrBytes::from_string(key.into())]))]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("{key} of {topic} to read {expected:?}");
+    wait_for(&what, Duration::from_secs(10), || {
         let r = conn.call(&request, 4);
         let last = r.results[0].configs.first().map(|e| {
             (
@@ -1142,18 +1142,9 @@ fn described(conn: &mut Conn, topic: &str, key: &str, expected: (&str, i8)) {
                 e.config_source,
             )
         });
-        if last
-            .as_ref()
+        last.as_ref()
             .is_some_and(|(v, src)| v == expected.0 && *src == expected.1)
-        {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{key} of {topic}: {last:?}, not {expected:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
 }
 
 #[test]
