@@ -62,10 +62,16 @@ async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly()
     let mut link =
         controller_link::spawn(config, Arc::new(TcpConnector::default()), link_stop.clone());
     let state = link.state.clone();
-    wait_until("the broker to be registered and unfenced", WITHIN, || {
-        let s = state.borrow();
-        (s.epoch.is_some() && !s.fenced).then_some(())
-    })
+    // Unfenced comes first; the lease follows once this broker's metadata
+    // has reached the offset the controller answered at.
+    wait_until(
+        "the broker to be registered, unfenced and leased",
+        WITHIN,
+        || {
+            let s = state.borrow();
+            (s.epoch.is_some() && !s.fenced && s.lease_until.is_some()).then_some(())
+        },
+    )
     .await
     .unwrap();
     let epoch = state.borrow().epoch.unwrap();
@@ -76,7 +82,7 @@ async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly()
     let lease = state
         .borrow()
         .lease_until
-        .expect("an unfenced broker holds a lease");
+        .expect("the wait above saw a lease");
     let now = tokio::time::Instant::now();
     assert!(state.borrow().has_lease(now));
     assert!(
