@@ -63,12 +63,34 @@ wait_live() {
   exit 1
 }
 
+# Waits until replication has caught up with what was produced: the topic's
+# high watermarks unchanged over three polls 200 ms apart (followers fetch again
+# at once while they are behind). A run that starts while the followers still
+# copy the previous run's backlog (acks=1 lets the leader run ahead) would
+# measure that backlog.
+settle() {
+  local servers=$1 topic=$2 last="" same=0 now
+  for _ in $(seq 1 300); do
+    now=$(target/release/raftline topic describe "$topic" --bootstrap-server "$servers" --output json \
+      | grep -o '"high_watermark": *[0-9]*' | tr -d ' \n')
+    if [ "$now" = "$last" ]; then
+      same=$((same + 1))
+      [ "$same" -ge 3 ] && return 0
+    else
+      same=0
+      last=$now
+    fi
+    sleep 0.2
+  done
+}
+
 # One bench produce run, printed with its fractions: run NAME ARGS...; the
 # report stays in $dir/NAME.json.
 declare -A one_node
 produce_run() {
   local name=$1 servers=$2 topic=$3
   shift 3
+  settle "$servers" "$topic"
   echo "-- bench produce $*"
   target/release/raftline bench produce --bootstrap-server "$servers" --topic "$topic" --output json "$@" > "$dir/$name.json"
   local mbps
@@ -85,6 +107,10 @@ produce_run() {
 # $1: label (one, acks1, acksall), $2 servers, $3 topic, $4 acks.
 produce_runs() {
   local label=$1 servers=$2 topic=$3 acks=$4
+  # Warm-up, not reported: connections, the client's metadata and the first
+  # segment files, so each measured run starts from the same state.
+  target/release/raftline bench produce --bootstrap-server "$servers" --topic "$topic" --acks "$acks" \
+    --records 60000 --record-size 1024 --batch-size 500 --producers 4 > /dev/null
   produce_run "$label-1k" "$servers" "$topic" --acks "$acks" --records 300000 --record-size 1024 --batch-size 500 --producers 4
   produce_run "$label-100" "$servers" "$topic" --acks "$acks" --records 300000 --record-size 100 --batch-size 2000 --producers 4
 }
@@ -165,7 +191,7 @@ failover_run() {
   controller=$($rl cluster describe --bootstrap-server "$servers" --output json \
     | grep -o '"controller_leader": *[0-9]*' | grep -o '[0-9]*$')
   echo "killing node $leader (the controller leader is node $controller)"
-  scripts/cluster.sh kill "$leader" > /dev/null
+  scripts/cluster.sh kill "$leader" | tail -n 1
   wait "$run"
   echo "longest gap between acknowledgements: $(field "$dir/failover.json" longest_ack_gap_ms) ms" \
     "($(round "$(field "$dir/failover.json" records_per_sec)") records/s over the run)"

@@ -31,6 +31,7 @@ pub use compaction::{records, CleanOutcome, RecordView};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use epoch_cache::LeaderEpochCache;
 pub use producers::{ProducerStates, SequenceCheck};
+pub use segment::CACHED_TAIL;
 pub use writer::{spawn_writer, Fence, LogHandle, WriterStats};
 
 use crate::error::{LogError, LogResult};

@@ -17,10 +17,16 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Bytes read at a time while scanning a segment.
 const SCAN_CHUNK: usize = 256 * 1024;
+/// Synced bytes a segment keeps in the page cache behind its end.
+pub const CACHED_TAIL: u64 = 4 << 20;
+/// The cache is handed back in steps of at least this much (one call each).
+const RELEASE_STEP: u64 = 1 << 20;
+const PAGE: u64 = 4096;
 /// How far past a batch that seems cut short recovery looks for signs that it
 /// is whole but damaged: beyond the largest batch a topic takes by default.
 const DAMAGE_SEARCH_MAX: usize = 16 << 20;
@@ -93,6 +99,8 @@ pub struct Segment {
     first_timestamp: Option<i64>,
     bytes_since_index: u64,
     settings: SegmentSettings,
+    /// Bytes below this were synced and handed back to the kernel's cache.
+    released_to: AtomicU64,
 }
 
 impl Segment {
@@ -130,6 +138,7 @@ impl Segment {
             first_timestamp: None,
             bytes_since_index: 0,
             settings,
+            released_to: AtomicU64::new(0),
         }
     }
 
@@ -548,12 +557,31 @@ impl Segment {
 
     /// Makes the segment's data durable.
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync_data()?;
+        self.release_cold();
+        Ok(())
+    }
+
+    /// Once synced, everything but the last [`CACHED_TAIL`] bytes goes back to
+    /// the kernel: followers and tailing consumers read the tail, while older
+    /// data only slows down the next writes if it stays (they find no free page
+    /// cache and wait for the kernel to reclaim, or on a VM for the host to back
+    /// fresh memory). Readers of older data read the disk, as after a restart.
+    fn release_cold(&self) {
+        let from = self.released_to.load(Ordering::Relaxed);
+        let to = self.size.saturating_sub(CACHED_TAIL) / PAGE * PAGE;
+        if to >= from.saturating_add(RELEASE_STEP) {
+            // Advice only: if the kernel refuses, the pages stay cached.
+            if self.file.release_cache(from, to - from).is_ok() {
+                self.released_to.store(to, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Seals the segment: fsyncs it and writes its index files durably.
     pub fn seal(&mut self, storage: &dyn Storage, dir: &Path) -> Result<(), WriteError> {
         self.file.sync_data().map_err(WriteError::Sync)?;
+        self.release_cold();
         if let Some((t, rel)) = self.max_timestamp {
             self.time_index.push(t, rel);
         }

@@ -94,6 +94,14 @@ impl StorageFile for FsFile {
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
+
+    fn release_cache(&self, pos: u64, len: u64) -> io::Result<()> {
+        let Some(len) = std::num::NonZeroU64::new(len) else {
+            return Ok(());
+        };
+        rustix::fs::fadvise(&self.0, pos, Some(len), rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
+    }
 }
 
 /// The sorted names of the entries in `dir` whose type passes `want`.

@@ -37,6 +37,8 @@ struct MemFile {
     synced: Vec<u8>,
     /// Lowest byte changed since the last sync; `data.len()` or more when clean.
     dirty_from: usize,
+    /// Ranges handed back with `release_cache`, in order.
+    released: Vec<(u64, u64)>,
 }
 
 /// Locks a mutex, taking the data even if a panicking test thread poisoned it:
@@ -74,6 +76,7 @@ impl MemStorage {
                     dirty_from: synced.len(),
                     data: synced.clone(),
                     synced,
+                    released: Vec::new(),
                 };
                 (path.clone(), Arc::new(Mutex::new(revived)))
             })
@@ -138,6 +141,15 @@ impl MemStorage {
             *byte ^= 0xff;
         }
         Ok(())
+    }
+
+    /// The ranges (position, length) of `path` released from the cache so
+    /// far, for tests.
+    pub fn released(&self, path: &Path) -> io::Result<Vec<(u64, u64)>> {
+        let disk = lock(&self.disk);
+        let file = disk.live.get(path).ok_or_else(|| not_found(path))?;
+        let released = lock(file).released.clone();
+        Ok(released)
     }
 
     /// The live contents of `path`, for tests.
@@ -360,6 +372,22 @@ impl StorageFile for MemHandle {
         synced.resize(from, 0);
         synced.extend_from_slice(data.get(from..).unwrap_or(&[]));
         file.dirty_from = file.data.len();
+        Ok(())
+    }
+
+    /// Recorded for tests; releasing bytes not yet synced is refused, as it
+    /// would be a bug in the caller (the kernel would start writeback and keep
+    /// them instead).
+    fn release_cache(&self, pos: u64, len: u64) -> io::Result<()> {
+        let mut file = lock(&self.file);
+        let end = pos.saturating_add(len);
+        if end > file.dirty_from.min(file.data.len()) as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("release of {pos}..{end} reaches bytes not synced"),
+            ));
+        }
+        file.released.push((pos, len));
         Ok(())
     }
 }

@@ -67,6 +67,12 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes the file's contents durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
+    /// Advice that the clean (synced) bytes in `pos..pos + len` will not be
+    /// read again soon, so the kernel may drop them from its cache. Changes no
+    /// content; a store without a cache ignores it.
+    fn release_cache(&self, _pos: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Reads a whole file.

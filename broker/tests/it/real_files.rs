@@ -1,8 +1,9 @@
 //! The same engine over real files: append across segments, reopen, recover a
-//! torn tail written by a "crash", rebuild a deleted index.
+//! torn tail written by a "crash", rebuild a deleted index, hand synced pages
+//! back to the kernel.
 
 use crate::support::*;
-use raftline_broker::log::Log;
+use raftline_broker::log::{Log, LogConfig, CACHED_TAIL};
 use raftline_broker::storage::FsStorage;
 use raftline_broker::{LeaderEpoch, Offset};
 use std::sync::Arc;
@@ -83,4 +84,86 @@ fn a_start_finds_damage_in_real_partition_directories() {
     assert!(tmp.path().join("orders-1").join("damaged").exists());
     clear_damage_marks(&*storage, tmp.path(), &damaged);
     assert!(recover_local_logs(&storage, tmp.path(), &small_config()).is_empty());
+}
+
+/// A log of big batches, fsynced after each append (acks=all), in 16 MiB
+/// segments: about 19 MiB in all, so one segment is sealed.
+fn append_synced_megabytes(log: &mut Log) -> usize {
+    let mut records = 0;
+    for i in 0..320 {
+        log.append_as_leader(&batch(10, 6_000, &format!("m{i}")), LeaderEpoch(1))
+            .unwrap();
+        log.flush(0).unwrap();
+        records += 10;
+    }
+    records
+}
+
+fn megabyte_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 16 << 20,
+        segment_age: None,
+        retention_age: None,
+        ..LogConfig::default()
+    }
+}
+
+/// The release ranges of a segment of `size` bytes: from its start, page
+/// by page, in steps of at least 1 MiB, up to no closer than [`CACHED_TAIL`]
+/// to its end and no further from it than one step.
+fn assert_released_behind_the_tail(released: &[(u64, u64)], size: u64) {
+    let mut end = 0;
+    for &(pos, len) in released {
+        assert_eq!(pos, end, "releases follow each other: {released:?}");
+        assert_eq!(pos % 4096, 0, "page-aligned: {released:?}");
+        assert!(
+            len >= 1 << 20 && len % 4096 == 0,
+            "whole pages, 1 MiB steps: {released:?}"
+        );
+        end = pos + len;
+    }
+    assert!(
+        end <= size.saturating_sub(CACHED_TAIL),
+        "the last {CACHED_TAIL} bytes stay cached: {end} of {size}"
+    );
+    assert!(
+        end + CACHED_TAIL + (1 << 20) + 4096 > size,
+        "everything older than the tail and one step went back: {end} of {size}"
+    );
+}
+
+#[test]
+fn synced_data_behind_the_cached_tail_is_handed_back_to_the_kernel() {
+    let (storage, mut log) = fresh(megabyte_segments());
+    let records = append_synced_megabytes(&mut log);
+    let segments = log.segments();
+    assert_eq!(segments.len(), 2, "one sealed segment and the active one");
+    for s in &segments {
+        let released = storage.released(&path(&seg(s.base.0, "log"))).unwrap();
+        assert_released_behind_the_tail(&released, s.size);
+    }
+    assert!(
+        !storage.released(&path(&seg(0, "log"))).unwrap().is_empty(),
+        "the sealed segment released its cold pages"
+    );
+    // An append not yet synced is never released: the in-memory disk refuses
+    // that, so the ranges above would stop short. And nothing is lost.
+    let end = log.log_end();
+    assert_eq!(read_all(&log, end, 1 << 20).len(), records);
+}
+
+#[test]
+fn released_pages_read_back_from_real_files_before_and_after_a_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("big-0");
+    let open_fs = || Log::open(Arc::new(FsStorage), dir.clone(), megabyte_segments()).unwrap();
+    let mut log = open_fs();
+    let records = append_synced_megabytes(&mut log);
+    let end = log.log_end();
+    let reference = read_all(&log, end, 1 << 20);
+    assert_eq!(reference.len(), records);
+    drop(log);
+    let log = open_fs();
+    assert_eq!(log.log_end(), end);
+    assert_eq!(read_all(&log, end, 1 << 20), reference);
 }
