@@ -15,6 +15,7 @@
 
 use anyhow::{bail, Context, Result};
 use raftline_broker::group::{CoordinatorConfig, GroupTimeouts};
+use raftline_broker::log::DEFAULT_CACHED_TAIL;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -67,6 +68,11 @@ struct RawConfig {
     /// Between log cleaner checks of compacted partitions, ms. Default 15000.
     #[serde(default = "default_cleaner_backoff_ms")]
     log_cleaner_backoff_ms: u64,
+    /// Synced bytes behind each segment's end kept in the page cache; older
+    /// ones are handed back to the kernel after each fsync. Default 4194304;
+    /// 0 leaves the whole log to the kernel's cache, as Kafka does.
+    #[serde(default = "default_cached_tail_bytes")]
+    log_cached_tail_bytes: u64,
     /// Where the Kafka protocol listener binds, host:port; absent or "": no
     /// Kafka listener.
     #[serde(default)]
@@ -91,6 +97,10 @@ fn default_socket_request_max_bytes() -> u64 {
 
 fn default_offsets_segment_bytes() -> u32 {
     100 << 20
+}
+
+fn default_cached_tail_bytes() -> u64 {
+    DEFAULT_CACHED_TAIL
 }
 
 fn default_cleaner_backoff_ms() -> u64 {
@@ -154,6 +164,8 @@ pub struct NodeConfig {
     pub groups: CoordinatorConfig,
     /// Between log cleaner checks of compacted partitions.
     pub log_cleaner_backoff: Duration,
+    /// Synced bytes per segment kept in the page cache (`None`: all).
+    pub log_cached_tail: Option<u64>,
     /// The Kafka protocol listener, if on.
     pub kafka: Option<KafkaListener>,
 }
@@ -302,6 +314,7 @@ impl NodeConfig {
             replica_lag_time_max: Duration::from_millis(raw.replica_lag_time_max_ms.max(1)),
             groups,
             log_cleaner_backoff: Duration::from_millis(raw.log_cleaner_backoff_ms.max(1)),
+            log_cached_tail: Some(raw.log_cached_tail_bytes).filter(|&n| n > 0),
         })
     }
 }
@@ -384,6 +397,12 @@ peer_addr = "127.0.0.1:9191"
         assert_eq!(kafka.advertised, "127.0.0.1:9092");
         assert_eq!(kafka.max_request_bytes, 100 << 20);
         assert!(!kafka.auto_create_topics, "off unless asked for");
+        assert_eq!(c.log_cached_tail, Some(4 << 20));
+        let all_cached = NodeConfig::parse(
+            &GOOD.replace("[controllers]", "log_cached_tail_bytes = 0\n[controllers]"),
+        )
+        .unwrap();
+        assert_eq!(all_cached.log_cached_tail, None, "0: Kafka's behaviour");
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct NodeSettings {
     pub groups: CoordinatorConfig,
     /// Between log cleaner checks of compacted partitions.
     pub log_cleaner_backoff: Duration,
+    /// Synced bytes per segment kept in the page cache (`None`: all), as
+    /// [`LogConfig::cached_tail`](raftline_broker::log::LogConfig).
+    pub log_cached_tail: Option<u64>,
     /// The Kafka listener's address as clients reach it (`host:port`), if
     /// this node serves Kafka ([`Node::serve_kafka`]); registered with the
     /// broker so every node's Metadata can name it.
@@ -234,6 +237,7 @@ impl<D: RaftDisk> Node<D> {
         let mut replica_config = ReplicaManagerConfig::new(broker_id, settings.log_dir.clone());
         replica_config.lag_max = settings.replica_lag_time_max;
         replica_config.cleaner_check = settings.log_cleaner_backoff;
+        replica_config.log_defaults.cached_tail = settings.log_cached_tail;
         let damaged = recover_local_logs(
             &parts.storage,
             &settings.log_dir,

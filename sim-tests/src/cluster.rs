@@ -313,6 +313,7 @@ async fn run_node(
             ..CoordinatorConfig::default()
         },
         log_cleaner_backoff: Duration::from_secs(1),
+        log_cached_tail: Some(raftline_broker::log::DEFAULT_CACHED_TAIL),
         kafka_addr: None,
     };
     // A restart is a new process: a new incarnation (deterministic: the

@@ -59,7 +59,16 @@ pub struct LogConfig {
     /// `min.cleanable.dirty.ratio` in thousandths: the cleaner runs once the
     /// uncleaned share of the cleanable log reaches it. Default 500 (0.5).
     pub min_cleanable_dirty_permille: u16,
+    /// Synced bytes behind each segment's end kept in the page cache: after
+    /// each fsync the older ones are handed back to the kernel. Default
+    /// [`DEFAULT_CACHED_TAIL`] (4 MiB); `None` leaves everything to the kernel,
+    /// as Kafka does (node setting `log_cached_tail_bytes`, 0 for `None`).
+    pub cached_tail: Option<u64>,
 }
+
+/// The default [`LogConfig::cached_tail`]: what followers and tailing
+/// consumers read next.
+pub const DEFAULT_CACHED_TAIL: u64 = 4 << 20;
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -77,6 +86,7 @@ impl Default for LogConfig {
             delete_retention: DAY,
             min_compaction_lag: Duration::ZERO,
             min_cleanable_dirty_permille: 500,
+            cached_tail: Some(DEFAULT_CACHED_TAIL),
         }
     }
 }

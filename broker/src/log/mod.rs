@@ -28,10 +28,9 @@ mod writer;
 
 pub use batch::{parse_batches, BatchError, BatchHeader, HEADER_LEN};
 pub use compaction::{records, CleanOutcome, RecordView};
-pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig, DEFAULT_CACHED_TAIL};
 pub use epoch_cache::LeaderEpochCache;
 pub use producers::{ProducerStates, SequenceCheck};
-pub use segment::CACHED_TAIL;
 pub use writer::{spawn_writer, Fence, LogHandle, WriterStats};
 
 use crate::error::{LogError, LogResult};
@@ -245,6 +244,7 @@ impl Log {
         // process, not the machine, went down): sync it before calling it durable.
         if let Some(active) = log.active() {
             active.sync().map_err(|e| LogError::io(active.path(), e))?;
+            active.release_cold(log.config.cached_tail);
         }
         log.durable_end = log.log_end();
         log.rebuild_producers()?;
@@ -792,6 +792,9 @@ impl Log {
             None => return Err(self.fail("the log has no active segment".into())),
         };
         sealed.map_err(|e| self.absorb(&dir, e))?;
+        if let Some(sealed) = self.segments.values().next_back() {
+            sealed.release_cold(self.config.cached_tail);
+        }
         let segment = Segment::create(&*storage, &dir, end, self.segment_settings())
             .map_err(|e| self.absorb(&dir, e))?;
         self.segments.insert(end, segment);
@@ -969,6 +972,9 @@ impl Log {
             };
             if let Err(reason) = result {
                 return Err(self.fail(reason));
+            }
+            if let Some(active) = self.active() {
+                active.release_cold(self.config.cached_tail);
             }
             self.durable_end = end;
         }

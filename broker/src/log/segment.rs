@@ -22,8 +22,6 @@ use std::sync::Arc;
 
 /// Bytes read at a time while scanning a segment.
 const SCAN_CHUNK: usize = 256 * 1024;
-/// Synced bytes a segment keeps in the page cache behind its end.
-pub const CACHED_TAIL: u64 = 4 << 20;
 /// The cache is handed back in steps of at least this much (one call each).
 const RELEASE_STEP: u64 = 1 << 20;
 const PAGE: u64 = 4096;
@@ -557,19 +555,20 @@ impl Segment {
 
     /// Makes the segment's data durable.
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()?;
-        self.release_cold();
-        Ok(())
+        self.file.sync_data()
     }
 
-    /// Once synced, everything but the last [`CACHED_TAIL`] bytes goes back to
-    /// the kernel: followers and tailing consumers read the tail, while older
-    /// data only slows down the next writes if it stays (they find no free page
-    /// cache and wait for the kernel to reclaim, or on a VM for the host to back
-    /// fresh memory). Readers of older data read the disk, as after a restart.
-    fn release_cold(&self) {
+    /// Once synced, everything but the last `keep` bytes goes back to the
+    /// kernel (`None`: nothing does). Followers and tailing consumers read the
+    /// tail, while older data only slows down the next writes if it stays (they
+    /// find no free page cache and wait for the kernel to reclaim, or on a VM
+    /// for the host to back fresh memory). Readers of older data read the disk,
+    /// as after a restart. Call it only right after a sync: the bytes must be
+    /// clean.
+    pub fn release_cold(&self, keep: Option<u64>) {
+        let Some(keep) = keep else { return };
         let from = self.released_to.load(Ordering::Relaxed);
-        let to = self.size.saturating_sub(CACHED_TAIL) / PAGE * PAGE;
+        let to = self.size.saturating_sub(keep) / PAGE * PAGE;
         if to >= from.saturating_add(RELEASE_STEP) {
             // Advice only: if the kernel refuses, the pages stay cached.
             if self.file.release_cache(from, to - from).is_ok() {
@@ -581,7 +580,6 @@ impl Segment {
     /// Seals the segment: fsyncs it and writes its index files durably.
     pub fn seal(&mut self, storage: &dyn Storage, dir: &Path) -> Result<(), WriteError> {
         self.file.sync_data().map_err(WriteError::Sync)?;
-        self.release_cold();
         if let Some((t, rel)) = self.max_timestamp {
             self.time_index.push(t, rel);
         }

@@ -3,7 +3,7 @@
 //! back to the kernel.
 
 use crate::support::*;
-use raftline_broker::log::{Log, LogConfig, CACHED_TAIL};
+use raftline_broker::log::{Log, LogConfig, DEFAULT_CACHED_TAIL as CACHED_TAIL};
 use raftline_broker::storage::FsStorage;
 use raftline_broker::{LeaderEpoch, Offset};
 use std::sync::Arc;
@@ -150,6 +150,19 @@ fn synced_data_behind_the_cached_tail_is_handed_back_to_the_kernel() {
     // that, so the ranges above would stop short. And nothing is lost.
     let end = log.log_end();
     assert_eq!(read_all(&log, end, 1 << 20).len(), records);
+}
+
+#[test]
+fn without_a_cached_tail_the_page_cache_is_left_to_the_kernel() {
+    let (storage, mut log) = fresh(LogConfig {
+        cached_tail: None,
+        ..megabyte_segments()
+    });
+    append_synced_megabytes(&mut log);
+    for s in log.segments() {
+        let released = storage.released(&path(&seg(s.base.0, "log"))).unwrap();
+        assert_eq!(released, vec![], "segment at {}", s.base);
+    }
 }
 
 #[test]
