@@ -82,6 +82,7 @@ settle() {
     fi
     sleep 0.2
   done
+  echo "(replication of $topic still moving after 60 s; measuring anyway)"
 }
 
 # One bench produce run, printed with its fractions: run NAME ARGS...; the

@@ -242,9 +242,8 @@ impl Log {
         log.load_epoch_cache(scanned_epochs)?;
         // What the active segment holds may still sit in the page cache only (the
         // process, not the machine, went down): sync it before calling it durable.
-        if let Some(active) = log.active() {
+        if let Some(active) = log.active_mut() {
             active.sync().map_err(|e| LogError::io(active.path(), e))?;
-            active.release_cold(log.config.cached_tail);
         }
         log.durable_end = log.log_end();
         log.rebuild_producers()?;
@@ -460,6 +459,7 @@ impl Log {
         SegmentSettings {
             index_interval: self.config.index_interval_bytes,
             gaps: self.gaps,
+            cached_tail: self.config.cached_tail,
         }
     }
 
@@ -792,9 +792,6 @@ impl Log {
             None => return Err(self.fail("the log has no active segment".into())),
         };
         sealed.map_err(|e| self.absorb(&dir, e))?;
-        if let Some(sealed) = self.segments.values().next_back() {
-            sealed.release_cold(self.config.cached_tail);
-        }
         let segment = Segment::create(&*storage, &dir, end, self.segment_settings())
             .map_err(|e| self.absorb(&dir, e))?;
         self.segments.insert(end, segment);
@@ -964,7 +961,7 @@ impl Log {
         self.check_healthy()?;
         let end = self.log_end();
         if self.durable_end < end {
-            let result = match self.active() {
+            let result = match self.active_mut() {
                 Some(active) => active
                     .sync()
                     .map_err(|e| format!("fsync of {} failed: {e}", active.path().display())),
@@ -972,9 +969,6 @@ impl Log {
             };
             if let Err(reason) = result {
                 return Err(self.fail(reason));
-            }
-            if let Some(active) = self.active() {
-                active.release_cold(self.config.cached_tail);
             }
             self.durable_end = end;
         }
@@ -1080,6 +1074,10 @@ impl Log {
 
     fn active(&self) -> Option<&Segment> {
         self.segments.values().next_back()
+    }
+
+    fn active_mut(&mut self) -> Option<&mut Segment> {
+        self.segments.values_mut().next_back()
     }
 
     /// Checkpoints `epochs` durably, then makes it the cache. A full disk leaves

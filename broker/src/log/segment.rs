@@ -17,7 +17,6 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Bytes read at a time while scanning a segment.
@@ -69,6 +68,9 @@ pub struct SegmentSettings {
     /// records all have newer values, and followers copy the gaps. Elsewhere
     /// a gap is damage (a base offset sits outside the batch CRC).
     pub gaps: bool,
+    /// Synced bytes kept in the page cache behind the segment's end
+    /// ([`LogConfig::cached_tail`](crate::log::LogConfig::cached_tail)).
+    pub cached_tail: Option<u64>,
 }
 
 /// Why an append to a segment failed.
@@ -98,7 +100,7 @@ pub struct Segment {
     bytes_since_index: u64,
     settings: SegmentSettings,
     /// Bytes below this were synced and handed back to the kernel's cache.
-    released_to: AtomicU64,
+    released_to: u64,
 }
 
 impl Segment {
@@ -136,7 +138,7 @@ impl Segment {
             first_timestamp: None,
             bytes_since_index: 0,
             settings,
-            released_to: AtomicU64::new(0),
+            released_to: 0,
         }
     }
 
@@ -553,33 +555,37 @@ impl Segment {
             .map_err(|e| LogError::io(&self.path, e))
     }
 
-    /// Makes the segment's data durable.
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+    /// Makes the segment's data durable, then releases its cold pages.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.release_cold();
+        Ok(())
     }
 
-    /// Once synced, everything but the last `keep` bytes goes back to the
-    /// kernel (`None`: nothing does). Followers and tailing consumers read the
+    /// Right after a sync (the bytes are clean), everything but the last
+    /// `cached_tail` bytes goes back to the kernel (`None`: nothing does). Followers and tailing consumers read the
     /// tail, while older data only slows down the next writes if it stays (they
     /// find no free page cache and wait for the kernel to reclaim, or on a VM
     /// for the host to back fresh memory). Readers of older data read the disk,
-    /// as after a restart. Call it only right after a sync: the bytes must be
-    /// clean.
-    pub fn release_cold(&self, keep: Option<u64>) {
-        let Some(keep) = keep else { return };
-        let from = self.released_to.load(Ordering::Relaxed);
+    /// as after a restart.
+    fn release_cold(&mut self) {
+        let Some(keep) = self.settings.cached_tail else {
+            return;
+        };
+        let from = self.released_to;
         let to = self.size.saturating_sub(keep) / PAGE * PAGE;
-        if to >= from.saturating_add(RELEASE_STEP) {
-            // Advice only: if the kernel refuses, the pages stay cached.
-            if self.file.release_cache(from, to - from).is_ok() {
-                self.released_to.store(to, Ordering::Relaxed);
-            }
+        // Advice only: if the kernel refuses, the pages stay cached.
+        if to >= from.saturating_add(RELEASE_STEP)
+            && self.file.release_cache(from, to - from).is_ok()
+        {
+            self.released_to = to;
         }
     }
 
     /// Seals the segment: fsyncs it and writes its index files durably.
     pub fn seal(&mut self, storage: &dyn Storage, dir: &Path) -> Result<(), WriteError> {
         self.file.sync_data().map_err(WriteError::Sync)?;
+        self.release_cold();
         if let Some((t, rel)) = self.max_timestamp {
             self.time_index.push(t, rel);
         }
