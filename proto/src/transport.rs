@@ -3,8 +3,10 @@
 //! own network. Shared by the Raft network (raft-store) and the broker's link
 //! to the controllers.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
@@ -47,6 +49,60 @@ pub trait Connector: Send + Sync + 'static {
     /// process listens there. The controller uses it to tell a crashed
     /// broker from a slow or cut-off one before its session runs out.
     fn probe(&self, addr: &str) -> ProbeFuture;
+}
+
+/// A [`Connector`]'s channels, one per address, kept across calls: a
+/// channel per call cost a TCP and HTTP/2 handshake each (a replica fetch
+/// round, a heartbeat, a Raft read-index round). A caller whose call failed
+/// [`forget`](Self::forget)s the address, so a connection that may be dead
+/// (a peer cut off without a reset) is never handed out again.
+#[derive(Clone)]
+pub struct ChannelCache {
+    connector: Arc<dyn Connector>,
+    channels: Arc<Mutex<BTreeMap<String, Channel>>>,
+}
+
+impl std::fmt::Debug for ChannelCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelCache").finish_non_exhaustive()
+    }
+}
+
+impl ChannelCache {
+    /// An empty cache over `connector`.
+    pub fn new(connector: Arc<dyn Connector>) -> Self {
+        ChannelCache {
+            connector,
+            channels: Arc::new(Mutex::new(BTreeMap::new())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Channel>> {
+        self.channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The kept channel to `addr`, or a new one (kept from now on).
+    pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self.lock();
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = self.connector.channel(addr)?;
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Drops the kept channel to `addr`: the next call connects afresh.
+    pub fn forget(&self, addr: &str) {
+        self.lock().remove(addr);
+    }
+
+    /// The connector behind the cache.
+    pub fn connector(&self) -> &Arc<dyn Connector> {
+        &self.connector
+    }
 }
 
 /// Plain TCP, for real nodes.

@@ -13,6 +13,7 @@ use raftline_controller::ControllerMachine;
 use raftline_raft_store::{MemDisk, RaftHandle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -45,6 +46,8 @@ pub struct Probe {
 #[derive(Clone, Default)]
 pub struct Probes {
     nodes: Arc<Mutex<BTreeMap<usize, Probe>>>,
+    /// Connections the nodes opened to one another (and to themselves).
+    dials: Arc<AtomicU64>,
 }
 
 impl Probes {
@@ -52,6 +55,13 @@ impl Probes {
         self.nodes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many connections the nodes' channels have opened so far: each
+    /// keeps its connections, so this grows with faults and restarts, not
+    /// with traffic.
+    pub fn dials(&self) -> u64 {
+        self.dials.load(Ordering::Relaxed)
     }
 
     /// The probes of the nodes running now.
@@ -324,7 +334,7 @@ async fn run_node(
         disk,
         storage: Arc::new(storage),
         clock: Arc::new(TokioClock::starting_at(EPOCH_MS)),
-        connector: Arc::new(SimConnector::default()),
+        connector: Arc::new(SimConnector::counting(probes.dials.clone())),
         peer_incoming: incoming(PEER_PORT).await?,
         client_incoming: incoming(CLIENT_PORT).await?,
         incarnation,

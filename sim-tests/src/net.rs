@@ -5,6 +5,8 @@
 use raftline_proto::transport::{peer_endpoint, probe_within, Connector, ProbeFuture};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -13,29 +15,51 @@ use tonic::transport::{Channel, Uri};
 
 /// Channels over turmoil's network. Make them inside a host: a channel's
 /// worker task lives in that host's runtime.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SimConnector {
     /// A connection attempt's deadline (simulated time).
     pub connect_timeout: Duration,
+    /// Counts every connection the channels open, if given.
+    pub dials: Option<Arc<AtomicU64>>,
 }
 
 impl Default for SimConnector {
     fn default() -> Self {
         SimConnector {
             connect_timeout: Duration::from_millis(500),
+            dials: None,
+        }
+    }
+}
+
+impl SimConnector {
+    /// A connector that adds each connection its channels open to `dials`.
+    pub fn counting(dials: Arc<AtomicU64>) -> Self {
+        SimConnector {
+            dials: Some(dials),
+            ..SimConnector::default()
         }
     }
 }
 
 impl Connector for SimConnector {
     fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        let dial = tower::service_fn(|uri: Uri| async move {
-            let authority = uri
-                .authority()
-                .map(|a| a.as_str().to_string())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host in the uri"))?;
-            let stream = turmoil::net::TcpStream::connect(authority).await?;
-            Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(stream))
+        let dials = self.dials.clone();
+        let dial = tower::service_fn(move |uri: Uri| {
+            let dials = dials.clone();
+            async move {
+                if let Some(dials) = dials {
+                    dials.fetch_add(1, Ordering::Relaxed);
+                }
+                let authority =
+                    uri.authority()
+                        .map(|a| a.as_str().to_string())
+                        .ok_or_else(|| {
+                            io::Error::new(io::ErrorKind::InvalidInput, "no host in the uri")
+                        })?;
+                let stream = turmoil::net::TcpStream::connect(authority).await?;
+                Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
         });
         // h2 forgets a stream it reset after this long in *real* time, and
         // answers frames that arrive later with RST_STREAM: how long the host

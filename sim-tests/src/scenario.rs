@@ -117,6 +117,8 @@ pub struct Outcome {
     /// For each crashed partition leader: simulated ms from the crash to a
     /// new leader in a newer epoch (as the replicas see it).
     pub elections_ms: Vec<u64>,
+    /// Connections the nodes opened to one another over the run.
+    pub node_dials: u64,
 }
 
 impl Outcome {
@@ -565,5 +567,6 @@ pub fn run(scenario: &Scenario) -> Result<Outcome, String> {
         violations,
         failovers_ms,
         elections_ms,
+        node_dials: probes.dials(),
     })
 }

@@ -5,6 +5,7 @@ use super::Connector;
 use prost::Message;
 use raftline_proto::pb;
 use raftline_proto::pb::broker_lifecycle_client::BrokerLifecycleClient;
+use raftline_proto::transport::ChannelCache;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -16,10 +17,12 @@ use tonic::Status;
 #[derive(Clone)]
 pub struct ControllerClient {
     controllers: Arc<BTreeMap<u64, String>>,
-    connector: Arc<dyn Connector>,
     rpc_timeout: Duration,
     /// The controller believed to lead, and the round-robin position.
     state: Arc<Mutex<(Option<u64>, usize)>>,
+    /// A channel per controller, kept across calls (a heartbeat every 100 ms)
+    /// and forgotten after a call on it fails.
+    channels: ChannelCache,
 }
 
 impl std::fmt::Debug for ControllerClient {
@@ -39,9 +42,9 @@ impl ControllerClient {
     ) -> Self {
         ControllerClient {
             controllers: Arc::new(controllers),
-            connector,
             rpc_timeout,
             state: Arc::new(Mutex::new((None, 0))),
+            channels: ChannelCache::new(connector),
         }
     }
 
@@ -73,9 +76,15 @@ impl ControllerClient {
         state.0 = leader;
     }
 
-    /// A channel to `addr`.
+    /// The kept channel to `addr`, or a new one.
     pub fn channel(&self, addr: &str) -> Option<Channel> {
-        self.connector.channel(addr).ok()
+        self.channels.channel(addr).ok()
+    }
+
+    /// Drops the kept channel to `addr` (a call on it failed): the next call
+    /// connects afresh.
+    pub fn forget(&self, addr: &str) {
+        self.channels.forget(addr);
     }
 
     /// The per-call deadline.
@@ -108,13 +117,21 @@ impl ControllerClient {
                     return Ok(reply.into_inner());
                 }
                 Ok(Err(status)) => {
-                    let hint = pb::Error::decode(status.details())
-                        .ok()
-                        .and_then(|e| e.leader_hint);
+                    let details = status.details();
+                    let answer = (!details.is_empty())
+                        .then(|| pb::Error::decode(details).ok())
+                        .flatten();
+                    // An answer in the controller's own words came over a
+                    // working connection; anything else may be a dead one.
+                    if answer.is_none() {
+                        self.forget(&addr);
+                    }
+                    let hint = answer.and_then(|e| e.leader_hint);
                     self.set_leader(hint.filter(|h| *h != id));
                     last = status;
                 }
                 Err(_) => {
+                    self.forget(&addr);
                     self.set_leader(None);
                     last = Status::deadline_exceeded(format!(
                         "controller {id} at {addr} did not answer in time"

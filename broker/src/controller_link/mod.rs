@@ -279,7 +279,10 @@ impl Link {
         );
         match call.await {
             Ok(Ok(reply)) => Some(reply.into_inner()),
-            _ => None,
+            _ => {
+                self.client.forget(&addr);
+                None
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ use futures_util::future::join_all;
 use raftline_proto::pb;
 use raftline_proto::pb::replication_client::ReplicationClient;
 use raftline_proto::pb::ErrorCode;
+use raftline_proto::transport::ChannelCache;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,9 +68,9 @@ pub(crate) fn spawn(
     let fetcher = Fetcher {
         source,
         config,
-        connector,
         link,
         following: BTreeMap::new(),
+        channels: ChannelCache::new(connector),
     };
     tokio::spawn(fetcher.run(rx, shutdown));
     tx
@@ -78,9 +79,12 @@ pub(crate) fn spawn(
 struct Fetcher {
     source: BrokerId,
     config: FetcherConfig,
-    connector: Arc<dyn Connector>,
     link: watch::Receiver<LinkState>,
     following: BTreeMap<TopicPartition, Following>,
+    /// The connection to the source, kept across rounds (a new one per
+    /// round cost a TCP and HTTP/2 handshake each, on the acks=all path) and
+    /// forgotten after a round that failed.
+    channels: ChannelCache,
 }
 
 impl Fetcher {
@@ -198,7 +202,7 @@ impl Fetcher {
                 .saturating_mul(u32::try_from(partitions.len()).unwrap_or(u32::MAX)),
             partitions,
         };
-        let Ok(channel) = self.connector.channel(&addr) else {
+        let Ok(channel) = self.channels.channel(&addr) else {
             return false;
         };
         let deadline = self.config.max_wait + self.config.rpc_timeout;
@@ -213,10 +217,12 @@ impl Fetcher {
             Ok(Ok(response)) => response.into_inner(),
             Ok(Err(status)) => {
                 tracing::debug!(source = %self.source, %status, "replica fetch failed");
+                self.channels.forget(&addr);
                 return false;
             }
             Err(_) => {
                 tracing::debug!(source = %self.source, "replica fetch timed out");
+                self.channels.forget(&addr);
                 return false;
             }
         };

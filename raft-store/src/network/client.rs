@@ -13,7 +13,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use raftline_proto::pb::raft_peer_client::RaftPeerClient;
 use raftline_proto::pb::RaftPayload;
-use raftline_proto::transport::Connector;
+use raftline_proto::transport::{ChannelCache, Connector};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -23,16 +23,21 @@ use tonic::transport::Channel;
 /// Pause between attempts to reach a peer that refuses connections.
 const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Makes a [`PeerClient`] per peer (openraft's `RaftNetworkFactory`).
+/// Makes a [`PeerClient`] per peer (openraft's `RaftNetworkFactory`). The
+/// clients share one connection per peer: openraft asks for a new client for
+/// every vote and every read-index round (`ensure_linearizable`), which must
+/// not each cost a TCP and HTTP/2 handshake.
 #[derive(Clone)]
 pub struct GrpcNetwork {
-    connector: Arc<dyn Connector>,
+    channels: ChannelCache,
 }
 
 impl GrpcNetwork {
     /// A network whose connections `connector` makes.
     pub fn new(connector: Arc<dyn Connector>) -> Self {
-        GrpcNetwork { connector }
+        GrpcNetwork {
+            channels: ChannelCache::new(connector),
+        }
     }
 }
 
@@ -40,24 +45,22 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient {
+        let mut peer = PeerClient {
             target,
-            client: self
-                .connector
-                .channel(&node.addr)
-                .map(|c| {
-                    RaftPeerClient::new(c)
-                        .max_decoding_message_size(64 << 20)
-                        .max_encoding_message_size(64 << 20)
-                })
-                .map_err(|e| e.to_string()),
-        }
+            addr: node.addr.clone(),
+            channels: self.channels.clone(),
+            client: Err(String::new()),
+        };
+        peer.connect();
+        peer
     }
 }
 
 /// The connection to one peer.
 pub struct PeerClient {
     target: NodeId,
+    addr: String,
+    channels: ChannelCache,
     /// The client, or why none could be made (a malformed address).
     client: Result<RaftPeerClient<Channel>, String>,
 }
@@ -71,6 +74,28 @@ enum Rpc {
 }
 
 impl PeerClient {
+    /// Takes the shared channel to the peer (a new one after [`forget`]).
+    ///
+    /// [`forget`]: ChannelCache::forget
+    fn connect(&mut self) {
+        self.client = self
+            .channels
+            .channel(&self.addr)
+            .map(|c| {
+                RaftPeerClient::new(c)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20)
+            })
+            .map_err(|e| e.to_string());
+    }
+
+    /// After a failed call: the connection may be dead (a peer cut off
+    /// without a reset), so neither this client nor any other uses it again.
+    fn reconnect(&mut self) {
+        self.channels.forget(&self.addr);
+        self.connect();
+    }
+
     /// Sends `request`, waits at most the soft TTL, decodes the peer's
     /// `Result<Resp, RaftError<E>>`.
     async fn call<Req, Resp, E>(
@@ -106,7 +131,11 @@ impl PeerClient {
                 Rpc::InstallSnapshot => client.install_snapshot(call).await,
             }
         };
-        let reply = match tokio::time::timeout(option.soft_ttl(), sent).await {
+        let answer = tokio::time::timeout(option.soft_ttl(), sent).await;
+        if !matches!(answer, Ok(Ok(_))) {
+            self.reconnect();
+        }
+        let reply = match answer {
             Ok(Ok(reply)) => reply.into_inner(),
             // A peer that refuses connections is down: Unreachable makes openraft
             // back off (see `backoff`) before trying it again.

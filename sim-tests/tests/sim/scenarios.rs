@@ -136,3 +136,24 @@ fn consumer_group_coordinator_failover_and_member_crashes() {
     let outcome = must_pass(&scenario);
     every_fault_applied(&outcome);
 }
+
+/// Without faults, the nodes keep their connections: the replica fetchers
+/// and the brokers' controller calls reuse one channel per peer instead of
+/// a TCP and HTTP/2 handshake per fetch round or heartbeat (which, on the
+/// acks=all path, cost latency and CPU on every acknowledgement).
+#[test]
+fn without_faults_the_nodes_keep_their_connections() {
+    let outcome = must_pass(&Scenario::named("steady", 7, 3, Vec::new()));
+    let acked = outcome
+        .history
+        .trace()
+        .lines()
+        .filter(|l| l.contains("SendOk"))
+        .count();
+    assert!(acked > 100, "the workload ran ({acked} sends acknowledged)");
+    assert!(
+        outcome.node_dials < 100,
+        "{} connections opened between 3 nodes in a run without faults",
+        outcome.node_dials
+    );
+}
