@@ -98,11 +98,6 @@ impl ChannelCache {
     pub fn forget(&self, addr: &str) {
         self.lock().remove(addr);
     }
-
-    /// The connector behind the cache.
-    pub fn connector(&self) -> &Arc<dyn Connector> {
-        &self.connector
-    }
 }
 
 /// Plain TCP, for real nodes.
