@@ -161,14 +161,14 @@ impl Measured {
     }
 
     /// The longest time between two acknowledgements (all producers
-    /// together): the unavailability a failover caused, if one happened.
-    fn longest_ack_gap_ms(&mut self) -> Option<f64> {
+    /// together), the unavailability a failover caused if one happened, and
+    /// when it began: (gap, start), in milliseconds from the run's start.
+    fn longest_ack_gap_ms(&mut self) -> Option<(f64, f64)> {
         self.acked_at.sort_unstable();
         self.acked_at
             .windows(2)
-            .map(|w| w[1] - w[0])
-            .max()
-            .map(|us| us as f64 / 1000.0)
+            .max_by_key(|w| w[1] - w[0])
+            .map(|w| ((w[1] - w[0]) as f64 / 1000.0, w[0] as f64 / 1000.0))
     }
 
     fn summary(sorted: &[u64]) -> serde_json::Value {
@@ -199,7 +199,8 @@ impl Measured {
             "records_per_sec": self.records as f64 / secs,
             "mb_per_sec": self.bytes as f64 / secs / 1e6,
             "latency_ms": Self::summary(&self.latencies),
-            "longest_ack_gap_ms": longest_ack_gap_ms,
+            "longest_ack_gap_ms": longest_ack_gap_ms.map(|(gap, _)| gap),
+            "longest_ack_gap_began_at_ms": longest_ack_gap_ms.map(|(_, at)| at),
         });
         if !self.ack_latencies.is_empty() {
             report["produce_latency_ms"] = Self::summary(&self.ack_latencies);
