@@ -322,6 +322,7 @@ pub async fn describe_cluster(admin: &mut AdminClient<Channel>, output: Output) 
                 "raft_applied_index": view.raft_applied_index,
                 "offline_partitions": view.offline_partitions.iter().map(|p| format!("{}-{}", p.topic, p.partition)).collect::<Vec<_>>(),
                 "under_replicated_partitions": view.under_replicated_partitions.iter().map(|p| format!("{}-{}", p.topic, p.partition)).collect::<Vec<_>>(),
+                "stale": (!view.stale.is_empty()).then_some(&view.stale),
                 "controllers": view.controllers.iter().map(|c| json!({"id": c.id, "peer_address": c.peer_address, "voter": c.voter})).collect::<Vec<_>>(),
                 "brokers": view.brokers.iter().map(|b| json!({"id": b.id, "epoch": b.epoch, "fenced": b.fenced, "endpoints": b.endpoints, "rack": b.rack})).collect::<Vec<_>>(),
             });
@@ -389,6 +390,10 @@ pub async fn describe_cluster(admin: &mut AdminClient<Channel>, output: Output) 
                 "Under-replicated partitions: {}",
                 names(&view.under_replicated_partitions)
             );
+            if !view.stale.is_empty() {
+                println!();
+                println!("Warning: {}", view.stale);
+            }
         }
     }
     Ok(())

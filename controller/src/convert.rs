@@ -74,6 +74,7 @@ pub fn cluster(view: &ClusterView) -> pb::DescribeClusterResponse {
         raft_applied_index: view.raft_applied_index,
         offline_partitions: view.offline.iter().map(partition_ref).collect(),
         under_replicated_partitions: view.under_replicated.iter().map(partition_ref).collect(),
+        stale: view.stale.clone().unwrap_or_default(),
     }
 }
 

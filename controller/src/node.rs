@@ -60,7 +60,14 @@ pub struct ClusterView {
     pub offline: Vec<(String, u32)>,
     /// Partitions whose ISR is smaller than their replicas.
     pub under_replicated: Vec<(String, u32)>,
+    /// Why this view may trail the quorum, if it may (see
+    /// [`ControllerNode::describe_cluster`]).
+    pub stale: Option<String>,
 }
+
+/// How long an admin read waits for this node to catch up with the Raft
+/// leader before it answers from its own state.
+const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// A controller node's admin operations over its Raft handle.
 pub struct ControllerNode<D: RaftDisk> {
@@ -211,11 +218,16 @@ impl<D: RaftDisk> ControllerNode<D> {
         Ok(self.cluster())
     }
 
-    /// Topics by name (all of them if `names` is empty), as this node has them.
-    pub fn topics(
+    /// Topics by name (all of them if `names` is empty), current as of the
+    /// call; with no quorum to catch up with, as this node has them (as a
+    /// Kafka broker answers from its metadata cache).
+    pub async fn topics(
         &self,
         names: &[String],
     ) -> Result<(Vec<Topic>, MetadataVersion), ControllerError> {
+        if let Err(why) = self.catch_up().await {
+            tracing::debug!(%why, "answering a topic listing from this node's own view");
+        }
         let state = self.state();
         let topics = if names.is_empty() {
             state.topics().values().cloned().collect()
@@ -232,6 +244,28 @@ impl<D: RaftDisk> ControllerNode<D> {
                 .collect::<Result<Vec<_>, _>>()?
         };
         Ok((topics, state.version()))
+    }
+
+    /// Waits (up to [`CATCH_UP`]) until this node has applied every change
+    /// committed before the call, so an admin read answered from its state
+    /// is as current as the leader's; `Err(why)` if no quorum answered.
+    /// Without it a node just restarted answers from the past: ISRs it was
+    /// in before it died, a fenced broker still live.
+    async fn catch_up(&self) -> Result<(), String> {
+        self.raft.catch_up(CATCH_UP).await.map_err(|e| {
+            format!("this node could not catch up with the controller quorum within {CATCH_UP:?} ({e}); its view may be stale")
+        })
+    }
+
+    /// Brokers, controllers and the controller leader, current as of the
+    /// call; with no quorum to catch up with, this node's own view, marked
+    /// stale (a cluster in trouble is when it is needed most).
+    pub async fn describe_cluster(&self) -> ClusterView {
+        let stale = self.catch_up().await.err();
+        ClusterView {
+            stale,
+            ..self.cluster()
+        }
     }
 
     /// Brokers, controllers and the controller leader, as this node sees them.
@@ -269,6 +303,7 @@ impl<D: RaftDisk> ControllerNode<D> {
             raft_applied_index: metrics.last_applied.map_or(0, |l| l.index),
             offline,
             under_replicated,
+            stale: None,
         }
     }
 }

@@ -305,47 +305,110 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
         command: Vec<u8>,
         within: Duration,
     ) -> Result<(u64, Vec<u8>), WriteError> {
+        self.at_leader(within, Forwarded::Propose(command.clone()), || {
+            self.write(command.clone())
+        })
+        .await
+    }
+
+    /// Waits until this node's state machine holds every change committed
+    /// before the call: the leader's read index (confirmed by a quorum; asked
+    /// over the peer port's `ReadIndex` RPC if another node leads), then this
+    /// node's apply catching up to it, all within `within`. Reads of the local
+    /// state after it are as current as the leader's: a node just restarted,
+    /// still replaying its log, does not answer from the past.
+    pub async fn catch_up(&self, within: Duration) -> Result<(), WriteError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+        let index = loop {
+            match self
+                .at_leader(left(), Forwarded::ReadIndex, || read_index(&self.raft))
+                .await
+            {
+                // The leader this node knew of is gone (it may not have heard
+                // of the next yet): asking again is safe, as a read changes
+                // nothing.
+                Err(WriteError::Unavailable(_)) if left() > RETRY_AFTER => {
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+                other => break other?,
+            }
+        };
+        self.raft
+            .wait(Some(left()))
+            .applied_index_at_least(Some(index), "the leader's read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                WriteError::Unavailable(format!(
+                    "node {} did not apply the log up to the leader's index {index}: {e}",
+                    self.id
+                ))
+            })
+    }
+
+    /// Runs `here` if this node leads, else sends `forwarded` to the leader it
+    /// knows; while no leader is known, or the one asked has just lost
+    /// leadership, tries again, all within `within`.
+    async fn at_leader<T, F, Fut>(
+        &self,
+        within: Duration,
+        forwarded: Forwarded,
+        here: F,
+    ) -> Result<T, WriteError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, WriteError>>,
+    {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let result = match self.write(command.clone()).await {
+            let result = match here().await {
                 Err(WriteError::NotLeader {
                     leader_addr: Some(addr),
                     ..
                 }) => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    self.forward(&addr, command.clone(), left).await
+                    self.forward(&addr, &forwarded, left).await
                 }
                 other => other,
             };
             match result {
-                // No leader known, or the one we asked has just lost leadership.
+                // No leader known, or the one asked has just lost leadership.
                 Err(WriteError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::time::sleep(RETRY_AFTER).await;
                 }
                 other => return other,
             }
         }
     }
 
-    async fn forward(
+    async fn forward<T: serde::de::DeserializeOwned>(
         &self,
         addr: &str,
-        command: Vec<u8>,
+        forwarded: &Forwarded,
         within: Duration,
-    ) -> Result<(u64, Vec<u8>), WriteError> {
+    ) -> Result<T, WriteError> {
         let unavailable = |e: &dyn std::fmt::Display| {
             WriteError::Unavailable(format!("forwarding to {addr}: {e}"))
         };
         let channel = self.connector.channel(addr).map_err(|e| unavailable(&e))?;
+        let mut peer = RaftPeerClient::new(channel);
         // The deadline is the client's alone (see network::client).
-        let request = tonic::Request::new(RaftPayload { data: command });
-        let reply =
-            match tokio::time::timeout(within, RaftPeerClient::new(channel).propose(request)).await
-            {
-                Ok(Ok(reply)) => reply.into_inner(),
-                Ok(Err(status)) => return Err(unavailable(&status)),
-                Err(elapsed) => return Err(unavailable(&elapsed)),
-            };
+        let call = async {
+            match forwarded {
+                Forwarded::Propose(command) => {
+                    let data = command.clone();
+                    peer.propose(RaftPayload { data }).await
+                }
+                Forwarded::ReadIndex => peer.read_index(RaftPayload::default()).await,
+            }
+        };
+        let reply = match tokio::time::timeout(within, call).await {
+            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Err(status)) => return Err(unavailable(&status)),
+            Err(elapsed) => return Err(unavailable(&elapsed)),
+        };
         serde_json::from_slice(&reply.data).map_err(|e| unavailable(&e))?
     }
 
@@ -358,16 +421,8 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
     /// node still leads and waits until it has applied everything committed
     /// before the read, so the read sees every write acknowledged before it.
     pub async fn read_linearizable<T>(&self, read: impl FnOnce(&M) -> T) -> Result<T, WriteError> {
-        match self.raft.ensure_linearizable().await {
-            Ok(_) => Ok(self.machine.with_machine(read)),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
-                Err(WriteError::NotLeader {
-                    leader: forward.leader_id,
-                    leader_addr: forward.leader_node.map(|n| n.addr),
-                })
-            }
-            Err(e) => Err(WriteError::Unavailable(e.to_string())),
-        }
+        read_index(&self.raft).await?;
+        Ok(self.machine.with_machine(read))
     }
 
     /// Adds a voter (joint consensus): it joins as a learner, catches up, then
@@ -494,6 +549,32 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
 }
 
 /// A failed `client_write`, as the caller sees it.
+/// How long a call to the leader waits before it tries again (no leader
+/// known yet, or the one known is gone).
+const RETRY_AFTER: Duration = Duration::from_millis(20);
+
+/// What [`RaftHandle::at_leader`] sends a leader elsewhere.
+enum Forwarded {
+    Propose(Vec<u8>),
+    ReadIndex,
+}
+
+/// On the leader: the index every read must wait for (the commit index,
+/// confirmed by a quorum of heartbeats, with everything up to it applied
+/// here); on any other node `NotLeader`, naming the leader if known.
+pub(crate) async fn read_index(raft: &Raft<TypeConfig>) -> Result<u64, WriteError> {
+    match raft.ensure_linearizable().await {
+        Ok(read_log_id) => Ok(read_log_id.map_or(0, |l| l.index)),
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+            Err(WriteError::NotLeader {
+                leader: forward.leader_id,
+                leader_addr: forward.leader_node.map(|n| n.addr),
+            })
+        }
+        Err(e) => Err(WriteError::Unavailable(e.to_string())),
+    }
+}
+
 pub(crate) fn write_error(
     error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
 ) -> WriteError {

@@ -61,12 +61,30 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
     assert!(view["raft_term"].as_u64().unwrap() >= 1, "{view}");
     assert!(view["raft_applied_index"].as_u64().unwrap() >= 1, "{view}");
     assert_eq!(view["offline_partitions"], serde_json::json!([]));
+    assert_eq!(view["stale"], serde_json::Value::Null, "{view}");
 
-    // SIGTERM: each node stops by itself, cleanly.
-    for i in 1..=3 {
+    // SIGTERM: each node stops by itself, cleanly. With two gone, the last
+    // has no quorum to catch up with: it still describes the cluster, and
+    // says its view may be stale.
+    for i in [3, 2] {
         let status = cluster.terminate(i);
         assert!(status.success(), "node {i} exited with {status}");
     }
+    let first = servers.split(',').next().unwrap();
+    let alone = std::process::Command::new(crate::procs::BIN)
+        .args(["cluster", "describe", "--output", "json"])
+        .args(["--bootstrap-server", first])
+        .output()
+        .unwrap();
+    let view: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
+    assert!(
+        view["stale"]
+            .as_str()
+            .is_some_and(|s| s.contains("may be stale")),
+        "{view}"
+    );
+    let status = cluster.terminate(1);
+    assert!(status.success(), "node 1 exited with {status}");
 }
 
 /// The services a node lists through gRPC server reflection.

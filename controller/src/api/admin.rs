@@ -73,6 +73,7 @@ impl<D: RaftDisk> Admin for AdminService<D> {
         let (topics, version) = self
             .node
             .topics(&request.into_inner().names)
+            .await
             .map_err(|e| status(&e))?;
         Ok(Response::new(pb::ListTopicsResponse {
             topics: topics.iter().map(convert::topic).collect(),
@@ -85,7 +86,9 @@ impl<D: RaftDisk> Admin for AdminService<D> {
         &self,
         _request: Request<pb::DescribeClusterRequest>,
     ) -> Result<Response<pb::DescribeClusterResponse>, Status> {
-        Ok(Response::new(convert::cluster(&self.node.cluster())))
+        Ok(Response::new(convert::cluster(
+            &self.node.describe_cluster().await,
+        )))
     }
 
     #[tracing::instrument(skip_all, fields(controller = request.get_ref().id))]

@@ -1,7 +1,7 @@
 //! The receiving side of the Raft network: the `RaftPeer` gRPC service, handing
 //! each RPC to the local Raft.
 
-use crate::node::{write_error, WriteError};
+use crate::node::{read_index, write_error, WriteError};
 use crate::types::{Request as Request_, TypeConfig};
 use openraft::Raft;
 use raftline_proto::pb::raft_peer_server::RaftPeer;
@@ -63,6 +63,14 @@ impl RaftPeer for RaftPeerService {
             Err(e) => Err(write_error(e)),
         };
         encode(&result)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn read_index(
+        &self,
+        _request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        encode(&read_index(&self.raft).await)
     }
 
     #[tracing::instrument(skip_all)]

@@ -130,3 +130,36 @@ async fn a_voter_is_added_and_removed() {
     converged(&cluster, 4, 3).await;
     cluster.stop_all().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_catches_up_with_the_leader_before_it_answers_a_read() {
+    let mut cluster = LocalCluster::start(3, Kv::default, |_| {}).await.unwrap();
+    cluster.write(set("first", "x"), WITHIN).await.unwrap();
+    let leader = cluster.leader().await.unwrap();
+    let follower = *cluster.nodes().keys().find(|&&id| id != leader).unwrap();
+    cluster.kill(follower).await.unwrap();
+    for i in 0..50 {
+        cluster
+            .write(set(&format!("while-down{i}"), "y"), WITHIN)
+            .await
+            .unwrap();
+    }
+
+    tracing::info!("the follower restarts with 50 writes to catch up on");
+    cluster.restart(follower).await.unwrap();
+    let node = cluster.node(follower).unwrap();
+    node.catch_up(WITHIN).await.unwrap();
+    assert_eq!(
+        node.machine().with_machine(|kv| kv.map.len()),
+        51,
+        "after catch_up the restarted node holds every write committed before it"
+    );
+    // On the leader it is a read index of its own.
+    cluster
+        .node(leader)
+        .unwrap()
+        .catch_up(WITHIN)
+        .await
+        .unwrap();
+    cluster.stop_all().await.unwrap();
+}
