@@ -548,7 +548,6 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
     }
 }
 
-/// A failed `client_write`, as the caller sees it.
 /// How long a call to the leader waits before it tries again (no leader
 /// known yet, or the one known is gone).
 const RETRY_AFTER: Duration = Duration::from_millis(20);
@@ -575,6 +574,7 @@ pub(crate) async fn read_index(raft: &Raft<TypeConfig>) -> Result<u64, WriteErro
     }
 }
 
+/// A failed `client_write`, as the caller sees it.
 pub(crate) fn write_error(
     error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
 ) -> WriteError {
