@@ -132,6 +132,18 @@ e2e_run() {
   echo "produce latency (intended send to acknowledgement) p50 $(field "$dir/e2e-acked.json" p50) ms, p99 $(field "$dir/e2e-acked.json" p99) ms, max $(field "$dir/e2e-acked.json" max) ms"
 }
 
+# Nothing may listen on the suite's ports already: a cluster left running
+# there would answer in place of the one the suite starts.
+ports_free() {
+  local p
+  for p in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "port $p on 127.0.0.1 is in use; the suite needs it. Stop what listens there (a cluster left running: scripts/cluster.sh clean, with its RAFTLINE_CLUSTER_DIR) and run again." >&2
+      exit 1
+    fi
+  done
+}
+
 produce_bench() {
   cargo build --release --locked -q -p raftline --bin raftline
   local rl=target/release/raftline
@@ -307,6 +319,7 @@ case "${1:-}" in
     baselines
     ;;
   produce)
+    ports_free 51051 51151 51251 51252 51253 51351 51352 51353 51451 51452 51453
     baselines
     cargo build --release --locked -q -p raftline --bin raftline
     loopback_baseline

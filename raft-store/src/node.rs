@@ -23,6 +23,7 @@ use raftline_proto::date::{DateHeaderLayer, WallClock};
 use raftline_proto::pb::raft_peer_client::RaftPeerClient;
 use raftline_proto::pb::raft_peer_server::RaftPeerServer;
 use raftline_proto::pb::RaftPayload;
+use raftline_proto::transport::ChannelCache;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,7 +141,9 @@ pub struct RaftNode<M: StateMachine, D: RaftDisk> {
 pub struct RaftHandle<M: StateMachine, D: RaftDisk> {
     id: NodeId,
     raft: Raft<TypeConfig>,
-    connector: Arc<dyn Connector>,
+    /// Channels to the leaders this node forwards proposals and read-index
+    /// requests to.
+    leaders: ChannelCache,
     machine: StateMachineStore<M, D>,
     /// Cancelled when the node shuts down: long-lived work (streams) ends then.
     shutdown: CancellationToken,
@@ -151,7 +154,7 @@ impl<M: StateMachine, D: RaftDisk> Clone for RaftHandle<M, D> {
         RaftHandle {
             id: self.id,
             raft: self.raft.clone(),
-            connector: self.connector.clone(),
+            leaders: self.leaders.clone(),
             machine: self.machine.clone(),
             shutdown: self.shutdown.clone(),
         }
@@ -193,7 +196,7 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
         let handle = RaftHandle {
             id: config.id,
             raft: raft.clone(),
-            connector,
+            leaders: ChannelCache::new(connector),
             machine: machine_store,
             shutdown: shutdown.clone(),
         };
@@ -392,7 +395,7 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
         let unavailable = |e: &dyn std::fmt::Display| {
             WriteError::Unavailable(format!("forwarding to {addr}: {e}"))
         };
-        let channel = self.connector.channel(addr).map_err(|e| unavailable(&e))?;
+        let channel = self.leaders.channel(addr).map_err(|e| unavailable(&e))?;
         let mut peer = RaftPeerClient::new(channel);
         // The deadline is the client's alone (see network::client).
         let call = async {
@@ -406,8 +409,15 @@ impl<M: StateMachine, D: RaftDisk> RaftHandle<M, D> {
         };
         let reply = match tokio::time::timeout(within, call).await {
             Ok(Ok(reply)) => reply.into_inner(),
-            Ok(Err(status)) => return Err(unavailable(&status)),
-            Err(elapsed) => return Err(unavailable(&elapsed)),
+            // The connection may be dead: the next call connects afresh.
+            Ok(Err(status)) => {
+                self.leaders.forget(addr);
+                return Err(unavailable(&status));
+            }
+            Err(elapsed) => {
+                self.leaders.forget(addr);
+                return Err(unavailable(&elapsed));
+            }
         };
         serde_json::from_slice(&reply.data).map_err(|e| unavailable(&e))?
     }
