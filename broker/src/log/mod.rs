@@ -31,15 +31,16 @@ pub use compaction::{records, CleanOutcome, RecordView};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, DEFAULT_CACHED_TAIL};
 pub use epoch_cache::LeaderEpochCache;
 pub use producers::{ProducerStates, SequenceCheck};
-pub use writer::{spawn_writer, Fence, LogHandle, WriterStats};
+pub use writer::{spawn_writer, Durable, Fence, LogHandle, WriterStats};
 
 use crate::error::{LogError, LogResult};
 use crate::position::{LeaderEpoch, Offset};
-use crate::storage::{self, Storage, WriteError};
+use crate::storage::{self, Storage, StorageFile, WriteError};
 use bytes::Bytes;
 use epoch_cache::CHECKPOINT_FILE;
 use segment::{Segment, SegmentSettings};
 use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -157,6 +158,28 @@ pub struct Log {
 }
 
 /// What [`Log::apply_retention`] removed.
+/// An fsync begun by [`Log::begin_flush`]: [`run`](Self::run) it anywhere
+/// (it blocks), then hand the outcome to [`Log::finish_flush`].
+#[derive(Clone, Debug)]
+pub struct PendingFlush {
+    file: Arc<dyn StorageFile>,
+    path: PathBuf,
+    segment: Offset,
+    end: Offset,
+}
+
+impl PendingFlush {
+    /// The fsync.
+    pub fn run(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// The log end it makes durable.
+    pub fn end(&self) -> Offset {
+        self.end
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RetentionOutcome {
     /// Base offsets of the deleted segments.
@@ -516,6 +539,11 @@ impl Log {
     /// Everything below this offset has been fsynced.
     pub fn durable_end(&self) -> Offset {
         self.durable_end
+    }
+
+    /// Whether an fsync blocks its thread (see [`Storage::syncs_block`]).
+    pub fn syncs_block(&self) -> bool {
+        self.storage.syncs_block()
     }
 
     /// Total bytes in all segments.
@@ -958,23 +986,66 @@ impl Log {
     /// log can no longer say what is on disk, and retrying could report data
     /// durable that is not.
     pub fn flush(&mut self, now_ms: i64) -> LogResult<Offset> {
+        match self.begin_flush()? {
+            Some(flush) => {
+                let synced = flush.run();
+                self.finish_flush(flush, synced, now_ms)
+            }
+            None => {
+                self.unflushed_records = 0;
+                self.last_flush_ms = now_ms;
+                Ok(self.durable_end)
+            }
+        }
+    }
+
+    /// [`flush`](Self::flush) in two steps, so the fsync itself can run on
+    /// another thread while the log takes more appends and serves reads: the
+    /// fsync of everything appended so far, or `None` when that is durable
+    /// already. Hand its outcome to [`finish_flush`](Self::finish_flush).
+    ///
+    /// Sealed segments were synced when they rolled, so syncing the active
+    /// segment makes the whole log up to now durable, even if it rolls while
+    /// the fsync runs.
+    pub fn begin_flush(&mut self) -> LogResult<Option<PendingFlush>> {
         self.check_healthy()?;
         let end = self.log_end();
-        if self.durable_end < end {
-            let result = match self.active_mut() {
-                Some(active) => active
-                    .sync()
-                    .map_err(|e| format!("fsync of {} failed: {e}", active.path().display())),
-                None => Err("the log has no active segment".to_string()),
-            };
-            if let Err(reason) = result {
-                return Err(self.fail(reason));
-            }
-            self.durable_end = end;
+        if self.durable_end >= end {
+            return Ok(None);
+        }
+        let Some((&segment, active)) = self.segments.iter().next_back() else {
+            return Err(self.fail("the log has no active segment".into()));
+        };
+        let (file, path) = active.file();
+        Ok(Some(PendingFlush {
+            file,
+            path: path.to_path_buf(),
+            segment,
+            end,
+        }))
+    }
+
+    /// Takes the outcome of a [`PendingFlush`]: the new durable end, or the
+    /// failed log's error.
+    pub fn finish_flush(
+        &mut self,
+        flush: PendingFlush,
+        synced: io::Result<()>,
+        now_ms: i64,
+    ) -> LogResult<Offset> {
+        if let Err(e) = synced {
+            return Err(self.fail(format!("fsync of {} failed: {e}", flush.path.display())));
+        }
+        self.check_healthy()?;
+        // Never past the log end: the writer truncates only with no fsync in
+        // flight, but the durable end must not claim what the log no longer has.
+        self.durable_end = self.durable_end.max(flush.end).min(self.log_end());
+        if let Some(segment) = self.segments.get_mut(&flush.segment) {
+            segment.release_cold();
         }
         self.unflushed_records = 0;
         self.last_flush_ms = now_ms;
-        Ok(end)
+        Ok(self.durable_end)
     }
 
     /// Deletes whole old segments by `retention.ms` (measured against `now_ms`)

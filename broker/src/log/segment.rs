@@ -562,13 +562,20 @@ impl Segment {
         Ok(())
     }
 
+    /// The segment's file, for an fsync run away from the writer (see
+    /// [`Log::begin_flush`](crate::log::Log::begin_flush)); the segment's
+    /// path names it in errors.
+    pub fn file(&self) -> (Arc<dyn StorageFile>, &Path) {
+        (self.file.clone(), &self.path)
+    }
+
     /// Right after a sync (the bytes are clean), everything but the last
     /// `cached_tail` bytes goes back to the kernel (`None`: nothing does). Followers and tailing consumers read the
     /// tail, while older data only slows down the next writes if it stays (they
     /// find no free page cache and wait for the kernel to reclaim, or on a VM
     /// for the host to back fresh memory). Readers of older data read the disk,
     /// as after a restart.
-    fn release_cold(&mut self) {
+    pub fn release_cold(&mut self) {
         let Some(keep) = self.settings.cached_tail else {
             return;
         };

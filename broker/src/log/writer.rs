@@ -13,10 +13,13 @@
 
 use crate::clock::Clock;
 use crate::error::{LogError, LogResult};
-use crate::log::{AppendInfo, FlushPolicy, Log, LogRead};
+use crate::log::{AppendInfo, FlushPolicy, Log, LogRead, PendingFlush};
 use crate::position::{LeaderEpoch, Offset};
 use bytes::Bytes;
 use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -61,6 +64,9 @@ enum Request {
         records: Bytes,
         epoch: LeaderEpoch,
         fence: Option<Fence>,
+        /// Told as soon as the records are written (readable, maybe not
+        /// durable); dropped unsent if the append fails.
+        written: oneshot::Sender<AppendInfo>,
         reply: oneshot::Sender<LogResult<AppendInfo>>,
     },
     AppendFollower {
@@ -86,6 +92,18 @@ enum Request {
     },
 }
 
+/// The second step of [`LogHandle::append_as_leader_staged`].
+#[derive(Debug)]
+pub struct Durable(oneshot::Receiver<LogResult<AppendInfo>>);
+
+impl Durable {
+    /// Ends once the append is durable (as the flush policy has it), or with
+    /// why it is not.
+    pub async fn wait(self) -> LogResult<AppendInfo> {
+        self.0.await.map_err(|_| LogError::WriterStopped)?
+    }
+}
+
 /// A cloneable handle to a log's writer task. The task stops, flushing the log,
 /// when the last handle is dropped.
 #[derive(Clone, Debug)]
@@ -104,6 +122,7 @@ pub fn spawn_writer(log: Log, clock: Arc<dyn Clock>) -> (LogHandle, JoinHandle<L
         clock,
         stats: stats.clone(),
         waiting: Vec::new(),
+        syncing: None,
     };
     let task = tokio::spawn(writer.run(rx));
     (LogHandle { tx, stats }, task)
@@ -141,13 +160,40 @@ impl LogHandle {
         epoch: LeaderEpoch,
         fence: Option<Fence>,
     ) -> LogResult<AppendInfo> {
-        self.call(|reply| Request::AppendLeader {
-            records,
-            epoch,
-            fence,
-            reply,
-        })
-        .await
+        let (_, durable) = self.append_as_leader_staged(records, epoch, fence).await?;
+        durable.wait().await
+    }
+
+    /// [`append_as_leader_fenced`](Self::append_as_leader_fenced) in two
+    /// steps: returns once the records are written (readable, not yet
+    /// durable), with what ends once they are durable. A leader serves its
+    /// followers in between, so its fsync and their fetch overlap.
+    pub async fn append_as_leader_staged(
+        &self,
+        records: Bytes,
+        epoch: LeaderEpoch,
+        fence: Option<Fence>,
+    ) -> LogResult<(AppendInfo, Durable)> {
+        let (written, written_rx) = oneshot::channel();
+        let (reply, durable) = oneshot::channel();
+        self.tx
+            .send(Request::AppendLeader {
+                records,
+                epoch,
+                fence,
+                written,
+                reply,
+            })
+            .await
+            .map_err(|_| LogError::WriterStopped)?;
+        match written_rx.await {
+            Ok(info) => Ok((info, Durable(durable))),
+            // Not written: the reply says why.
+            Err(_) => Err(match durable.await {
+                Ok(Err(e)) => e,
+                Ok(Ok(_)) | Err(_) => LogError::WriterStopped,
+            }),
+        }
     }
 
     /// Appends as follower (see [`Log::append_as_follower`]); with the default
@@ -234,12 +280,30 @@ impl LogHandle {
     }
 }
 
+type Waiter = (AppendInfo, oneshot::Sender<LogResult<AppendInfo>>);
+
+/// An fsync running while the writer goes on, and the appends it makes durable.
+struct InFlight {
+    flush: PendingFlush,
+    waiters: Vec<Waiter>,
+    done: Pin<Box<dyn Future<Output = io::Result<()>> + Send>>,
+}
+
 struct Writer {
     log: Log,
     clock: Arc<dyn Clock>,
     stats: Arc<WriterStats>,
-    /// Appends done but not yet acknowledged: they wait for the group's fsync.
-    waiting: Vec<(AppendInfo, oneshot::Sender<LogResult<AppendInfo>>)>,
+    /// Appends done but not yet acknowledged: they wait for the next fsync.
+    waiting: Vec<Waiter>,
+    /// The fsync under way, if any. Only one runs at a time; the appends that
+    /// arrive meanwhile are written and share the next one.
+    syncing: Option<InFlight>,
+}
+
+enum Event {
+    Request(Option<Request>),
+    Synced(io::Result<()>),
+    Tick,
 }
 
 impl Writer {
@@ -249,46 +313,58 @@ impl Writer {
             _ => None,
         };
         loop {
-            let first = tokio::select! {
+            let event = tokio::select! {
                 biased;
-                request = rx.recv() => request,
-                _ = tick(&mut ticker) => {
-                    self.maybe_flush();
-                    continue;
-                }
+                synced = sync_done(&mut self.syncing) => Event::Synced(synced),
+                request = rx.recv() => Event::Request(request),
+                _ = tick(&mut ticker) => Event::Tick,
             };
-            let Some(first) = first else { break };
-            let mut delete = self.handle(first);
-            let mut taken = 1;
-            while delete.is_none() && taken < MAX_GROUP {
-                let Ok(request) = rx.try_recv() else { break };
-                delete = self.handle(request);
-                taken += 1;
+            match event {
+                Event::Synced(synced) => self.finish_sync(synced),
+                Event::Tick => self.maybe_flush(),
+                Event::Request(None) => break,
+                Event::Request(Some(first)) => {
+                    let mut delete = self.handle(first).await;
+                    let mut taken = 1;
+                    while delete.is_none() && taken < MAX_GROUP {
+                        let Ok(request) = rx.try_recv() else { break };
+                        delete = self.handle(request).await;
+                        taken += 1;
+                    }
+                    if let Some(reply) = delete {
+                        self.settle().await;
+                        rx.close();
+                        let _ = reply.send(self.log.delete(self.clock.now_ms()));
+                        return Ok(());
+                    }
+                }
             }
-            self.commit_group();
-            if let Some(reply) = delete {
-                rx.close();
-                let _ = reply.send(self.log.delete(self.clock.now_ms()));
-                return Ok(());
+            if self.syncing.is_none() {
+                self.start_sync();
             }
         }
+        self.settle().await;
         self.log.close(self.clock.now_ms())
     }
 
     /// Carries out one request; a `Delete` is handed back for the loop to
-    /// finish once the group is committed.
-    fn handle(&mut self, request: Request) -> Option<oneshot::Sender<LogResult<()>>> {
+    /// finish once every append is durable.
+    async fn handle(&mut self, request: Request) -> Option<oneshot::Sender<LogResult<()>>> {
         match request {
             Request::AppendLeader {
                 records,
                 epoch,
                 fence,
+                written,
                 reply,
             } => {
                 let result = match fence.filter(|f| !f.holds()) {
                     Some(_) => Err(LogError::Fenced),
                     None => self.log.append_as_leader(&records, epoch),
                 };
+                if let Ok(info) = &result {
+                    let _ = written.send(*info);
+                }
                 self.after_append(result, reply);
             }
             Request::AppendFollower {
@@ -303,10 +379,13 @@ impl Writer {
                 self.after_append(result, reply);
             }
             Request::With(job) => {
-                self.commit_group();
+                self.settle().await;
                 job(&mut self.log);
             }
             Request::Delete { reply } => return Some(reply),
+            // Reads need no fsync: they see what was written, durable or not,
+            // and their callers bound them (a leader serves followers only
+            // what it counted, consumers only what is committed).
             Request::Read {
                 from,
                 max_bytes,
@@ -316,7 +395,7 @@ impl Writer {
                 let _ = reply.send(self.log.read(from, max_bytes, upper_bound));
             }
             Request::Flush { reply } => {
-                self.commit_group();
+                self.settle().await;
                 self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
                 let _ = reply.send(self.log.flush(self.clock.now_ms()));
             }
@@ -344,16 +423,65 @@ impl Writer {
         }
     }
 
-    /// One fsync for every append waiting on it, then the replies. If the fsync
-    /// fails, none of them is acknowledged.
-    fn commit_group(&mut self) {
+    /// Begins one fsync for every append waiting, unless none is (then the
+    /// flush policy may still want one). On a storage whose syncs block, it
+    /// runs on a blocking thread: meanwhile the writer appends (into the
+    /// page cache) and serves reads, so neither waits behind the disk, and
+    /// the runtime's worker threads stay free for the network.
+    fn start_sync(&mut self) {
         if self.waiting.is_empty() {
             self.maybe_flush();
             return;
         }
+        let waiters = std::mem::take(&mut self.waiting);
+        let flush = match self.log.begin_flush() {
+            Ok(Some(flush)) => flush,
+            // Durable already (a With job's flush got there first).
+            Ok(None) => {
+                for (info, reply) in waiters {
+                    let _ = reply.send(Ok(info));
+                }
+                return;
+            }
+            Err(e) => {
+                let reason = format!("the append is not durable: {e}");
+                for (_, reply) in waiters {
+                    let _ = reply.send(Err(LogError::Failed {
+                        dir: self.log.dir().to_path_buf(),
+                        reason: reason.clone(),
+                    }));
+                }
+                return;
+            }
+        };
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-        let flushed = self.log.flush(self.clock.now_ms());
-        for (info, reply) in self.waiting.drain(..) {
+        let done: Pin<Box<dyn Future<Output = io::Result<()>> + Send>> = if self.log.syncs_block() {
+            let sync = flush.clone();
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || sync.run())
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(io::Error::other(format!("the fsync did not finish: {e}")))
+                    })
+            })
+        } else {
+            Box::pin(std::future::ready(flush.run()))
+        };
+        self.syncing = Some(InFlight {
+            flush,
+            waiters,
+            done,
+        });
+    }
+
+    /// The fsync under way finished: its appends are acknowledged, or, if it
+    /// failed, none of them is.
+    fn finish_sync(&mut self, synced: io::Result<()>) {
+        let Some(InFlight { flush, waiters, .. }) = self.syncing.take() else {
+            return;
+        };
+        let flushed = self.log.finish_flush(flush, synced, self.clock.now_ms());
+        for (info, reply) in waiters {
             let result = match &flushed {
                 Ok(_) => Ok(info),
                 Err(_) => Err(LogError::Failed {
@@ -365,6 +493,20 @@ impl Writer {
         }
     }
 
+    /// Waits until every append so far is durable and acknowledged (or failed).
+    async fn settle(&mut self) {
+        loop {
+            if self.syncing.is_none() {
+                self.start_sync();
+            }
+            if self.syncing.is_none() {
+                return;
+            }
+            let synced = sync_done(&mut self.syncing).await;
+            self.finish_sync(synced);
+        }
+    }
+
     fn maybe_flush(&mut self) {
         if self.log.flush_due(self.clock.now_ms()) {
             self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -372,6 +514,14 @@ impl Writer {
             // next caller; there is no one waiting to tell now.
             let _ = self.log.flush(self.clock.now_ms());
         }
+    }
+}
+
+/// The outcome of the fsync under way; never ready while there is none.
+async fn sync_done(syncing: &mut Option<InFlight>) -> io::Result<()> {
+    match syncing {
+        Some(in_flight) => (&mut in_flight.done).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -111,6 +111,10 @@ pub struct LeaderState {
     /// An ISR change sent to the controller and not yet answered.
     pending: Option<BTreeSet<BrokerId>>,
     followers: BTreeMap<BrokerId, Follower>,
+    /// How far the leader's own log is durable. Followers may be served
+    /// records before the leader's fsync ends (the two overlap), but the high
+    /// watermark counts the leader only up to here.
+    local_durable: Offset,
     high_watermark: Offset,
     min_isr: usize,
     lag_max_ms: i64,
@@ -123,8 +127,8 @@ impl LeaderState {
     }
 
     /// Leadership of a partition begins: `replicas` and `isr` from the
-    /// controller, the local log ending at `log_end`, `high_watermark` as the
-    /// log had it.
+    /// controller, the local log ending at `log_end` (all of it durable),
+    /// `high_watermark` as the log had it.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         local: BrokerId,
@@ -157,6 +161,7 @@ impl LeaderState {
             isr: isr.iter().copied().collect(),
             pending: None,
             followers,
+            local_durable: log_end,
             high_watermark: high_watermark.min(log_end),
             min_isr,
             lag_max_ms,
@@ -232,7 +237,7 @@ impl LeaderState {
             }
         }
         let expand = self.expansion(fetch, leader_log_end);
-        self.advance_high_watermark(leader_log_end);
+        self.advance_high_watermark();
         Ok(FetchOutcome::Serve { expand })
     }
 
@@ -253,9 +258,11 @@ impl LeaderState {
         Some(self.propose(new_isr))
     }
 
-    /// The local log grew (an append): the high watermark may move.
-    pub fn on_append(&mut self, leader_log_end: Offset) {
-        self.advance_high_watermark(leader_log_end);
+    /// The local log is durable up to `durable_end` (an append's fsync
+    /// ended): the high watermark may move.
+    pub fn on_append(&mut self, durable_end: Offset) {
+        self.local_durable = self.local_durable.max(durable_end);
+        self.advance_high_watermark();
     }
 
     /// Followers that have not caught up within `replica.lag.time.max.ms`
@@ -311,26 +318,27 @@ impl LeaderState {
 
     /// `min.insync.replicas` changed (the topic's configs): the high
     /// watermark may move now (a lower minimum) or stop (a higher one).
-    pub fn set_min_isr(&mut self, min_isr: usize, leader_log_end: Offset) {
+    pub fn set_min_isr(&mut self, min_isr: usize) {
         self.min_isr = min_isr;
-        self.advance_high_watermark(leader_log_end);
+        self.advance_high_watermark();
     }
 
     /// The controller answered the pending change: `Some(isr)` committed,
     /// `None` refused (the leader keeps its committed ISR and may try again).
-    pub fn on_isr_answer(&mut self, committed: Option<&[BrokerId]>, leader_log_end: Offset) {
+    pub fn on_isr_answer(&mut self, committed: Option<&[BrokerId]>) {
         if let Some(isr) = committed {
             self.isr = isr.iter().copied().collect();
         }
         self.pending = None;
-        self.advance_high_watermark(leader_log_end);
+        self.advance_high_watermark();
     }
 
-    /// High watermark = the smallest log end over the maximal ISR (committed
-    /// plus pending, so a replica being removed still counts until the
-    /// controller agrees), and only while the committed ISR meets
+    /// High watermark = the smallest durable log end over the maximal ISR
+    /// (committed plus pending, so a replica being removed still counts until
+    /// the controller agrees; a follower's fetch offset is durable, as it
+    /// fetches only after its fsync), and only while the committed ISR meets
     /// min.insync.replicas. Never backwards.
-    fn advance_high_watermark(&mut self, leader_log_end: Offset) {
+    fn advance_high_watermark(&mut self) {
         if self.isr.len() < self.min_isr {
             return;
         }
@@ -338,7 +346,7 @@ impl LeaderState {
         if let Some(pending) = &self.pending {
             maximal.extend(pending.iter().copied());
         }
-        let mut candidate = leader_log_end;
+        let mut candidate = self.local_durable;
         for member in maximal.iter().filter(|&&b| b != self.local) {
             match self.followers.get(member).and_then(|f| f.log_end) {
                 Some(end) => candidate = candidate.min(end),

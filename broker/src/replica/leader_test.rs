@@ -42,7 +42,9 @@ fn epochs(requested: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
     }
 }
 
+/// A follower's fetch with the leader's log at `log_end`, all of it durable.
 fn serve(state: &mut LeaderState, f: FollowerFetch, log_end: u64, now: i64) -> Option<IsrChange> {
+    state.on_append(Offset(log_end));
     match state.on_fetch(f, Offset(log_end), now, epochs) {
         Ok(FetchOutcome::Serve { expand }) => expand,
         other => panic!("{f:?}: {other:?}"),
@@ -112,7 +114,7 @@ fn a_follower_joins_the_isr_only_at_the_watermark_and_the_epoch_start() {
         "3 at 10 holds the watermark"
     );
     // ...and once refused, it no longer does.
-    s.on_isr_answer(None, Offset(14));
+    s.on_isr_answer(None);
     assert_eq!(s.high_watermark(), Offset(14));
 }
 
@@ -135,7 +137,7 @@ fn a_lagging_follower_is_proposed_out_and_counts_until_the_controller_agrees() {
         Offset(10),
         "3 still counts while the shrink is pending"
     );
-    s.on_isr_answer(Some(&[b(1), b(2)]), Offset(20));
+    s.on_isr_answer(Some(&[b(1), b(2)]));
     assert_eq!(s.high_watermark(), Offset(20));
     assert_eq!(s.isr(), &BTreeSet::from([b(1), b(2)]));
 }
@@ -214,7 +216,7 @@ fn a_changed_min_insync_stops_or_frees_the_high_watermark() {
     serve(&mut s, fetch(2, 8), 10, 0);
     assert_eq!(s.high_watermark(), Offset(8));
     assert_eq!(s.check_acks_all(), Ok(()));
-    info_min(&mut s, 3, 10);
+    info_min(&mut s, 3);
     serve(&mut s, fetch(2, 10), 10, 1);
     assert_eq!(
         s.high_watermark(),
@@ -225,11 +227,31 @@ fn a_changed_min_insync_stops_or_frees_the_high_watermark() {
         s.check_acks_all().is_err(),
         "acks=all refused below the new minimum"
     );
-    info_min(&mut s, 2, 10);
+    info_min(&mut s, 2);
     assert_eq!(s.high_watermark(), Offset(10), "back at 2: moves at once");
     assert_eq!(s.check_acks_all(), Ok(()));
 }
 
-fn info_min(s: &mut LeaderState, min: usize, log_end: u64) {
-    s.set_min_isr(min, Offset(log_end));
+fn info_min(s: &mut LeaderState, min: usize) {
+    s.set_min_isr(min);
+}
+
+#[test]
+fn the_leader_counts_only_what_its_own_fsync_made_durable() {
+    let mut s = leader(&[1, 2, 3], 2);
+    // Followers were served up to 14 while the leader's fsync of 10..14 ran.
+    s.on_fetch(fetch(2, 14), Offset(14), 0, epochs).unwrap();
+    s.on_fetch(fetch(3, 14), Offset(14), 0, epochs).unwrap();
+    assert_eq!(
+        s.high_watermark(),
+        Offset(10),
+        "both followers hold 14, the leader durably only 10"
+    );
+    s.on_append(Offset(12));
+    assert_eq!(s.high_watermark(), Offset(12));
+    s.on_append(Offset(14));
+    assert_eq!(s.high_watermark(), Offset(14));
+    // A late report of an older fsync never moves it back.
+    s.on_append(Offset(11));
+    assert_eq!(s.high_watermark(), Offset(14));
 }

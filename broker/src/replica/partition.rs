@@ -5,9 +5,12 @@
 //! ```text
 //! metadata record ─> apply ─┬─ leader here:  generation++, assign epoch, LeaderState
 //!                           └─ elsewhere:    generation++, follow (fetcher re-added)
-//! produce ─> role check ─> fenced append (fsync) ─> on_append ─> HW ─> waiters
+//! produce ─> role check ─> fenced append: written ─> log end (followers fetch)
+//!                                         durable ─> on_append ─> HW ─> waiters
 //! replica fetch ─> on_fetch ─┬─ diverging ─> {epoch, end}
 //!                            └─ read up to the log end; maybe an ISR expansion
+//!   (the HW counts the leader up to its fsync, followers up to their fetch
+//!    offset, which they send only once their own append is durable)
 //! fetch result (follower) ─> truncate (diverging) | fenced append ─> position
 //! ```
 //!
@@ -385,9 +388,8 @@ impl Partition {
             inner.settings = settings;
             if inner.info.as_ref() == Some(&info) {
                 // The same record: only the topic's configs changed.
-                let log_end = inner.log_end;
                 if let Role::Leader(state) = &mut inner.role {
-                    state.set_min_isr(settings.min_insync, log_end);
+                    state.set_min_isr(settings.min_insync);
                     inner.high_watermark = state.high_watermark();
                 }
                 self.publish(&inner);
@@ -402,10 +404,9 @@ impl Partition {
                 .is_none_or(|old| info.partition_epoch >= old.partition_epoch);
             if same_role && newer {
                 tracing::debug!(partition = %self.tp, partition_epoch = info.partition_epoch, isr = ?info.isr, "partition record applied in place");
-                let log_end = inner.log_end;
                 if let Role::Leader(state) = &mut inner.role {
-                    state.set_min_isr(settings.min_insync, log_end);
-                    state.on_isr_answer(Some(&info.isr), log_end);
+                    state.set_min_isr(settings.min_insync);
+                    state.on_isr_answer(Some(&info.isr));
                     inner.high_watermark = state.high_watermark();
                 }
                 inner.info = Some(info.clone());
@@ -552,27 +553,36 @@ impl Partition {
                 .map_or(LeaderEpoch(0), |i| i.leader_epoch);
             (epoch, self.generation())
         };
-        let appended = self
+        let staged = self
             .log
-            .append_as_leader_fenced(records, epoch, Some(self.fence(generation)))
+            .append_as_leader_staged(records, epoch, Some(self.fence(generation)))
             .await;
-        let info = match appended {
-            Ok(info) => info,
+        let (info, durable) = match staged {
+            Ok(staged) => staged,
             Err(LogError::Fenced | LogError::FencedLeaderEpoch { .. }) => {
                 return Err(self.not_leader(&lock(&self.inner)))
             }
             Err(e) => return Err(self.log_err(e)),
         };
         let end = info.last_offset.plus(1);
-        let log_start = {
+        // Written: followers may fetch it now, while the leader's fsync runs.
+        {
             let mut inner = lock(&self.inner);
             if self.generation() != generation {
                 return Err(self.not_leader(&inner));
             }
             inner.log_end = inner.log_end.max(end);
-            let log_end = inner.log_end;
+            self.publish(&inner);
+        }
+        durable.wait().await.map_err(|e| self.log_err(e))?;
+        // Durable here too: the high watermark may count the leader up to it.
+        let log_start = {
+            let mut inner = lock(&self.inner);
+            if self.generation() != generation {
+                return Err(self.not_leader(&inner));
+            }
             if let Role::Leader(state) = &mut inner.role {
-                state.on_append(log_end);
+                state.on_append(end);
                 inner.high_watermark = state.high_watermark();
             }
             self.publish(&inner);
@@ -975,7 +985,6 @@ impl Partition {
             .info
             .as_ref()
             .map(|i| (i.leader_epoch, i.partition_epoch));
-        let log_end = inner.log_end;
         let answered = record.as_ref().map(|r| (r.leader_epoch, r.partition_epoch));
         let accepted = record.filter(|r| {
             Some(r.leader_epoch) == current.map(|c| c.0)
@@ -988,7 +997,7 @@ impl Partition {
         let Role::Leader(state) = &mut inner.role else {
             return;
         };
-        state.on_isr_answer(accepted.as_ref().map(|r| r.isr.as_slice()), log_end);
+        state.on_isr_answer(accepted.as_ref().map(|r| r.isr.as_slice()));
         inner.high_watermark = state.high_watermark();
         if let Some(record) = accepted {
             tracing::info!(partition = %self.tp, isr = ?record.isr, "ISR changed");

@@ -69,6 +69,10 @@ impl Storage for FsStorage {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
+
+    fn syncs_block(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug)]

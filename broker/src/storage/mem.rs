@@ -10,12 +10,36 @@ use super::{OpenMode, Storage, StorageFile};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A shared handle to one simulated disk. Clones see the same disk.
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     disk: Arc<Mutex<Disk>>,
+    gate: Arc<SyncGate>,
+}
+
+/// Holds fsyncs back while a test asks it to (see [`MemStorage::hold_syncs`]).
+#[derive(Debug, Default)]
+struct SyncGate {
+    held: Mutex<bool>,
+    released: Condvar,
+    /// Set by the first `hold_syncs`: from then on syncs may block, and the
+    /// storage says so.
+    used: AtomicBool,
+}
+
+impl SyncGate {
+    fn pass(&self) {
+        let mut held = lock(&self.held);
+        while *held {
+            held = self
+                .released
+                .wait(held)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +153,16 @@ impl MemStorage {
         lock(&self.disk).fail_syncs = fail;
     }
 
+    /// Holds every `sync_data` (blocking its thread) until called again with
+    /// `false`; from the first call on, the storage reports that its syncs
+    /// block ([`Storage::syncs_block`]), as a disk's do. For tests of what
+    /// goes on while an fsync is under way.
+    pub fn hold_syncs(&self, hold: bool) {
+        self.gate.used.store(true, Ordering::SeqCst);
+        *lock(&self.gate.held) = hold;
+        self.gate.released.notify_all();
+    }
+
     /// Flips the bits of the byte at `pos` in `path`, on the medium itself (the
     /// synced copy too): corruption at rest.
     pub fn flip_byte(&self, path: &Path, pos: usize) -> io::Result<()> {
@@ -232,6 +266,7 @@ impl Storage for MemStorage {
         };
         Ok(Box::new(MemHandle {
             disk: self.disk.clone(),
+            gate: self.gate.clone(),
             file,
         }))
     }
@@ -286,11 +321,16 @@ impl Storage for MemStorage {
     fn exists(&self, path: &Path) -> bool {
         lock(&self.disk).live.contains_key(path)
     }
+
+    fn syncs_block(&self) -> bool {
+        self.gate.used.load(Ordering::SeqCst)
+    }
 }
 
 #[derive(Debug)]
 struct MemHandle {
     disk: Arc<Mutex<Disk>>,
+    gate: Arc<SyncGate>,
     file: Arc<Mutex<MemFile>>,
 }
 
@@ -354,6 +394,7 @@ impl StorageFile for MemHandle {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        self.gate.pass();
         // The disk lock is never held while taking a file lock here, so the lock
         // order (disk, then file) of the other methods cannot deadlock.
         let fail = lock(&self.disk).fail_syncs;

@@ -50,6 +50,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Whether a file exists at `path`.
     fn exists(&self, path: &Path) -> bool;
+    /// Whether [`StorageFile::sync_data`] blocks its thread for a while (a
+    /// disk), so the log's writer should run it on a blocking thread and go
+    /// on meanwhile; `false` (the default) runs it in place, as an in-memory
+    /// store's instant sync under the simulator must, to stay deterministic.
+    fn syncs_block(&self) -> bool {
+        false
+    }
 }
 
 /// One open file. Every method takes `&self` so readers can share a file with the
