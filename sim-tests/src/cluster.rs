@@ -124,6 +124,9 @@ pub struct SimCluster<'a> {
     probes: Probes,
 }
 
+/// How long every partition-log fsync takes on the simulated disks.
+const SYNC_LATENCY: Duration = Duration::from_millis(2);
+
 impl<'a> SimCluster<'a> {
     /// `n` nodes; `seed` drives turmoil's randomness (latency, loss, every
     /// host runtime's scheduling) and Raft's election timeouts.
@@ -143,6 +146,10 @@ impl<'a> SimCluster<'a> {
         let probes = Probes::default();
         for i in 1..=n {
             let (disk, storage) = (MemDisk::new(), MemStorage::new());
+            // A disk's fsync takes time: followers fetch a leader's records
+            // before the leader's own fsync ends, and a power loss can land
+            // in between.
+            storage.set_sync_latency(SYNC_LATENCY);
             disks.push((disk.clone(), storage.clone()));
             let probes = probes.clone();
             sim.host(host(i), move || {

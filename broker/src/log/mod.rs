@@ -546,6 +546,11 @@ impl Log {
         self.storage.syncs_block()
     }
 
+    /// How long an in-place fsync takes (see [`Storage::sync_latency`]).
+    pub fn sync_latency(&self) -> std::time::Duration {
+        self.storage.sync_latency()
+    }
+
     /// Total bytes in all segments.
     pub fn size_bytes(&self) -> u64 {
         self.segments.values().map(Segment::size).sum()

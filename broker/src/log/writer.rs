@@ -465,7 +465,14 @@ impl Writer {
                     })
             })
         } else {
-            Box::pin(std::future::ready(flush.run()))
+            let sync = flush.clone();
+            let latency = self.log.sync_latency();
+            Box::pin(async move {
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
+                sync.run()
+            })
         };
         self.syncing = Some(InFlight {
             flush,

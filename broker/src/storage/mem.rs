@@ -12,6 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// A shared handle to one simulated disk. Clones see the same disk.
 #[derive(Clone, Debug, Default)]
@@ -52,6 +53,7 @@ struct Disk {
     /// Total bytes the live files may hold; `None` is unlimited.
     capacity: Option<u64>,
     fail_syncs: bool,
+    sync_latency: Duration,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -161,6 +163,12 @@ impl MemStorage {
         self.gate.used.store(true, Ordering::SeqCst);
         *lock(&self.gate.held) = hold;
         self.gate.released.notify_all();
+    }
+
+    /// Makes every sync take `latency` of tokio time (see
+    /// [`Storage::sync_latency`]); the simulator's disks are not instant.
+    pub fn set_sync_latency(&self, latency: Duration) {
+        lock(&self.disk).sync_latency = latency;
     }
 
     /// Flips the bits of the byte at `pos` in `path`, on the medium itself (the
@@ -324,6 +332,10 @@ impl Storage for MemStorage {
 
     fn syncs_block(&self) -> bool {
         self.gate.used.load(Ordering::SeqCst)
+    }
+
+    fn sync_latency(&self) -> Duration {
+        lock(&self.disk).sync_latency
     }
 }
 

@@ -17,6 +17,7 @@ pub use mem::MemStorage;
 use std::fmt;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 /// How [`Storage::open`] treats a file that does or does not exist.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -56,6 +57,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// store's instant sync under the simulator must, to stay deterministic.
     fn syncs_block(&self) -> bool {
         false
+    }
+    /// How long an fsync takes in (tokio) time when it runs in place: the
+    /// writer waits that long before running it, and goes on meanwhile. Zero
+    /// by default; the simulator gives its disks a latency, so that followers
+    /// fetch a leader's records before they are durable there and a power
+    /// loss can land in between.
+    fn sync_latency(&self) -> Duration {
+        Duration::ZERO
     }
 }
 
