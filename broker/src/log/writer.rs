@@ -2,14 +2,17 @@
 //! sent through a cloneable [`LogHandle`], with group commit.
 //!
 //! ```text
-//! append() ─┐                       ┌─ drain every queued request, append each
-//! append() ─┼─ mpsc ─> writer task ─┤  one fsync for all of them (EveryAppend)
-//! read()   ─┘                       └─ reply to each over its oneshot
+//! append() ─┐                       ┌─ drain every queued request: append each,
+//! append() ─┼─ mpsc ─> writer task ─┤  serve each read at once
+//! read()   ─┘                       ├─ no fsync under way? begin one for every
+//!                                   │  append so far (a blocking thread)
+//!                                   └─ when it ends, acknowledge its appends
 //! ```
 //!
-//! While one fsync runs, new appends queue up and share the next one, so the
-//! number of fsyncs per second stays bounded by the disk while throughput grows
-//! with concurrency.
+//! While one fsync runs, new appends are written and share the next one, so
+//! the number of fsyncs per second stays bounded by the disk while throughput
+//! grows with concurrency, and nothing waits behind an fsync but the
+//! acknowledgements that need it.
 
 use crate::clock::Clock;
 use crate::error::{LogError, LogResult};
@@ -455,8 +458,8 @@ impl Writer {
             }
         };
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let sync = flush.clone();
         let done: Pin<Box<dyn Future<Output = io::Result<()>> + Send>> = if self.log.syncs_block() {
-            let sync = flush.clone();
             Box::pin(async move {
                 tokio::task::spawn_blocking(move || sync.run())
                     .await
@@ -465,7 +468,6 @@ impl Writer {
                     })
             })
         } else {
-            let sync = flush.clone();
             let latency = self.log.sync_latency();
             Box::pin(async move {
                 if !latency.is_zero() {
