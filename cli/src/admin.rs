@@ -243,6 +243,10 @@ pub async fn list_topics(
         async move { admin.list_topics(pb::ListTopicsRequest { names }).await }
     })
     .await?;
+    // On stderr, so `--output json` stays one document on stdout.
+    if !listed.stale.is_empty() {
+        eprintln!("Warning: {}", listed.stale);
+    }
     let offsets = if describe {
         let names = listed.topics.iter().map(|t| t.name.clone()).collect();
         partition_offsets(servers, names).await

@@ -41,6 +41,18 @@ pub enum ControllerError {
     Unavailable(String),
 }
 
+/// Topics as [`ControllerNode::topics`] answers them.
+#[derive(Clone, Debug)]
+pub struct TopicsView {
+    /// The topics asked for.
+    pub topics: Vec<Topic>,
+    /// The metadata version they reflect.
+    pub version: MetadataVersion,
+    /// `Some(why)` when this node could not catch up with the quorum first
+    /// and answered from its own view.
+    pub stale: Option<String>,
+}
+
 /// The cluster as one node sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterView {
@@ -220,14 +232,9 @@ impl<D: RaftDisk> ControllerNode<D> {
 
     /// Topics by name (all of them if `names` is empty), current as of the
     /// call; with no quorum to catch up with, as this node has them (as a
-    /// Kafka broker answers from its metadata cache).
-    pub async fn topics(
-        &self,
-        names: &[String],
-    ) -> Result<(Vec<Topic>, MetadataVersion), ControllerError> {
-        if let Err(why) = self.catch_up().await {
-            tracing::debug!(%why, "answering a topic listing from this node's own view");
-        }
+    /// Kafka broker answers from its metadata cache), marked stale.
+    pub async fn topics(&self, names: &[String]) -> Result<TopicsView, ControllerError> {
+        let stale = self.catch_up().await.err();
         let state = self.state();
         let topics = if names.is_empty() {
             state.topics().values().cloned().collect()
@@ -243,7 +250,11 @@ impl<D: RaftDisk> ControllerNode<D> {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };
-        Ok((topics, state.version()))
+        Ok(TopicsView {
+            topics,
+            version: state.version(),
+            stale,
+        })
     }
 
     /// Waits (up to [`CATCH_UP`]) until this node has applied every change

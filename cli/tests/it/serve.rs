@@ -50,6 +50,11 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
     let listed = cli(&["topic", "list", "--output", "json"], &servers);
     let topics: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(topics[0]["name"], "orders");
+    assert!(
+        listed.stderr.is_empty(),
+        "a current listing carries no warning: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
 
     // gRPC reflection: a generic client discovers the services.
     let services = reflected_services(servers.split(',').next().unwrap());
@@ -83,6 +88,17 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
             .is_some_and(|s| s.contains("may be stale")),
         "{view}"
     );
+    // A topic listing too: still answered (stdout stays one JSON document),
+    // with the warning on stderr.
+    let listed = std::process::Command::new(crate::procs::BIN)
+        .args(["topic", "list", "--output", "json"])
+        .args(["--bootstrap-server", first])
+        .output()
+        .unwrap();
+    let topics: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(topics[0]["name"], "orders");
+    let warning = String::from_utf8_lossy(&listed.stderr);
+    assert!(warning.contains("may be stale"), "{warning}");
     let status = cluster.terminate(1);
     assert!(status.success(), "node 1 exited with {status}");
 }

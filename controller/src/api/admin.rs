@@ -70,14 +70,15 @@ impl<D: RaftDisk> Admin for AdminService<D> {
         &self,
         request: Request<pb::ListTopicsRequest>,
     ) -> Result<Response<pb::ListTopicsResponse>, Status> {
-        let (topics, version) = self
+        let view = self
             .node
             .topics(&request.into_inner().names)
             .await
             .map_err(|e| status(&e))?;
         Ok(Response::new(pb::ListTopicsResponse {
-            topics: topics.iter().map(convert::topic).collect(),
-            metadata_version: version.0,
+            topics: view.topics.iter().map(convert::topic).collect(),
+            metadata_version: view.version.0,
+            stale: view.stale.unwrap_or_default(),
         }))
     }
 
