@@ -157,7 +157,6 @@ pub struct Log {
     gaps: bool,
 }
 
-/// What [`Log::apply_retention`] removed.
 /// An fsync begun by [`Log::begin_flush`]: [`run`](Self::run) it anywhere
 /// (it blocks), then hand the outcome to [`Log::finish_flush`].
 #[derive(Clone, Debug)]
@@ -173,13 +172,9 @@ impl PendingFlush {
     pub fn run(&self) -> io::Result<()> {
         self.file.sync_data()
     }
-
-    /// The log end it makes durable.
-    pub fn end(&self) -> Offset {
-        self.end
-    }
 }
 
+/// What [`Log::apply_retention`] removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RetentionOutcome {
     /// Base offsets of the deleted segments.
