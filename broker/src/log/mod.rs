@@ -162,7 +162,7 @@ pub struct Log {
 #[derive(Clone, Debug)]
 pub struct PendingFlush {
     file: Arc<dyn StorageFile>,
-    path: PathBuf,
+    /// The base offset of the segment it syncs.
     segment: Offset,
     end: Offset,
 }
@@ -1016,10 +1016,8 @@ impl Log {
         let Some((&segment, active)) = self.segments.iter().next_back() else {
             return Err(self.fail("the log has no active segment".into()));
         };
-        let (file, path) = active.file();
         Ok(Some(PendingFlush {
-            file,
-            path: path.to_path_buf(),
+            file: active.file(),
             segment,
             end,
         }))
@@ -1034,7 +1032,8 @@ impl Log {
         now_ms: i64,
     ) -> LogResult<Offset> {
         if let Err(e) = synced {
-            return Err(self.fail(format!("fsync of {} failed: {e}", flush.path.display())));
+            let path = self.dir.join(segment::file_name(flush.segment, "log"));
+            return Err(self.fail(format!("fsync of {} failed: {e}", path.display())));
         }
         self.check_healthy()?;
         // Never past the log end: the writer truncates only with no fsync in

@@ -563,10 +563,9 @@ impl Segment {
     }
 
     /// The segment's file, for an fsync run away from the writer (see
-    /// [`Log::begin_flush`](crate::log::Log::begin_flush)); the segment's
-    /// path names it in errors.
-    pub fn file(&self) -> (Arc<dyn StorageFile>, &Path) {
-        (self.file.clone(), &self.path)
+    /// [`Log::begin_flush`](crate::log::Log::begin_flush)).
+    pub fn file(&self) -> Arc<dyn StorageFile> {
+        self.file.clone()
     }
 
     /// Right after a sync (the bytes are clean), everything but the last

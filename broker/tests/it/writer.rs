@@ -182,13 +182,27 @@ async fn flush_policy_never_leaves_durability_to_the_os() {
     );
 }
 
-/// Polls `done` every millisecond until it holds, failing after 10 s.
+/// Checks `done` each time the writer task has had a turn (the test runtime
+/// has one thread) until it holds, failing after 10 s.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !done() {
         assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
     }
+}
+
+/// A leader append of one record tagged `tag`, running on its own task.
+fn spawn_append(
+    handle: &LogHandle,
+    tag: &'static str,
+) -> tokio::task::JoinHandle<raftline_broker::LogResult<raftline_broker::log::AppendInfo>> {
+    let handle = handle.clone();
+    tokio::spawn(async move {
+        handle
+            .append_as_leader(batch(1, 10, tag), LeaderEpoch(0))
+            .await
+    })
 }
 
 #[tokio::test]
@@ -200,21 +214,13 @@ async fn while_an_fsync_runs_reads_are_served_and_new_appends_wait_for_the_next(
         .await
         .unwrap();
     disk.hold_syncs(true);
-    let append = |tag: &'static str| {
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            handle
-                .append_as_leader(batch(1, 10, tag), LeaderEpoch(0))
-                .await
-        })
-    };
-    let first = append("a");
+    let first = spawn_append(&handle, "a");
     let stats = handle.stats();
     eventually("the first fsync begins", || {
         stats.fsyncs.load(Ordering::Relaxed) == 2
     })
     .await;
-    let second = append("b");
+    let second = spawn_append(&handle, "b");
     eventually("the second append is written", || {
         stats.appends.load(Ordering::Relaxed) == 3
     })
@@ -261,14 +267,7 @@ async fn a_crash_during_an_fsync_keeps_what_was_acknowledged() {
         .unwrap();
     disk.hold_syncs(true);
     let stats = handle.stats();
-    let pending = {
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            handle
-                .append_as_leader(batch(1, 10, "pending"), LeaderEpoch(0))
-                .await
-        })
-    };
+    let pending = spawn_append(&handle, "pending");
     eventually("the second fsync begins", || {
         stats.fsyncs.load(Ordering::Relaxed) == 2
     })

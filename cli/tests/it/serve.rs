@@ -76,11 +76,14 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
         assert!(status.success(), "node {i} exited with {status}");
     }
     let first = servers.split(',').next().unwrap();
-    let alone = std::process::Command::new(crate::procs::BIN)
-        .args(["cluster", "describe", "--output", "json"])
-        .args(["--bootstrap-server", first])
-        .output()
-        .unwrap();
+    let on_first = |args: &[&str]| {
+        std::process::Command::new(crate::procs::BIN)
+            .args(args)
+            .args(["--bootstrap-server", first])
+            .output()
+            .unwrap()
+    };
+    let alone = on_first(&["cluster", "describe", "--output", "json"]);
     let view: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
     assert!(
         view["stale"]
@@ -90,11 +93,7 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
     );
     // A topic listing too: still answered (stdout stays one JSON document),
     // with the warning on stderr.
-    let listed = std::process::Command::new(crate::procs::BIN)
-        .args(["topic", "list", "--output", "json"])
-        .args(["--bootstrap-server", first])
-        .output()
-        .unwrap();
+    let listed = on_first(&["topic", "list", "--output", "json"]);
     let topics: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(topics[0]["name"], "orders");
     let warning = String::from_utf8_lossy(&listed.stderr);
