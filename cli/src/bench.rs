@@ -6,18 +6,24 @@
 //!   sending `--batch-size` records of `--record-size` bytes to every
 //!   partition per send, one send in flight; latency is per send, and the
 //!   longest gap between two acknowledgements is the unavailability a
-//!   failover during the run caused.
+//!   failover during the run caused. With `--rate`, open loops instead
+//!   (Kafka's `producer-perf-test --throughput`): records are queued when
+//!   due, whatever is still in flight, and each record's latency runs from
+//!   its due time to its acknowledgement, so a stalled producer counts
+//!   against the system, not for it; JSON adds the worst latency of each
+//!   second (`worst_latency_ms_by_second`), to place a stall.
 //! - `consume`: reads the topic from the beginning (every partition) until
 //!   `--records` have come or `--duration-ms` has passed (throughput only:
 //!   no latency figures).
-//! - `e2e`: `--producers` producers send at a fixed `--rate` together, gathering records for up
-//!   to `--linger-ms` or `--batch-size` per partition, while a consumer reads
-//!   from the end; latency is from a record's intended send time (written in
-//!   its value) to its arrival at the consumer, so a stalled producer counts
-//!   against the system, not for it. A second row (`produce_latency_ms` in
-//!   JSON) gives the producer's side: intended send time to acknowledgement,
-//!   Kafka's producer latency. A batch closes when full or a linger after its
-//!   first record was due, as Kafka's `linger.ms`.
+//! - `e2e`: the open loops of `produce --rate` (1,000 records/s unless
+//!   given) while a consumer reads from the end; latency is from a record's
+//!   due time (written in its value) to its arrival at the consumer. A
+//!   second row (`produce_latency_ms` in JSON) gives the producer's side.
+//!
+//! In the open loops each partition's lane (see [`Producer`]) sends what
+//! queued while its previous batch was in flight, up to `--batch-size`
+//! records, after waiting `--linger-ms` for a batch to fill (Kafka's
+//! `linger.ms`, 0 by default).
 //! - `loopback`: no cluster; the raw baseline the others read against, on
 //!   the same machine in the same run: one TCP connection over 127.0.0.1
 //!   streaming `--record-size`-byte writes to a reader for `--duration-ms`
@@ -27,8 +33,10 @@ use crate::data::{now_ms, AcksArg};
 use crate::Output;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use raftline::client::{Acks, Client, Consumer, Producer, ProducerRecord, StartAt};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Which load.
@@ -64,17 +72,17 @@ pub struct BenchArgs {
     /// Bytes per record.
     #[arg(long, default_value_t = 1024)]
     pub record_size: usize,
-    /// Records per partition per send.
+    /// Records per partition per send (closed loops), or most records in one
+    /// partition's batch (open loops, --rate).
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
-    /// e2e: how long a record may wait for its batch to fill.
+    /// Open loops (--rate): how long a partition's batch waits to fill.
     #[arg(long, default_value_t = 0)]
     pub linger_ms: u64,
     /// Acknowledgement: all, 1 or 0.
     #[arg(long, value_enum, default_value_t = AcksArg::All)]
     pub acks: AcksArg,
-    /// Concurrent producers (produce: closed loops; e2e: open loops
-    /// sharing --rate).
+    /// Concurrent producers (closed loops, or open loops sharing --rate).
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
     /// How long the load runs.
@@ -83,9 +91,12 @@ pub struct BenchArgs {
     /// Stop after this many records, if sooner.
     #[arg(long)]
     pub records: Option<u64>,
-    /// e2e: records per second.
-    #[arg(long, default_value_t = 1_000)]
-    pub rate: u64,
+    /// Records per second, all producers together: open loop (each record
+    /// queued when due, latency from then to its acknowledgement, as Kafka's
+    /// `producer-perf-test --throughput`). e2e: 1,000 unless given;
+    /// produce: closed loops unless given.
+    #[arg(long)]
+    pub rate: Option<u64>,
 }
 
 impl BenchArgs {
@@ -134,8 +145,9 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// Stop after this many records, if sooner.
     pub records: Option<u64>,
-    /// e2e: records per second.
-    pub rate: u64,
+    /// Records per second (open loop); e2e defaults to 1,000, produce runs
+    /// closed loops without it.
+    pub rate: Option<u64>,
 }
 
 /// What a run measured.
@@ -151,6 +163,9 @@ struct Measured {
     /// e2e: each record's intended send time to its acknowledgement, in
     /// microseconds (Kafka's producer latency: batching time included).
     ack_latencies: Vec<u64>,
+    /// Open loops: the worst acknowledgement latency (ms) among the records
+    /// due in each second of the run, to show when a stall happened.
+    worst_by_second: Vec<f64>,
 }
 
 impl Measured {
@@ -205,6 +220,9 @@ impl Measured {
         if !self.ack_latencies.is_empty() {
             report["produce_latency_ms"] = Self::summary(&self.ack_latencies);
         }
+        if !self.worst_by_second.is_empty() {
+            report["worst_latency_ms_by_second"] = json!(self.worst_by_second);
+        }
         report
     }
 }
@@ -231,7 +249,7 @@ pub async fn run(
     if config.record_size < 8 && config.workload == Workload::E2e {
         bail!("--record-size must be at least 8 for e2e (the send time is written in each value)");
     }
-    if config.batch_size == 0 || config.producers == 0 || config.rate == 0 {
+    if config.batch_size == 0 || config.producers == 0 || config.rate == Some(0) {
         bail!("--batch-size, --producers and --rate must be at least 1");
     }
     ensure_topic(&client, bootstrap, &config).await?;
@@ -295,8 +313,7 @@ pub async fn loopback(config: BenchConfig, output: Output) -> Result<()> {
         bytes,
         elapsed,
         latencies,
-        acked_at: Vec::new(),
-        ack_latencies: Vec::new(),
+        ..Measured::default()
     };
     print_report(&measured.report(&config), output)
 }
@@ -390,6 +407,23 @@ fn stop(config: &BenchConfig, started: Instant, records: u64) -> bool {
 }
 
 async fn produce(client: &Client, config: &BenchConfig) -> Result<Measured> {
+    if let Some(rate) = config.rate {
+        let value = Bytes::from(vec![b'x'; config.record_size]);
+        let started = Instant::now();
+        let total = config
+            .records
+            .unwrap_or((rate as f64 * config.duration.as_secs_f64()) as u64);
+        let producing =
+            open_loop(client, config, rate, started, total, move |_| value.clone()).await?;
+        let mut m = Measured::default();
+        let samples = gather(producing).await?;
+        m.worst_by_second = worst_by_second(&samples);
+        m.latencies = samples.into_iter().map(|(_, latency)| latency).collect();
+        m.elapsed = started.elapsed();
+        m.records = m.latencies.len() as u64;
+        m.bytes = m.records * config.record_size as u64;
+        return Ok(m);
+    }
     let partitions = client.partitions(&config.topic).await?.len().max(1);
     let value = Bytes::from(vec![b'x'; config.record_size]);
     let per_send = config.batch_size * partitions;
@@ -466,61 +500,127 @@ async fn consume(client: &Client, config: &BenchConfig) -> Result<Measured> {
     Ok(m)
 }
 
-async fn e2e(client: &Client, config: &BenchConfig) -> Result<Measured> {
-    let mut consumer = Consumer::new(client.clone(), &config.topic, None, StartAt::Latest).await?;
-    let partitions = client.partitions(&config.topic).await?.len().max(1) as u64;
-    let started = Instant::now();
-    let total = config
-        .records
-        .unwrap_or((config.rate as f64 * config.duration.as_secs_f64()) as u64);
-    // Producer k of n takes records k, k + n, k + 2n, ... of one schedule at
-    // the whole rate: each runs open loop at rate / n, one send in flight.
-    let per_record = Duration::from_secs_f64(1.0 / config.rate as f64);
-    let max_batch = config.batch_size as u64 * partitions;
+/// An open-loop producer's task: (intended send time, latency) per record,
+/// in microseconds.
+type Paced = tokio::task::JoinHandle<Result<Vec<(u64, u64)>>>;
+
+/// Open-loop producers: producer k of n takes records k, k + n, k + 2n, ...
+/// of one schedule at `rate` and queues each when it is due, with the value
+/// `value(intended send time in microseconds from the start)`; its partition
+/// lanes batch what queued while the previous batch was in flight, or for
+/// the linger (Kafka's producer). Each task returns its records' intended
+/// send times (from the start) and latencies, intended send time to
+/// acknowledgement (so a stalled producer counts against the system), in
+/// microseconds.
+async fn open_loop(
+    client: &Client,
+    config: &BenchConfig,
+    rate: u64,
+    started: Instant,
+    total: u64,
+    value: impl Fn(u64) -> Bytes + Clone + Send + 'static,
+) -> Result<Vec<Paced>> {
+    let per_record = Duration::from_secs_f64(1.0 / rate as f64);
     let n = config.producers.max(1) as u64;
     let mut producing = Vec::new();
     for k in 0..n {
-        let mut producer = Producer::new(client.clone(), &config.topic, acks(config.acks)).await?;
-        let config = config.clone();
+        let mut producer = Producer::new(client.clone(), &config.topic, acks(config.acks))
+            .await?
+            .with_linger(config.linger)
+            .with_batch_records(config.batch_size);
+        let value = value.clone();
         producing.push(tokio::spawn(async move {
             let due = |j: u64| started + per_record.mul_f64((j * n + k) as f64);
             let mine = total / n + u64::from(k < total % n);
             let mut next = 0u64;
-            let mut ack_latencies = Vec::with_capacity(usize::try_from(mine).unwrap_or(0));
-            while next < mine {
-                // A batch opens with its first record and closes when full or
-                // when the linger has passed since that record was due (Kafka's
-                // linger.ms): a backlog behind a slow send goes at once.
-                tokio::time::sleep_until(due(next).into()).await;
-                let horizon = (due(next) + config.linger).max(Instant::now());
-                let mut end = next + 1;
-                while end < mine && end - next < max_batch && due(end) <= horizon {
-                    end += 1;
+            let mut pending = FuturesUnordered::new();
+            let mut latencies = Vec::with_capacity(usize::try_from(mine).unwrap_or(0));
+            loop {
+                // Everything due by now goes in one call (the timer wakes
+                // about once a millisecond); each record's latency still
+                // counts from its own due time.
+                let now = Instant::now();
+                let first = next;
+                while next < mine && due(next) <= now {
+                    next += 1;
                 }
-                if end - next > 1 || !config.linger.is_zero() {
-                    tokio::time::sleep_until(due(end - 1).max(Instant::now()).into()).await;
+                // Round-robin over the partitions, one call per partition.
+                let mut by_partition: BTreeMap<u32, (Vec<u64>, Vec<ProducerRecord>)> =
+                    BTreeMap::new();
+                for j in first..next {
+                    let (due_at, records) = by_partition
+                        .entry(producer.partition_for(None))
+                        .or_default();
+                    due_at.push(j);
+                    records.push(ProducerRecord {
+                        key: None,
+                        value: Some(value(micros(due(j) - started))),
+                        timestamp: now_ms(),
+                    });
                 }
-                let records = (next..end)
-                    .map(|j| {
-                        let mut value = vec![b'x'; config.record_size];
-                        let at = micros(due(j) - started);
-                        value[..8].copy_from_slice(&at.to_be_bytes());
-                        ProducerRecord {
-                            key: None,
-                            value: Some(value.into()),
-                            timestamp: now_ms(),
-                        }
-                    })
-                    .collect();
-                producer.send(records).await?;
-                let acked = Instant::now();
-                ack_latencies
-                    .extend((next..end).map(|j| micros(acked.saturating_duration_since(due(j)))));
-                next = end;
+                for (p, (due_at, records)) in by_partition {
+                    let delivery = producer.submit_to(p, records);
+                    pending.push(async move { (due_at, delivery.await) });
+                }
+                if next >= mine && pending.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    Some((due_at, delivered)) = pending.next(), if !pending.is_empty() => {
+                        delivered?;
+                        let acked = Instant::now();
+                        latencies.extend(due_at.into_iter().map(|j| {
+                            (micros(due(j) - started), micros(acked.saturating_duration_since(due(j))))
+                        }));
+                    }
+                    () = tokio::time::sleep_until(due(next).into()), if next < mine => {}
+                }
             }
-            anyhow::Ok(ack_latencies)
+            anyhow::Ok(latencies)
         }));
     }
+    Ok(producing)
+}
+
+/// Every open-loop producer's samples: (intended send time, latency).
+async fn gather(producing: Vec<Paced>) -> Result<Vec<(u64, u64)>> {
+    let mut samples = Vec::new();
+    for task in producing {
+        samples.extend(task.await.context("a producer task failed")??);
+    }
+    Ok(samples)
+}
+
+/// The worst latency (ms) among the samples due in each second.
+fn worst_by_second(samples: &[(u64, u64)]) -> Vec<f64> {
+    let mut worst: Vec<u64> = Vec::new();
+    for &(at, latency) in samples {
+        let second = usize::try_from(at / 1_000_000).unwrap_or(usize::MAX);
+        if second >= worst.len() {
+            worst.resize(second.saturating_add(1).min(1 << 20), 0);
+        }
+        if let Some(w) = worst.get_mut(second) {
+            *w = (*w).max(latency);
+        }
+    }
+    worst.into_iter().map(|us| us as f64 / 1000.0).collect()
+}
+
+async fn e2e(client: &Client, config: &BenchConfig) -> Result<Measured> {
+    let mut consumer = Consumer::new(client.clone(), &config.topic, None, StartAt::Latest).await?;
+    let rate = config.rate.unwrap_or(1_000);
+    let started = Instant::now();
+    let total = config
+        .records
+        .unwrap_or((rate as f64 * config.duration.as_secs_f64()) as u64);
+    // Each value starts with its intended send time, for the consumer.
+    let size = config.record_size;
+    let producing = open_loop(client, config, rate, started, total, move |at| {
+        let mut value = vec![b'x'; size];
+        value[..8].copy_from_slice(&at.to_be_bytes());
+        value.into()
+    })
+    .await?;
     let mut m = Measured::default();
     let deadline = started + config.duration + Duration::from_secs(10);
     while m.records < total && Instant::now() < deadline {
@@ -538,10 +638,9 @@ async fn e2e(client: &Client, config: &BenchConfig) -> Result<Measured> {
         }
     }
     m.elapsed = started.elapsed();
-    for task in producing {
-        let acked = task.await.context("a producer task failed")??;
-        m.ack_latencies.extend(acked);
-    }
+    let samples = gather(producing).await?;
+    m.worst_by_second = worst_by_second(&samples);
+    m.ack_latencies = samples.into_iter().map(|(_, latency)| latency).collect();
     if m.records < total {
         bail!(
             "the consumer saw {} of {total} records within 10 s after the run",

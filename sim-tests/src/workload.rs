@@ -126,7 +126,8 @@ where
 /// Between a client's failed call and the next.
 const RETRY: Duration = Duration::from_millis(100);
 
-async fn connect(servers: &str) -> Result<Client, ClientError> {
+/// A client of the simulated cluster (retried while it starts).
+pub async fn connect(servers: &str) -> Result<Client, ClientError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     retry(deadline, Duration::from_millis(200), || {
         Client::connect(config(servers))
@@ -182,7 +183,8 @@ where
     }
 }
 
-async fn create_topic(nodes: usize, deadline: Instant, spec: &TopicSpec) -> String {
+/// Creates `spec` through any node: "ok", or why not.
+pub async fn create_topic(nodes: usize, deadline: Instant, spec: &TopicSpec) -> String {
     admin_call(nodes, deadline, |mut admin| {
         let mut configs = BTreeMap::new();
         if spec.name == SMALL_TOPIC {

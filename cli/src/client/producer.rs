@@ -1,43 +1,69 @@
 //! [`Producer`]: records to partitions (murmur2 of the key, or round-robin
-//! without one), batched per partition, partitions sent concurrently, each
-//! partition's batches in order. Idempotent by default, as Kafka's producer
-//! is: a producer id from the cluster and a sequence number per partition
-//! make a retried batch land once.
+//! without one), each partition fed by its own lane: a task that gathers
+//! what is queued into a batch and sends it, one batch in flight per
+//! partition, partitions independent of each other (Kafka's record
+//! accumulator and sender). Idempotent by default, as Kafka's producer is: a
+//! producer id from the cluster and a sequence number per partition make a
+//! retried batch land once.
+//!
+//! ```text
+//! send / submit_all(records) ─> partition ─> lane p: queue ─> batch (≤ limits,
+//!   after the linger) ─> Client::produce (retries inside) ─> each queued send learns its offsets
+//! ```
 
 use super::{
     encode_batch, partition_for_key, Acks, Client, ClientError, ProducerRecord, ProducerStamp,
 };
 use futures_util::future::join_all;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 /// Most records in one batch.
 const MAX_BATCH_RECORDS: usize = 2_000;
 /// About the most bytes in one batch (under the broker's 1 MiB limit).
 const MAX_BATCH_BYTES: usize = 512 << 10;
 
-/// What one batch of a [`Producer::send`] got.
+/// Consecutive records of one send that landed in one partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sent {
     /// The partition.
     pub partition: u32,
-    /// The offset of its first record (`None` with acks=0).
+    /// The offset of the first (`None` with acks=0).
     pub base_offset: Option<u64>,
-    /// Records in the batch.
+    /// How many, at consecutive offsets.
     pub count: usize,
+}
+
+/// What a lane answers for one queued send.
+type Reply = oneshot::Sender<Result<Vec<Sent>, ClientError>>;
+
+/// Records queued together for one partition, and who waits for them.
+struct Chunk {
+    records: Vec<ProducerRecord>,
+    /// How many of `records` are in batches already.
+    taken: usize,
+    sent: Vec<Sent>,
+    reply: Reply,
+}
+
+/// How a producer's lanes batch and send.
+#[derive(Clone)]
+struct LaneConfig {
+    client: Client,
+    topic: String,
+    acks: Acks,
+    idempotent: bool,
+    linger: Duration,
+    max_records: usize,
 }
 
 /// A producer for one topic.
 pub struct Producer {
-    client: Client,
-    topic: String,
-    acks: Acks,
+    config: LaneConfig,
     partitions: u32,
     next: u32,
-    idempotent: bool,
-    /// Producer id and epoch, once obtained.
-    id: Option<(i64, i16)>,
-    /// The next sequence number per partition.
-    sequences: BTreeMap<u32, i32>,
+    lanes: BTreeMap<u32, mpsc::UnboundedSender<Chunk>>,
 }
 
 impl Producer {
@@ -45,32 +71,45 @@ impl Producer {
     pub async fn new(client: Client, topic: &str, acks: Acks) -> Result<Producer, ClientError> {
         let partitions = u32::try_from(client.partitions(topic).await?.len()).unwrap_or(u32::MAX);
         Ok(Producer {
-            client,
-            topic: topic.to_string(),
-            acks,
+            config: LaneConfig {
+                client,
+                topic: topic.to_string(),
+                acks,
+                idempotent: true,
+                linger: Duration::ZERO,
+                max_records: MAX_BATCH_RECORDS,
+            },
             partitions: partitions.max(1),
             next: 0,
-            idempotent: true,
-            id: None,
-            sequences: BTreeMap::new(),
+            lanes: BTreeMap::new(),
         })
     }
 
     /// Turns idempotence off (`enable.idempotence=false`): retries may then
     /// store a batch twice.
     pub fn without_idempotence(mut self) -> Self {
-        self.idempotent = false;
+        self.config.idempotent = false;
+        self
+    }
+
+    /// How long a partition's batch waits for more records after its first
+    /// is queued (Kafka's `linger.ms`; 0 by default: a batch holds what
+    /// queued while the previous one was in flight).
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.config.linger = linger;
+        self
+    }
+
+    /// Most records in one partition's batch (Kafka's `batch.size`, counted
+    /// in records; at most 2,000, and about 512 KiB whatever the count).
+    pub fn with_batch_records(mut self, records: usize) -> Self {
+        self.config.max_records = records.clamp(1, MAX_BATCH_RECORDS);
         self
     }
 
     /// The topic's partition count.
     pub fn partitions(&self) -> u32 {
         self.partitions
-    }
-
-    /// The producer id and epoch in use, if any yet.
-    pub fn producer_id(&self) -> Option<(i64, i16)> {
-        self.id
     }
 
     /// The partition a record goes to: its key's (Kafka's murmur2), or the
@@ -86,105 +125,318 @@ impl Producer {
         }
     }
 
-    /// Sends `records`; returns once every batch is acknowledged (by `acks`),
-    /// one entry per batch. After a failure the producer starts over with a
-    /// new producer id, since how much of the failed send landed is unknown.
-    pub async fn send(&mut self, records: Vec<ProducerRecord>) -> Result<Vec<Sent>, ClientError> {
-        if self.idempotent && self.id.is_none() {
-            self.id = Some(self.client.init_producer_id().await?);
-            self.sequences.clear();
+    /// Queues `records` for partition `p`'s lane; the answer comes once all
+    /// are acknowledged (or one failed).
+    fn enqueue(
+        &mut self,
+        p: u32,
+        records: Vec<ProducerRecord>,
+    ) -> oneshot::Receiver<Result<Vec<Sent>, ClientError>> {
+        let (reply, answer) = oneshot::channel();
+        let mut chunk = Chunk {
+            records,
+            taken: 0,
+            sent: Vec::new(),
+            reply,
+        };
+        if let Some(lane) = self.lanes.get(&p) {
+            match lane.send(chunk) {
+                Ok(()) => return answer,
+                // The lane ended (its task panicked): a new one takes over.
+                Err(mpsc::error::SendError(back)) => chunk = back,
+            }
         }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(chunk);
+        tokio::spawn(lane(self.config.clone(), p, rx));
+        self.lanes.insert(p, tx);
+        answer
+    }
+
+    /// Queues `records` in order without waiting (Kafka's `send(record)`,
+    /// for many at once): the future resolves once all are
+    /// acknowledged, with one entry per run of consecutive offsets in a
+    /// partition, or with the error of one failed partition; how much of
+    /// the rest landed is then unknown (the failed partition's lane starts
+    /// over with a new producer id).
+    pub fn submit_all(
+        &mut self,
+        records: Vec<ProducerRecord>,
+    ) -> impl std::future::Future<Output = Result<Vec<Sent>, ClientError>> + Send + 'static {
         let mut by_partition: BTreeMap<u32, Vec<ProducerRecord>> = BTreeMap::new();
         for record in records {
             let p = self.partition_for(record.key.as_deref());
             by_partition.entry(p).or_default().push(record);
         }
-        let id = self.id;
-        let sends = by_partition.into_iter().map(|(p, records)| {
-            let sequence = self.sequences.get(&p).copied().unwrap_or(0);
-            send_partition(
-                &self.client,
-                &self.topic,
-                p,
-                records,
-                self.acks,
-                id,
-                sequence,
-            )
-        });
-        let mut sent = Vec::new();
-        let mut failure = None;
-        for (p, result) in join_all(sends).await {
-            match result {
-                Ok((batches, next_sequence)) => {
-                    self.sequences.insert(p, next_sequence);
-                    sent.extend(batches);
+        let answers: Vec<_> = by_partition
+            .into_iter()
+            .map(|(p, records)| self.enqueue(p, records))
+            .collect();
+        async move {
+            let mut sent = Vec::new();
+            let mut failure = None;
+            for answer in join_all(answers).await {
+                match answer.map_err(|_| lane_gone()).and_then(|r| r) {
+                    Ok(batches) => sent.extend(batches),
+                    Err(e) => failure = Some(e),
                 }
-                Err(e) => failure = Some(e),
+            }
+            match failure {
+                Some(e) => Err(e),
+                None => Ok(sent),
             }
         }
-        match failure {
-            Some(e) => {
-                self.id = None;
-                Err(e)
+    }
+
+    /// Queues `records` for partition `p` itself (Kafka's explicit
+    /// partition), in order: the future resolves once all are acknowledged,
+    /// with one entry per run of consecutive offsets.
+    pub fn submit_to(
+        &mut self,
+        p: u32,
+        records: Vec<ProducerRecord>,
+    ) -> impl std::future::Future<Output = Result<Vec<Sent>, ClientError>> + Send + 'static {
+        let answer = (p < self.partitions && !records.is_empty()).then(|| self.enqueue(p, records));
+        let partitions = self.partitions;
+        async move {
+            match answer {
+                Some(answer) => answer.await.map_err(|_| lane_gone())?,
+                None if p >= partitions => Err(ClientError::Invalid(format!(
+                    "partition {p} does not exist: the topic has {partitions}"
+                ))),
+                None => Ok(Vec::new()),
             }
-            None => Ok(sent),
+        }
+    }
+
+    /// Sends `records` and returns once all are acknowledged:
+    /// [`submit_all`](Self::submit_all), awaited.
+    pub async fn send(&mut self, records: Vec<ProducerRecord>) -> Result<Vec<Sent>, ClientError> {
+        self.submit_all(records).await
+    }
+}
+
+fn lane_gone() -> ClientError {
+    ClientError::Transport("the producer's partition lane ended before answering".into())
+}
+
+/// The bytes a record adds to a batch, about.
+fn record_bytes(r: &ProducerRecord) -> usize {
+    r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()) + 16
+}
+
+/// One partition's lane: gathers queued records into batches and sends them,
+/// one at a time, in order. A failed batch fails everything queued behind
+/// it too, and the lane starts over with a new producer id (how much of the
+/// failed batch landed is unknown, so its sequence cannot be reused).
+async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceiver<Chunk>) {
+    let mut queue: VecDeque<Chunk> = VecDeque::new();
+    let mut id: Option<(i64, i16)> = None;
+    let mut sequence: i32 = 0;
+    loop {
+        if queue.is_empty() {
+            match rx.recv().await {
+                Some(chunk) => queue.push_back(chunk),
+                None => return,
+            }
+            if !config.linger.is_zero() {
+                let until = tokio::time::Instant::now() + config.linger;
+                while queued(&queue) < config.max_records {
+                    tokio::select! {
+                        chunk = rx.recv() => match chunk {
+                            Some(chunk) => queue.push_back(chunk),
+                            None => break,
+                        },
+                        () = tokio::time::sleep_until(until) => break,
+                    }
+                }
+            }
+        }
+        while let Ok(chunk) = rx.try_recv() {
+            queue.push_back(chunk);
+        }
+        answer_done(&mut queue);
+        if queue.is_empty() {
+            continue;
+        }
+        let (records, parts) = take_batch(&mut queue, config.max_records);
+        let outcome = send_batch(&config, partition, &records, &mut id, &mut sequence).await;
+        match outcome {
+            Ok(base_offset) => {
+                let mut offset = base_offset;
+                for (i, n) in parts {
+                    if let Some(chunk) = queue.get_mut(i) {
+                        chunk.sent.push(Sent {
+                            partition,
+                            base_offset: offset,
+                            count: n,
+                        });
+                    }
+                    offset = offset.map(|o| o + n as u64);
+                }
+                answer_done(&mut queue);
+            }
+            Err(e) => {
+                id = None;
+                while let Ok(chunk) = rx.try_recv() {
+                    queue.push_back(chunk);
+                }
+                for chunk in queue.drain(..) {
+                    let _ = chunk.reply.send(Err(e.clone()));
+                }
+            }
         }
     }
 }
 
-/// Sends one partition's records in order; the batches and the next sequence.
-async fn send_partition(
-    client: &Client,
-    topic: &str,
-    partition: u32,
-    records: Vec<ProducerRecord>,
-    acks: Acks,
-    id: Option<(i64, i16)>,
-    mut sequence: i32,
-) -> (u32, Result<(Vec<Sent>, i32), ClientError>) {
-    let mut sent = Vec::new();
-    let mut start = 0;
-    while start < records.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < records.len()
-            && end - start < MAX_BATCH_RECORDS
-            && (bytes < MAX_BATCH_BYTES || end == start)
-        {
-            let r = &records[end];
-            bytes += r.key.as_ref().map_or(0, |k| k.len())
-                + r.value.as_ref().map_or(0, |v| v.len())
-                + 16;
-            end += 1;
+/// Answers the chunks at the front whose records are all acknowledged.
+fn answer_done(queue: &mut VecDeque<Chunk>) {
+    while queue.front().is_some_and(|c| c.taken == c.records.len()) {
+        if let Some(chunk) = queue.pop_front() {
+            let _ = chunk.reply.send(Ok(chunk.sent));
         }
-        let count = end - start;
-        let stamp = id.map(|(producer_id, producer_epoch)| ProducerStamp {
-            producer_id,
-            producer_epoch,
-            base_sequence: sequence,
-        });
-        let batch = match encode_batch(&records[start..end], stamp) {
-            Ok(b) => b,
-            Err(e) => return (partition, Err(e)),
-        };
-        let base_offset = match client.produce(topic, partition, batch, acks).await {
-            Ok(o) => o,
-            Err(e) => return (partition, Err(e)),
-        };
-        // Sequences wrap to 0 after i32::MAX, as Kafka's do.
-        let next = i64::from(sequence) + count as i64;
-        sequence = if next > i64::from(i32::MAX) {
-            (next - i64::from(i32::MAX) - 1) as i32
-        } else {
-            next as i32
-        };
-        sent.push(Sent {
-            partition,
-            base_offset,
-            count,
-        });
-        start = end;
     }
-    (partition, Ok((sent, sequence)))
+}
+
+/// Records queued and not yet in a batch.
+fn queued(queue: &VecDeque<Chunk>) -> usize {
+    queue.iter().map(|c| c.records.len() - c.taken).sum()
+}
+
+/// The next batch from the front of the queue (within the limits; at least
+/// one record), and how many records it took from which queued chunk.
+fn take_batch(
+    queue: &mut VecDeque<Chunk>,
+    max_records: usize,
+) -> (Vec<ProducerRecord>, Vec<(usize, usize)>) {
+    let mut records = Vec::new();
+    let mut parts = Vec::new();
+    let mut bytes = 0;
+    for (i, chunk) in queue.iter_mut().enumerate() {
+        let start = chunk.taken;
+        while chunk.taken < chunk.records.len()
+            && records.len() < max_records
+            && (bytes < MAX_BATCH_BYTES || records.is_empty())
+        {
+            let r = &chunk.records[chunk.taken];
+            bytes += record_bytes(r);
+            records.push(r.clone());
+            chunk.taken += 1;
+        }
+        if chunk.taken > start {
+            parts.push((i, chunk.taken - start));
+        }
+        if chunk.taken < chunk.records.len() {
+            break;
+        }
+    }
+    (records, parts)
+}
+
+/// Encodes and sends one batch with the lane's producer id (fetched first if
+/// it has none) and sequence, which advances past the batch on success.
+async fn send_batch(
+    config: &LaneConfig,
+    partition: u32,
+    records: &[ProducerRecord],
+    id: &mut Option<(i64, i16)>,
+    sequence: &mut i32,
+) -> Result<Option<u64>, ClientError> {
+    if config.idempotent && id.is_none() {
+        *id = Some(config.client.init_producer_id().await?);
+        *sequence = 0;
+    }
+    let stamp = id.map(|(producer_id, producer_epoch)| ProducerStamp {
+        producer_id,
+        producer_epoch,
+        base_sequence: *sequence,
+    });
+    let batch = encode_batch(records, stamp)?;
+    let base_offset = config
+        .client
+        .produce(&config.topic, partition, batch, config.acks)
+        .await?;
+    // Sequences wrap to 0 after i32::MAX, as Kafka's do.
+    let next = i64::from(*sequence) + records.len() as i64;
+    *sequence = if next > i64::from(i32::MAX) {
+        (next - i64::from(i32::MAX) - 1) as i32
+    } else {
+        next as i32
+    };
+    Ok(base_offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(n: usize, size: usize) -> (Chunk, oneshot::Receiver<Result<Vec<Sent>, ClientError>>) {
+        let (reply, answer) = oneshot::channel();
+        let records = (0..n)
+            .map(|_| ProducerRecord {
+                key: None,
+                value: Some(bytes::Bytes::from(vec![b'x'; size])),
+                timestamp: 0,
+            })
+            .collect();
+        let chunk = Chunk {
+            records,
+            taken: 0,
+            sent: Vec::new(),
+            reply,
+        };
+        (chunk, answer)
+    }
+
+    #[test]
+    fn a_batch_spans_queued_sends_and_splits_one_at_the_record_limit() {
+        let (a, _) = chunk(3, 10);
+        let (b, _) = chunk(5, 10);
+        let (c, _) = chunk(1, 10);
+        let mut queue = VecDeque::from([a, b, c]);
+        let (records, parts) = take_batch(&mut queue, 6);
+        assert_eq!(records.len(), 6);
+        assert_eq!(parts, vec![(0, 3), (1, 3)]);
+        let (records, parts) = take_batch(&mut queue, 6);
+        assert_eq!(records.len(), 3);
+        assert_eq!(parts, vec![(1, 2), (2, 1)]);
+        assert_eq!(queued(&queue), 0);
+    }
+
+    #[test]
+    fn a_batch_stops_near_the_byte_limit_but_an_oversized_record_goes_alone() {
+        let (big, _) = chunk(2, MAX_BATCH_BYTES + 1);
+        let (small, _) = chunk(300, 4096);
+        let mut queue = VecDeque::from([big, small]);
+        assert_eq!(take_batch(&mut queue, 2_000).1, vec![(0, 1)]);
+        assert_eq!(take_batch(&mut queue, 2_000).1, vec![(0, 1)]);
+        let (records, parts) = take_batch(&mut queue, 2_000);
+        // 4 KiB records: the batch closes at the first past 512 KiB.
+        assert_eq!(records.len(), MAX_BATCH_BYTES / (4096 + 16) + 1);
+        assert_eq!(parts, vec![(1, records.len())]);
+    }
+
+    #[test]
+    fn acknowledged_sends_are_answered_in_order_with_their_runs() {
+        let (mut a, mut a_answer) = chunk(2, 1);
+        let (b, mut b_answer) = chunk(2, 1);
+        a.taken = 2;
+        a.sent.push(Sent {
+            partition: 1,
+            base_offset: Some(7),
+            count: 2,
+        });
+        let mut queue = VecDeque::from([a, b]);
+        answer_done(&mut queue);
+        assert_eq!(queue.len(), 1, "b is not in a batch yet");
+        assert!(b_answer.try_recv().is_err());
+        assert_eq!(
+            a_answer.try_recv().ok(),
+            Some(Ok(vec![Sent {
+                partition: 1,
+                base_offset: Some(7),
+                count: 2
+            }]))
+        );
+    }
 }

@@ -74,6 +74,37 @@ fn bench_produces_consumes_and_measures_end_to_end_latency() {
     assert_eq!(acked["samples"], 500);
     assert!(f(&acked["p50"]) > 0.0 && f(&acked["p50"]) <= f(&acked["max"]));
 
+    info!("produce at a fixed rate: open loop, each record's latency from when it was due");
+    let paced = cluster.json(&[
+        "bench",
+        "produce",
+        "--topic",
+        "b",
+        "--producers",
+        "2",
+        "--rate",
+        "400",
+        "--records",
+        "600",
+        "--record-size",
+        "64",
+    ]);
+    assert_eq!(paced["records"], 600);
+    assert_eq!(paced["latency_ms"]["samples"], 600);
+    // 600 records at 400/s are due over 1.5 s: two seconds of worst latencies.
+    let worst = paced["worst_latency_ms_by_second"]
+        .as_array()
+        .map(|w| w.iter().map(f).collect::<Vec<_>>())
+        .unwrap_or_default();
+    assert_eq!(worst.len(), 2, "{worst:?}");
+    assert!(worst
+        .iter()
+        .all(|&w| w > 0.0 && w <= f(&paced["latency_ms"]["max"])));
+    assert!(
+        f(&paced["seconds"]) >= 1.4,
+        "paced, not as fast as it could"
+    );
+
     info!("a table for people");
     let out = cluster.cli(&["bench", "produce", "--topic", "b", "--records", "300"]);
     assert!(

@@ -4,9 +4,11 @@
 //!   seed on demand (`SIM_SEED=S`), the long mode (`SIM_SEEDS=N`, ignored).
 //! - `scenarios`: named regression cases from Kafka's history.
 //! - `determinism`: one seed twice gives the same history.
+//! - `producer`: partition lanes apart under a stalled leader.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod determinism;
+mod producer;
 mod scenarios;
 mod seeds;
