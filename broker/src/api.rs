@@ -217,6 +217,17 @@ where
     }
 }
 
+/// The partition a client may produce to: hosted here, and not the
+/// coordinator's own `__consumer_offsets`.
+fn writable(manager: &ReplicaManager, tp: &TopicPartition) -> Result<Arc<Partition>, ReplicaError> {
+    if tp.topic == crate::group::OFFSETS_TOPIC {
+        return Err(ReplicaError::InternalTopic {
+            topic: tp.topic.clone(),
+        });
+    }
+    lookup(manager, tp)
+}
+
 /// A client's produce to `tp` (either front end): `None` when acks=0, whose
 /// append runs in the background and answers nothing.
 pub(crate) async fn produce_to(
@@ -226,12 +237,7 @@ pub(crate) async fn produce_to(
     acks: Acks,
     timeout: Duration,
 ) -> Result<Option<crate::replica::Produced>, ReplicaError> {
-    if tp.topic == crate::group::OFFSETS_TOPIC {
-        return Err(ReplicaError::InternalTopic {
-            topic: tp.topic.clone(),
-        });
-    }
-    let partition = lookup(manager, tp)?;
+    let partition = writable(manager, tp)?;
     if acks == Acks::None {
         tokio::spawn(async move {
             if let Err(e) = partition.produce(records, Acks::Leader, timeout).await {
@@ -326,7 +332,135 @@ impl BrokerService {
     }
 }
 
+/// Answers a produce stream holds before it stops reading requests (the
+/// client is not reading its answers).
+const STREAM_ANSWERS: usize = 64;
+
+/// A produce request's partition, acks and timeout, or why it is invalid.
+fn produce_args(r: &pb::ProduceRequest) -> Result<(TopicPartition, Acks, Duration), String> {
+    let acks = match pb::Acks::try_from(r.acks) {
+        Ok(pb::Acks::All) => Acks::All,
+        Ok(pb::Acks::Leader) => Acks::Leader,
+        Ok(pb::Acks::None) => Acks::None,
+        Err(_) => return Err(format!("acks {} is not ALL, LEADER or NONE", r.acks)),
+    };
+    let timeout = match r.timeout_ms {
+        0 => DEFAULT_PRODUCE_TIMEOUT,
+        ms => Duration::from_millis(u64::from(ms)),
+    };
+    let tp = TopicPartition {
+        topic: r.topic.clone(),
+        partition: r.partition,
+    };
+    Ok((tp, acks, timeout))
+}
+
 impl BrokerService {
+    /// A produce's answer: its offsets, or its typed error.
+    fn produce_response(
+        &self,
+        produced: Result<crate::replica::Produced, ReplicaError>,
+    ) -> pb::ProduceResponse {
+        match produced {
+            Ok(p) => pb::ProduceResponse {
+                error: None,
+                base_offset: p.base_offset.0,
+                log_start: p.log_start.0,
+            },
+            Err(e) => pb::ProduceResponse {
+                error: Some(error_to_wire(&e, &self.manager.link().metadata)),
+                ..pb::ProduceResponse::default()
+            },
+        }
+    }
+
+    /// One produce stream: each request's batch is staged (appended) before
+    /// the next request is read, so batches land in the order sent; their
+    /// completions (durable, acknowledged) run concurrently and are answered
+    /// as each ends. When the client stops sending, the staged batches still
+    /// complete (their answers are dropped if it has gone).
+    async fn serve_produce_stream(
+        self,
+        mut inbound: tonic::Streaming<pb::ProduceStreamRequest>,
+        answers: tokio::sync::mpsc::Sender<pb::ProduceStreamResponse>,
+    ) {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        let mut completing = FuturesUnordered::new();
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                next = inbound.message(), if reading => {
+                    let Ok(Some(m)) = next else {
+                        reading = false;
+                        continue;
+                    };
+                    let id = m.correlation_id;
+                    let staged = self.stage(m.request.unwrap_or_default()).await;
+                    match staged {
+                        Ok((partition, staged, timeout, acks)) => {
+                            if acks == Acks::None {
+                                let _ = answers
+                                    .send(pb::ProduceStreamResponse {
+                                        correlation_id: id,
+                                        response: Some(pb::ProduceResponse::default()),
+                                    })
+                                    .await;
+                            }
+                            completing.push(async move {
+                                let done = partition.finish_produce(staged, timeout).await;
+                                (id, acks, done)
+                            });
+                        }
+                        Err(e) => {
+                            let _ = answers
+                                .send(pb::ProduceStreamResponse {
+                                    correlation_id: id,
+                                    response: Some(self.produce_response(Err(e))),
+                                })
+                                .await;
+                        }
+                    }
+                }
+                Some((id, acks, done)) = completing.next(), if !completing.is_empty() => {
+                    if acks != Acks::None {
+                        let _ = answers
+                            .send(pb::ProduceStreamResponse {
+                                correlation_id: id,
+                                response: Some(self.produce_response(done)),
+                            })
+                            .await;
+                    }
+                }
+                else => return,
+            }
+        }
+    }
+
+    /// A stream request's first half: checked and appended (see
+    /// [`Partition::stage_produce`]).
+    async fn stage(
+        &self,
+        r: pb::ProduceRequest,
+    ) -> Result<
+        (
+            Arc<Partition>,
+            crate::replica::StagedProduce,
+            Duration,
+            Acks,
+        ),
+        ReplicaError,
+    > {
+        let (tp, acks, timeout) = produce_args(&r).map_err(ReplicaError::InvalidRequest)?;
+        let partition = writable(&self.manager, &tp)?;
+        let effective = if acks == Acks::None {
+            Acks::Leader
+        } else {
+            acks
+        };
+        let staged = partition.stage_produce(r.records, effective, None).await?;
+        Ok((partition, staged, timeout, acks))
+    }
+
     /// `tp`'s log start, high watermark and log end: from the local replica
     /// if it leads, else asked of the leader at `leader_addr` (no log end).
     async fn offsets(
@@ -444,41 +578,30 @@ impl pb::broker_server::Broker for BrokerService {
         request: Request<pb::ProduceRequest>,
     ) -> Result<Response<pb::ProduceResponse>, Status> {
         let r = request.into_inner();
-        let acks = match pb::Acks::try_from(r.acks) {
-            Ok(pb::Acks::All) => Acks::All,
-            Ok(pb::Acks::Leader) => Acks::Leader,
-            Ok(pb::Acks::None) => Acks::None,
-            Err(_) => {
-                return Err(invalid(format!(
-                    "acks {} is not ALL, LEADER or NONE",
-                    r.acks
-                )))
-            }
-        };
-        let timeout = match r.timeout_ms {
-            0 => DEFAULT_PRODUCE_TIMEOUT,
-            ms => Duration::from_millis(u64::from(ms)),
-        };
-        let tp = TopicPartition {
-            topic: r.topic,
-            partition: r.partition,
-        };
+        let (tp, acks, timeout) = produce_args(&r).map_err(invalid)?;
         let produced = match produce_to(&self.manager, &tp, r.records, acks, timeout).await {
             Ok(None) => return Ok(Response::new(pb::ProduceResponse::default())),
             Ok(Some(p)) => Ok(p),
             Err(e) => Err(e),
         };
-        Ok(Response::new(match produced {
-            Ok(p) => pb::ProduceResponse {
-                error: None,
-                base_offset: p.base_offset.0,
-                log_start: p.log_start.0,
-            },
-            Err(e) => pb::ProduceResponse {
-                error: Some(error_to_wire(&e, &self.manager.link().metadata)),
-                ..pb::ProduceResponse::default()
-            },
-        }))
+        Ok(Response::new(self.produce_response(produced)))
+    }
+
+    type ProduceStreamStream = std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<pb::ProduceStreamResponse, Status>> + Send>,
+    >;
+
+    async fn produce_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::ProduceStreamRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        let inbound = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_ANSWERS);
+        tokio::spawn(self.clone().serve_produce_stream(inbound, tx));
+        let answers = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|answer| (Ok(answer), rx))
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn fetch(

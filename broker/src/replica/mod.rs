@@ -27,6 +27,6 @@ pub use leader::{
 pub use manager::{ReplicaManager, ReplicaManagerConfig};
 pub use partition::{
     truncation_point, Acks, FollowerPosition, IsrProposal, Partition, Produced, Progress,
-    ReadResult, ReplicaSettings, Transition,
+    ReadResult, ReplicaSettings, StagedProduce, Transition,
 };
 pub use startup::{clear_damage_marks, recover_local_logs};

@@ -22,7 +22,7 @@ use super::leader::{Diverging, FetchError, FetchOutcome, FollowerFetch, IsrChang
 use super::ReplicaError;
 use crate::clock::Clock;
 use crate::error::LogError;
-use crate::log::{spawn_writer, Fence, Log, LogConfig, LogHandle};
+use crate::log::{spawn_writer, AppendInfo, Durable, Fence, Log, LogConfig, LogHandle};
 use crate::metadata::{BrokerId, PartitionInfo};
 use crate::position::{LeaderEpoch, Offset, TopicPartition};
 use crate::storage::{self, Storage};
@@ -72,6 +72,15 @@ pub struct Produced {
     pub base_offset: Offset,
     /// The log start offset.
     pub log_start: Offset,
+}
+
+/// A leader's append that is written but not yet durable or acknowledged:
+/// [`Partition::stage_produce`]'s answer, for [`Partition::finish_produce`].
+pub struct StagedProduce {
+    info: AppendInfo,
+    durable: Durable,
+    acks: Acks,
+    generation: u64,
 }
 
 /// What a read returns (consumer or follower).
@@ -530,6 +539,22 @@ impl Partition {
         timeout: Duration,
         expected: Option<u64>,
     ) -> Result<Produced, ReplicaError> {
+        let staged = self.stage_produce(records, acks, expected).await?;
+        self.finish_produce(staged, timeout).await
+    }
+
+    /// The first half of a produce: checks the role and the ISR, appends
+    /// as leader and publishes the new log end (followers may fetch it from
+    /// here). Batches staged one after another for this partition are in
+    /// the log in that order; [`finish_produce`](Self::finish_produce)
+    /// waits for durability and the acks, and may run concurrently with
+    /// later stages (an ordered produce stream does).
+    pub async fn stage_produce(
+        &self,
+        records: Bytes,
+        acks: Acks,
+        expected: Option<u64>,
+    ) -> Result<StagedProduce, ReplicaError> {
         let (epoch, generation) = {
             let inner = lock(&self.inner);
             let Role::Leader(state) = &inner.role else {
@@ -564,16 +589,39 @@ impl Partition {
             }
             Err(e) => return Err(self.log_err(e)),
         };
-        let end = info.last_offset.plus(1);
         // Written: followers may fetch it now, while the leader's fsync runs.
         {
             let mut inner = lock(&self.inner);
             if self.generation() != generation {
                 return Err(self.not_leader(&inner));
             }
-            inner.log_end = inner.log_end.max(end);
+            inner.log_end = inner.log_end.max(info.last_offset.plus(1));
             self.publish(&inner);
         }
+        Ok(StagedProduce {
+            info,
+            durable,
+            acks,
+            generation,
+        })
+    }
+
+    /// The second half of a produce: once the staged batch is durable the
+    /// leader counts it toward the high watermark; with acks=all, waits
+    /// until the high watermark has passed it (or `timeout`, or a role
+    /// change).
+    pub async fn finish_produce(
+        &self,
+        staged: StagedProduce,
+        timeout: Duration,
+    ) -> Result<Produced, ReplicaError> {
+        let StagedProduce {
+            info,
+            durable,
+            acks,
+            generation,
+        } = staged;
+        let end = info.last_offset.plus(1);
         durable.wait().await.map_err(|e| self.log_err(e))?;
         // Durable here too: the high watermark may count the leader up to it.
         let log_start = {

@@ -386,3 +386,121 @@ fn bad_batches_and_wrong_brokers_get_typed_errors_and_change_nothing() {
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
     });
 }
+
+/// Broker.ProduceStream: a producer's batches sent back to back on one
+/// stream land in the order sent (consecutive idempotent sequences, none
+/// refused as out of order), each answered with its correlation id; a bad
+/// request in the middle gets its own typed answer and changes nothing else.
+#[test]
+fn a_produce_stream_appends_in_the_order_sent_and_answers_each_request() {
+    use futures_util::StreamExt;
+    use raftline::client::{encode_batch, Client, ClientConfig, ProducerRecord, ProducerStamp};
+    use raftline_proto::pb::{self, ErrorCode};
+    const BATCHES: u64 = 200;
+    const PER_BATCH: u64 = 5;
+    let cluster = ProcCluster::start(3);
+    create(&cluster, "ordered", "1", "3", &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = Client::connect(ClientConfig::new(&cluster.servers()))
+            .await
+            .unwrap();
+        client.partitions("ordered").await.unwrap();
+        let (producer_id, producer_epoch) = client.init_producer_id().await.unwrap();
+        let metadata = client.refresh_metadata().await.unwrap();
+        let leader = metadata.leader_address("ordered", 0).unwrap();
+        let mut broker = pb::broker_client::BrokerClient::connect(format!("http://{leader}"))
+            .await
+            .unwrap();
+        let request = |records: bytes::Bytes, acks: i32, partition: u32| pb::ProduceRequest {
+            topic: "ordered".into(),
+            partition,
+            acks,
+            timeout_ms: 10_000,
+            records,
+        };
+        let mut requests = Vec::new();
+        for i in 0..BATCHES {
+            let records: Vec<ProducerRecord> = (0..PER_BATCH)
+                .map(|j| ProducerRecord {
+                    key: None,
+                    value: Some(format!("{i}-{j}").into()),
+                    timestamp: 1,
+                })
+                .collect();
+            let stamp = ProducerStamp {
+                producer_id,
+                producer_epoch,
+                base_sequence: (i * PER_BATCH) as i32,
+            };
+            let batch = encode_batch(&records, Some(stamp)).unwrap();
+            requests.push(pb::ProduceStreamRequest {
+                correlation_id: i,
+                request: Some(request(batch, pb::Acks::All as i32, 0)),
+            });
+        }
+        // Two bad requests in the middle, each with its own id.
+        let plain = encode_batch(
+            &[ProducerRecord {
+                key: None,
+                value: Some("x".into()),
+                timestamp: 1,
+            }],
+            None,
+        )
+        .unwrap();
+        requests.insert(
+            50,
+            pb::ProduceStreamRequest {
+                correlation_id: 1_000,
+                request: Some(request(plain.clone(), 7, 0)),
+            },
+        );
+        requests.insert(
+            120,
+            pb::ProduceStreamRequest {
+                correlation_id: 1_001,
+                request: Some(request(plain, pb::Acks::All as i32, 9)),
+            },
+        );
+        let mut answers = broker
+            .produce_stream(futures_util::stream::iter(requests))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut offsets = BTreeMap::new();
+        let mut errors = BTreeMap::new();
+        while let Some(answer) = answers.next().await {
+            let answer = answer.unwrap();
+            let response = answer.response.unwrap();
+            match response.error {
+                Some(e) => {
+                    errors.insert(answer.correlation_id, e.code);
+                }
+                None => {
+                    offsets.insert(answer.correlation_id, response.base_offset);
+                }
+            }
+            if offsets.len() + errors.len() == BATCHES as usize + 2 {
+                break;
+            }
+        }
+        let want: BTreeMap<u64, u64> = (0..BATCHES).map(|i| (i, i * PER_BATCH)).collect();
+        assert_eq!(
+            offsets, want,
+            "every batch at the offset its place gives it"
+        );
+        assert_eq!(
+            errors,
+            BTreeMap::from([
+                (1_000, ErrorCode::InvalidRequest as i32),
+                (1_001, ErrorCode::UnknownTopicOrPartition as i32),
+            ])
+        );
+        assert_eq!(
+            client.list_offset("ordered", 0, -1).await.unwrap(),
+            Some(BATCHES * PER_BATCH),
+            "all acknowledged, nothing else appended"
+        );
+    });
+}
