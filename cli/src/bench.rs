@@ -82,6 +82,10 @@ pub struct BenchArgs {
     /// Acknowledgement: all, 1 or 0.
     #[arg(long, value_enum, default_value_t = AcksArg::All)]
     pub acks: AcksArg,
+    /// Open loops (--rate): most batches in flight per partition (1-5;
+    /// above 1 on the leader's ordered produce stream).
+    #[arg(long, default_value_t = 1)]
+    pub max_in_flight: usize,
     /// Concurrent producers (closed loops, or open loops sharing --rate).
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
@@ -111,6 +115,7 @@ impl BenchArgs {
             batch_size: self.batch_size,
             linger: Duration::from_millis(self.linger_ms),
             acks: self.acks,
+            max_in_flight: self.max_in_flight,
             producers: self.producers,
             duration: Duration::from_millis(self.duration_ms),
             records: self.records,
@@ -139,6 +144,8 @@ pub struct BenchConfig {
     pub linger: Duration,
     /// Acknowledgement.
     pub acks: AcksArg,
+    /// Open loops: most batches in flight per partition.
+    pub max_in_flight: usize,
     /// Concurrent producers (produce).
     pub producers: usize,
     /// How long the load runs.
@@ -248,6 +255,9 @@ pub async fn run(
 ) -> Result<()> {
     if config.record_size < 8 && config.workload == Workload::E2e {
         bail!("--record-size must be at least 8 for e2e (the send time is written in each value)");
+    }
+    if !(1..=5).contains(&config.max_in_flight) {
+        bail!("--max-in-flight must be 1 to 5 (the broker remembers a producer's last 5 batches)");
     }
     if config.batch_size == 0 || config.producers == 0 || config.rate == Some(0) {
         bail!("--batch-size, --producers and --rate must be at least 1");
@@ -527,7 +537,8 @@ async fn open_loop(
         let mut producer = Producer::new(client.clone(), &config.topic, acks(config.acks))
             .await?
             .with_linger(config.linger)
-            .with_batch_records(config.batch_size);
+            .with_batch_records(config.batch_size)
+            .with_max_in_flight(config.max_in_flight);
         let value = value.clone();
         producing.push(tokio::spawn(async move {
             let due = |j: u64| started + per_record.mul_f64((j * n + k) as f64);

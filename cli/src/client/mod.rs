@@ -16,6 +16,7 @@ mod group_admin;
 mod partitioner;
 mod producer;
 mod records;
+mod stream;
 
 pub use consumer::{Consumer, StartAt};
 pub use group::{GroupConfig, GroupConsumer, TopicPartition};
@@ -261,6 +262,8 @@ struct State {
     leaders: BTreeMap<(String, u32), String>,
     /// When `metadata` was last fetched.
     refreshed: Option<tokio::time::Instant>,
+    /// Produce streams by broker address.
+    streams: BTreeMap<String, stream::ProduceStream>,
 }
 
 /// A cloneable connection to a Raftline cluster.
@@ -280,6 +283,7 @@ impl Client {
                 metadata: Arc::new(Metadata::default()),
                 leaders: BTreeMap::new(),
                 refreshed: None,
+                streams: BTreeMap::new(),
             })),
         };
         client.refresh_metadata().await?;

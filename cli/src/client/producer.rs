@@ -14,8 +14,11 @@
 use super::{
     encode_batch, partition_for_key, Acks, Client, ClientError, ProducerRecord, ProducerStamp,
 };
+use bytes::Bytes;
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,9 +43,13 @@ type Reply = oneshot::Sender<Result<Vec<Sent>, ClientError>>;
 
 /// Records queued together for one partition, and who waits for them.
 struct Chunk {
+    /// Its number in the lane (set when the lane takes it).
+    id: u64,
     records: Vec<ProducerRecord>,
     /// How many of `records` are in batches already.
     taken: usize,
+    /// How many of those batches are acknowledged.
+    acked: usize,
     sent: Vec<Sent>,
     reply: Reply,
 }
@@ -56,6 +63,7 @@ struct LaneConfig {
     idempotent: bool,
     linger: Duration,
     max_records: usize,
+    max_in_flight: usize,
 }
 
 /// A producer for one topic.
@@ -78,6 +86,7 @@ impl Producer {
                 idempotent: true,
                 linger: Duration::ZERO,
                 max_records: MAX_BATCH_RECORDS,
+                max_in_flight: 1,
             },
             partitions: partitions.max(1),
             next: 0,
@@ -104,6 +113,18 @@ impl Producer {
     /// in records; at most 2,000, and about 512 KiB whatever the count).
     pub fn with_batch_records(mut self, records: usize) -> Self {
         self.config.max_records = records.clamp(1, MAX_BATCH_RECORDS);
+        self
+    }
+
+    /// Most batches in flight per partition (Kafka's
+    /// `max.in.flight.requests.per.connection`; 1 by default, at most 5).
+    /// Above 1 the batches go on the leader's ordered produce stream, so they
+    /// land in order; after a failure the lane resends from the first failed
+    /// batch, in order. Without idempotence it stays 1. On a machine short
+    /// of CPU more in flight means smaller batches and more requests, and
+    /// can be slower (docs/BENCHMARKS.md).
+    pub fn with_max_in_flight(mut self, batches: usize) -> Self {
+        self.config.max_in_flight = batches.clamp(1, MAX_IN_FLIGHT);
         self
     }
 
@@ -134,8 +155,10 @@ impl Producer {
     ) -> oneshot::Receiver<Result<Vec<Sent>, ClientError>> {
         let (reply, answer) = oneshot::channel();
         let mut chunk = Chunk {
+            id: 0,
             records,
             taken: 0,
+            acked: 0,
             sent: Vec::new(),
             reply,
         };
@@ -225,26 +248,75 @@ fn record_bytes(r: &ProducerRecord) -> usize {
     r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()) + 16
 }
 
-/// One partition's lane: gathers queued records into batches and sends them,
-/// one at a time, in order. A failed batch fails everything queued behind
-/// it too, and the lane starts over with a new producer id (how much of the
-/// failed batch landed is unknown, so its sequence cannot be reused).
+/// The most batches an idempotent producer's lane may keep in flight: the
+/// broker remembers each producer's last 5 batches, which lets a resend
+/// after a failure be answered as a duplicate.
+const MAX_IN_FLIGHT: usize = 5;
+
+type Answer = Pin<Box<dyn Future<Output = Result<Option<u64>, ClientError>> + Send>>;
+type Moved = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A batch sent and not yet answered.
+struct Flight {
+    /// (chunk id, records) it holds, in order.
+    parts: Vec<(u64, usize)>,
+    /// The encoded batch, to resend as it is.
+    batch: Bytes,
+    answer: Answer,
+    /// Ends when the partition's leader moved elsewhere (streamed batches:
+    /// a leader that died without a word answers nothing).
+    moved: Option<Moved>,
+}
+
+/// One partition's lane: gathers queued records into batches and sends
+/// them in order: one at a time with the client's retries, or with
+/// `max_in_flight` above 1 (idempotent producers only) up to that many at
+/// once on the leader's ordered produce stream. After a failure it resends from the first failed batch,
+/// in order, one at a time with retries; a batch that still fails fails
+/// everything queued behind it too, and the lane starts over with a new
+/// producer id (how much of the failed batch landed is unknown, so its
+/// sequence cannot be reused).
+struct Lane {
+    config: LaneConfig,
+    partition: u32,
+    queue: VecDeque<Chunk>,
+    next_chunk: u64,
+    flights: VecDeque<Flight>,
+    id: Option<(i64, i16)>,
+    sequence: i32,
+}
+
 async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceiver<Chunk>) {
-    let mut queue: VecDeque<Chunk> = VecDeque::new();
-    let mut id: Option<(i64, i16)> = None;
-    let mut sequence: i32 = 0;
+    let mut lane = Lane {
+        config,
+        partition,
+        queue: VecDeque::new(),
+        next_chunk: 0,
+        flights: VecDeque::new(),
+        id: None,
+        sequence: 0,
+    };
+    let window = if lane.config.idempotent {
+        lane.config.max_in_flight
+    } else {
+        1
+    };
+    let mut open = true;
     loop {
-        if queue.is_empty() {
+        if queued(&lane.queue) == 0 && lane.flights.is_empty() {
+            if !open {
+                return;
+            }
             match rx.recv().await {
-                Some(chunk) => queue.push_back(chunk),
+                Some(chunk) => lane.push(chunk),
                 None => return,
             }
-            if !config.linger.is_zero() {
-                let until = tokio::time::Instant::now() + config.linger;
-                while queued(&queue) < config.max_records {
+            if !lane.config.linger.is_zero() {
+                let until = tokio::time::Instant::now() + lane.config.linger;
+                while queued(&lane.queue) < lane.config.max_records {
                     tokio::select! {
                         chunk = rx.recv() => match chunk {
-                            Some(chunk) => queue.push_back(chunk),
+                            Some(chunk) => lane.push(chunk),
                             None => break,
                         },
                         () = tokio::time::sleep_until(until) => break,
@@ -253,45 +325,178 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
             }
         }
         while let Ok(chunk) = rx.try_recv() {
-            queue.push_back(chunk);
+            lane.push(chunk);
         }
-        answer_done(&mut queue);
-        if queue.is_empty() {
+        answer_done(&mut lane.queue);
+        while lane.flights.len() < window && queued(&lane.queue) > 0 {
+            if let Err(e) = lane.launch(window > 1).await {
+                lane.fail_all(e, &mut rx);
+            }
+        }
+        let room = lane.flights.len() < window;
+        let Some(Flight { answer, moved, .. }) = lane.flights.front_mut() else {
             continue;
-        }
-        let (records, parts) = take_batch(&mut queue, config.max_records);
-        let outcome = send_batch(&config, partition, &records, &mut id, &mut sequence).await;
-        match outcome {
-            Ok(base_offset) => {
-                let mut offset = base_offset;
-                for (i, n) in parts {
-                    if let Some(chunk) = queue.get_mut(i) {
-                        chunk.sent.push(Sent {
-                            partition,
-                            base_offset: offset,
-                            count: n,
-                        });
+        };
+        let moved = async {
+            match moved.as_mut() {
+                Some(moved) => moved.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = answer => {
+                if let Some(flight) = lane.flights.pop_front() {
+                    match result {
+                        Ok(base_offset) => lane.acked(&flight, base_offset),
+                        Err(e) => lane.recover(flight, e, &mut rx).await,
                     }
-                    offset = offset.map(|o| o + n as u64);
-                }
-                answer_done(&mut queue);
-            }
-            Err(e) => {
-                id = None;
-                while let Ok(chunk) = rx.try_recv() {
-                    queue.push_back(chunk);
-                }
-                for chunk in queue.drain(..) {
-                    let _ = chunk.reply.send(Err(e.clone()));
                 }
             }
+            () = moved => {
+                if let Some(flight) = lane.flights.pop_front() {
+                    let e = ClientError::Transport("the partition's leader moved".into());
+                    lane.recover(flight, e, &mut rx).await;
+                }
+            }
+            chunk = rx.recv(), if open && room => match chunk {
+                Some(chunk) => lane.push(chunk),
+                None => open = false,
+            },
+        }
+    }
+}
+
+impl Lane {
+    fn push(&mut self, mut chunk: Chunk) {
+        chunk.id = self.next_chunk;
+        self.next_chunk += 1;
+        self.queue.push_back(chunk);
+    }
+
+    /// Takes the next batch and sends it (streamed: on the leader's produce
+    /// stream, else with the client's retries).
+    async fn launch(&mut self, streamed: bool) -> Result<(), ClientError> {
+        let config = &self.config;
+        if config.idempotent && self.id.is_none() {
+            self.id = Some(config.client.init_producer_id().await?);
+            self.sequence = 0;
+        }
+        let (records, parts) = take_batch(&mut self.queue, config.max_records);
+        let stamp = self.id.map(|(producer_id, producer_epoch)| ProducerStamp {
+            producer_id,
+            producer_epoch,
+            base_sequence: self.sequence,
+        });
+        let batch = encode_batch(&records, stamp)?;
+        // Sequences wrap to 0 after i32::MAX, as Kafka's do.
+        let next = i64::from(self.sequence) + records.len() as i64;
+        self.sequence = if next > i64::from(i32::MAX) {
+            (next - i64::from(i32::MAX) - 1) as i32
+        } else {
+            next as i32
+        };
+        let (topic, p, acks) = (config.topic.clone(), self.partition, config.acks);
+        let client = config.client.clone();
+        let epoch = client.metadata().leader_epoch(&topic, p);
+        let streamed = match streamed {
+            true => client.produce_streamed(&topic, p, batch.clone(), acks).ok(),
+            false => None,
+        };
+        let flight = match streamed {
+            Some((leader, answer)) => Flight {
+                parts,
+                batch,
+                answer: Box::pin(answer),
+                moved: Some(Box::pin(async move {
+                    client.leader_moved(&topic, p, &leader, epoch).await
+                })),
+            },
+            None => Flight {
+                parts,
+                batch: batch.clone(),
+                answer: Box::pin(async move { client.produce(&topic, p, batch, acks).await }),
+                moved: None,
+            },
+        };
+        self.flights.push_back(flight);
+        Ok(())
+    }
+
+    /// A batch is acknowledged at `base_offset`: its records' sends learn
+    /// where they landed; those complete are answered.
+    fn acked(&mut self, flight: &Flight, base_offset: Option<u64>) {
+        let mut offset = base_offset;
+        for &(id, n) in &flight.parts {
+            if let Some(chunk) = self.queue.iter_mut().find(|c| c.id == id) {
+                chunk.acked += n;
+                chunk.sent.push(Sent {
+                    partition: self.partition,
+                    base_offset: offset,
+                    count: n,
+                });
+            }
+            offset = offset.map(|o| o + n as u64);
+        }
+        answer_done(&mut self.queue);
+    }
+
+    /// `failed` (the oldest batch in flight) failed with `e`: the batches
+    /// after it were sent after it, so each is resent in order from it,
+    /// one at a time with the client's retries (an idempotent batch that
+    /// did land is answered with its first offsets). Without idempotence
+    /// the client's retries are all there is.
+    async fn recover(
+        &mut self,
+        failed: Flight,
+        e: ClientError,
+        rx: &mut mpsc::UnboundedReceiver<Chunk>,
+    ) {
+        if !self.config.idempotent {
+            self.fail_all(e, rx);
+            return;
+        }
+        tracing::debug!(partition = self.partition, error = %e, "a streamed batch failed; resending from it in order");
+        let rest: Vec<Flight> = std::iter::once(failed)
+            .chain(self.flights.drain(..))
+            .collect();
+        for flight in rest {
+            let resent = self
+                .config
+                .client
+                .produce(
+                    &self.config.topic,
+                    self.partition,
+                    flight.batch.clone(),
+                    self.config.acks,
+                )
+                .await;
+            match resent {
+                Ok(base_offset) => self.acked(&flight, base_offset),
+                Err(e) => {
+                    self.fail_all(e, rx);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Fails every queued send (and what is in flight) with `e`; the next
+    /// batch starts with a new producer id.
+    fn fail_all(&mut self, e: ClientError, rx: &mut mpsc::UnboundedReceiver<Chunk>) {
+        self.id = None;
+        self.flights.clear();
+        while let Ok(chunk) = rx.try_recv() {
+            self.push(chunk);
+        }
+        for chunk in self.queue.drain(..) {
+            let _ = chunk.reply.send(Err(e.clone()));
         }
     }
 }
 
 /// Answers the chunks at the front whose records are all acknowledged.
 fn answer_done(queue: &mut VecDeque<Chunk>) {
-    while queue.front().is_some_and(|c| c.taken == c.records.len()) {
+    while queue.front().is_some_and(|c| c.acked == c.records.len()) {
         if let Some(chunk) = queue.pop_front() {
             let _ = chunk.reply.send(Ok(chunk.sent));
         }
@@ -303,16 +508,17 @@ fn queued(queue: &VecDeque<Chunk>) -> usize {
     queue.iter().map(|c| c.records.len() - c.taken).sum()
 }
 
-/// The next batch from the front of the queue (within the limits; at least
-/// one record), and how many records it took from which queued chunk.
+/// The next batch from the queue's records not yet in one (within the
+/// limits; at least one record), and how many it took from which chunk (by
+/// id).
 fn take_batch(
     queue: &mut VecDeque<Chunk>,
     max_records: usize,
-) -> (Vec<ProducerRecord>, Vec<(usize, usize)>) {
+) -> (Vec<ProducerRecord>, Vec<(u64, usize)>) {
     let mut records = Vec::new();
     let mut parts = Vec::new();
     let mut bytes = 0;
-    for (i, chunk) in queue.iter_mut().enumerate() {
+    for chunk in queue.iter_mut().filter(|c| c.taken < c.records.len()) {
         let start = chunk.taken;
         while chunk.taken < chunk.records.len()
             && records.len() < max_records
@@ -324,7 +530,7 @@ fn take_batch(
             chunk.taken += 1;
         }
         if chunk.taken > start {
-            parts.push((i, chunk.taken - start));
+            parts.push((chunk.id, chunk.taken - start));
         }
         if chunk.taken < chunk.records.len() {
             break;
@@ -333,44 +539,15 @@ fn take_batch(
     (records, parts)
 }
 
-/// Encodes and sends one batch with the lane's producer id (fetched first if
-/// it has none) and sequence, which advances past the batch on success.
-async fn send_batch(
-    config: &LaneConfig,
-    partition: u32,
-    records: &[ProducerRecord],
-    id: &mut Option<(i64, i16)>,
-    sequence: &mut i32,
-) -> Result<Option<u64>, ClientError> {
-    if config.idempotent && id.is_none() {
-        *id = Some(config.client.init_producer_id().await?);
-        *sequence = 0;
-    }
-    let stamp = id.map(|(producer_id, producer_epoch)| ProducerStamp {
-        producer_id,
-        producer_epoch,
-        base_sequence: *sequence,
-    });
-    let batch = encode_batch(records, stamp)?;
-    let base_offset = config
-        .client
-        .produce(&config.topic, partition, batch, config.acks)
-        .await?;
-    // Sequences wrap to 0 after i32::MAX, as Kafka's do.
-    let next = i64::from(*sequence) + records.len() as i64;
-    *sequence = if next > i64::from(i32::MAX) {
-        (next - i64::from(i32::MAX) - 1) as i32
-    } else {
-        next as i32
-    };
-    Ok(base_offset)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn chunk(n: usize, size: usize) -> (Chunk, oneshot::Receiver<Result<Vec<Sent>, ClientError>>) {
+    fn chunk(
+        id: u64,
+        n: usize,
+        size: usize,
+    ) -> (Chunk, oneshot::Receiver<Result<Vec<Sent>, ClientError>>) {
         let (reply, answer) = oneshot::channel();
         let records = (0..n)
             .map(|_| ProducerRecord {
@@ -380,8 +557,10 @@ mod tests {
             })
             .collect();
         let chunk = Chunk {
+            id,
             records,
             taken: 0,
+            acked: 0,
             sent: Vec::new(),
             reply,
         };
@@ -390,23 +569,23 @@ mod tests {
 
     #[test]
     fn a_batch_spans_queued_sends_and_splits_one_at_the_record_limit() {
-        let (a, _) = chunk(3, 10);
-        let (b, _) = chunk(5, 10);
-        let (c, _) = chunk(1, 10);
+        let (a, _) = chunk(7, 3, 10);
+        let (b, _) = chunk(8, 5, 10);
+        let (c, _) = chunk(9, 1, 10);
         let mut queue = VecDeque::from([a, b, c]);
         let (records, parts) = take_batch(&mut queue, 6);
         assert_eq!(records.len(), 6);
-        assert_eq!(parts, vec![(0, 3), (1, 3)]);
+        assert_eq!(parts, vec![(7, 3), (8, 3)]);
         let (records, parts) = take_batch(&mut queue, 6);
         assert_eq!(records.len(), 3);
-        assert_eq!(parts, vec![(1, 2), (2, 1)]);
+        assert_eq!(parts, vec![(8, 2), (9, 1)]);
         assert_eq!(queued(&queue), 0);
     }
 
     #[test]
     fn a_batch_stops_near_the_byte_limit_but_an_oversized_record_goes_alone() {
-        let (big, _) = chunk(2, MAX_BATCH_BYTES + 1);
-        let (small, _) = chunk(300, 4096);
+        let (big, _) = chunk(0, 2, MAX_BATCH_BYTES + 1);
+        let (small, _) = chunk(1, 300, 4096);
         let mut queue = VecDeque::from([big, small]);
         assert_eq!(take_batch(&mut queue, 2_000).1, vec![(0, 1)]);
         assert_eq!(take_batch(&mut queue, 2_000).1, vec![(0, 1)]);
@@ -414,13 +593,21 @@ mod tests {
         // 4 KiB records: the batch closes at the first past 512 KiB.
         assert_eq!(records.len(), MAX_BATCH_BYTES / (4096 + 16) + 1);
         assert_eq!(parts, vec![(1, records.len())]);
+        // What is in a batch is not taken again.
+        assert_eq!(take_batch(&mut queue, 2_000).1, vec![(1, records.len())]);
+        assert_eq!(
+            take_batch(&mut queue, 2_000).1,
+            vec![(1, 300 - 2 * records.len())]
+        );
     }
 
     #[test]
     fn acknowledged_sends_are_answered_in_order_with_their_runs() {
-        let (mut a, mut a_answer) = chunk(2, 1);
-        let (b, mut b_answer) = chunk(2, 1);
+        let (mut a, mut a_answer) = chunk(0, 2, 1);
+        let (mut b, mut b_answer) = chunk(1, 2, 1);
         a.taken = 2;
+        a.acked = 2;
+        b.taken = 2;
         a.sent.push(Sent {
             partition: 1,
             base_offset: Some(7),
@@ -428,7 +615,7 @@ mod tests {
         });
         let mut queue = VecDeque::from([a, b]);
         answer_done(&mut queue);
-        assert_eq!(queue.len(), 1, "b is not in a batch yet");
+        assert_eq!(queue.len(), 1, "b is in a batch not yet acknowledged");
         assert!(b_answer.try_recv().is_err());
         assert_eq!(
             a_answer.try_recv().ok(),
