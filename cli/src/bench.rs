@@ -84,7 +84,7 @@ pub struct BenchArgs {
     pub acks: AcksArg,
     /// Open loops (--rate): most batches in flight per partition (1-5;
     /// above 1 on the leader's ordered produce stream).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 5)]
     pub max_in_flight: usize,
     /// Concurrent producers (closed loops, or open loops sharing --rate).
     #[arg(long, default_value_t = 1)]

@@ -86,7 +86,7 @@ impl Producer {
                 idempotent: true,
                 linger: Duration::ZERO,
                 max_records: MAX_BATCH_RECORDS,
-                max_in_flight: 1,
+                max_in_flight: MAX_IN_FLIGHT,
             },
             partitions: partitions.max(1),
             next: 0,
@@ -117,12 +117,13 @@ impl Producer {
     }
 
     /// Most batches in flight per partition (Kafka's
-    /// `max.in.flight.requests.per.connection`; 1 by default, at most 5).
-    /// Above 1 the batches go on the leader's ordered produce stream, so they
-    /// land in order; after a failure the lane resends from the first failed
-    /// batch, in order. Without idempotence it stays 1. On a machine short
-    /// of CPU more in flight means smaller batches and more requests, and
-    /// can be slower (docs/BENCHMARKS.md).
+    /// `max.in.flight.requests.per.connection`: 5 by default, at most 5,
+    /// 1 without idempotence). Above 1 the batches go on the leader's
+    /// ordered produce stream, so they land in order; after a failure the
+    /// lane resends from the first failed batch, in order. A second batch
+    /// goes out only behind a full batch's worth of queued records (a
+    /// backlog, after a stall); in a steady flow the next batch waits for
+    /// the one in flight and grows meanwhile, which keeps requests few.
     pub fn with_max_in_flight(mut self, batches: usize) -> Self {
         self.config.max_in_flight = batches.clamp(1, MAX_IN_FLIGHT);
         self
@@ -269,9 +270,9 @@ struct Flight {
 }
 
 /// One partition's lane: gathers queued records into batches and sends
-/// them in order: one at a time with the client's retries, or with
-/// `max_in_flight` above 1 (idempotent producers only) up to that many at
-/// once on the leader's ordered produce stream. After a failure it resends from the first failed batch,
+/// them in order: up to `max_in_flight` at once on the leader's ordered
+/// produce stream (idempotent producers; a second batch only behind a full
+/// batch's worth of records), or one at a time with the client's retries. After a failure it resends from the first failed batch,
 /// in order, one at a time with retries; a batch that still fails fails
 /// everything queued behind it too, and the lane starts over with a new
 /// producer id (how much of the failed batch landed is unknown, so its
@@ -328,12 +329,19 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
             lane.push(chunk);
         }
         answer_done(&mut lane.queue);
-        while lane.flights.len() < window && queued(&lane.queue) > 0 {
+        // A second batch goes out only behind a full one's worth of
+        // records (a backlog, after a stall): in a steady flow the next
+        // batch waits for the one in flight and grows meanwhile.
+        while lane.flights.len() < window
+            && queued(&lane.queue) > 0
+            && (lane.flights.is_empty() || queued(&lane.queue) >= lane.config.max_records)
+        {
             if let Err(e) = lane.launch(window > 1).await {
                 lane.fail_all(e, &mut rx);
             }
         }
         let room = lane.flights.len() < window;
+        // Waiting for the answer only: what queues meanwhile is taken after.
         let Some(Flight { answer, moved, .. }) = lane.flights.front_mut() else {
             continue;
         };

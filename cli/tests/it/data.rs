@@ -510,8 +510,9 @@ fn a_produce_stream_appends_in_the_order_sent_and_answers_each_request() {
     });
 }
 
-/// A producer keeping 4 batches in flight per partition on the leaders'
-/// produce streams, while partition 0's leader is killed: every record is
+/// A producer keeping up to 4 batches in flight per partition on the
+/// leaders' produce streams (each call a full batch, so the window opens
+/// whenever one waits), while partition 0's leader is killed: every record is
 /// acknowledged, stored once, and in the order queued (the lane resends
 /// from its first failed batch, in order, and a batch that had landed is
 /// answered as a duplicate).
@@ -529,6 +530,7 @@ fn batches_in_flight_on_produce_streams_survive_a_leader_kill_once_and_in_order(
         let mut producer = Producer::new(client, "pipelined", Acks::All)
             .await
             .unwrap()
+            .with_batch_records(PER_CALL)
             .with_max_in_flight(4);
         let mut pending = Vec::new();
         for start in (0..N).step_by(PER_CALL) {

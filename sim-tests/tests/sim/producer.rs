@@ -55,11 +55,12 @@ async fn produce(servers: String, plan: Arc<Mutex<Plan>>) -> Result<(), String> 
     if created != "ok" {
         return Err(format!("create {TOPIC}: {created}"));
     }
-    // Several batches in flight per partition, on the leaders' produce
-    // streams.
+    // Batches of 10 and up to 4 in flight per partition on the leaders'
+    // produce streams: the window opens behind a full batch's worth.
     let mut producer = Producer::new(client, TOPIC, Acks::All)
         .await
         .map_err(|e| e.to_string())?
+        .with_batch_records(10)
         .with_max_in_flight(4);
     // Offset 0 of every partition: lanes, producer ids and connections exist.
     for p in 0..PARTITIONS {
