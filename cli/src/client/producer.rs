@@ -1,8 +1,9 @@
 //! [`Producer`]: records to partitions (murmur2 of the key, or round-robin
 //! without one), each partition fed by its own lane: a task that gathers
-//! what is queued into a batch and sends it, one batch in flight per
-//! partition, partitions independent of each other (Kafka's record
-//! accumulator and sender). Idempotent by default, as Kafka's producer is: a
+//! what is queued into batches and sends them in order, partitions
+//! independent of each other (Kafka's record accumulator and sender); up to
+//! 5 batches in flight per partition on the leader's ordered produce stream
+//! when a backlog builds. Idempotent by default, as Kafka's producer is: a
 //! producer id from the cluster and a sequence number per partition make a
 //! retried batch land once.
 //!
@@ -285,6 +286,8 @@ struct Lane {
     flights: VecDeque<Flight>,
     id: Option<(i64, i16)>,
     sequence: i32,
+    /// A batch under the current producer id was acknowledged.
+    confirmed: bool,
 }
 
 async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceiver<Chunk>) {
@@ -296,6 +299,7 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
         flights: VecDeque::new(),
         id: None,
         sequence: 0,
+        confirmed: false,
     };
     let window = if lane.config.idempotent {
         lane.config.max_in_flight
@@ -332,10 +336,19 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
         // A second batch goes out only behind a full one's worth of
         // records (a backlog, after a stall): in a steady flow the next
         // batch waits for the one in flight and grows meanwhile.
-        while lane.flights.len() < window
-            && queued(&lane.queue) > 0
-            && (lane.flights.is_empty() || queued(&lane.queue) >= lane.config.max_records)
+        // And only once the producer id's first batch is acknowledged (the
+        // broker takes any sequence from an id it does not know, so a
+        // second batch could land without a failed first), and only
+        // behind streamed batches (a unary one is sent when polled).
+        while lane.flights.is_empty()
+            || (lane.flights.len() < window
+                && lane.confirmed
+                && lane.flights.iter().all(|f| f.moved.is_some())
+                && queued(&lane.queue) >= lane.config.max_records)
         {
+            if queued(&lane.queue) == 0 {
+                break;
+            }
             if let Err(e) = lane.launch(window > 1).await {
                 lane.fail_all(e, &mut rx);
             }
@@ -388,6 +401,7 @@ impl Lane {
         if config.idempotent && self.id.is_none() {
             self.id = Some(config.client.init_producer_id().await?);
             self.sequence = 0;
+            self.confirmed = false;
         }
         let (records, parts) = take_batch(&mut self.queue, config.max_records);
         let stamp = self.id.map(|(producer_id, producer_epoch)| ProducerStamp {
@@ -433,6 +447,7 @@ impl Lane {
     /// A batch is acknowledged at `base_offset`: its records' sends learn
     /// where they landed; those complete are answered.
     fn acked(&mut self, flight: &Flight, base_offset: Option<u64>) {
+        self.confirmed = true;
         let mut offset = base_offset;
         for &(id, n) in &flight.parts {
             if let Some(chunk) = self.queue.iter_mut().find(|c| c.id == id) {

@@ -10,10 +10,11 @@
 //! ```
 
 use super::{Acks, Client, ClientError};
-use raftline_proto::pb;
+use raftline_proto::pb::{self, broker_client::BrokerClient};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot};
+use tonic::transport::Channel;
 
 type Waiter = oneshot::Sender<Result<pb::ProduceResponse, ClientError>>;
 
@@ -38,9 +39,9 @@ fn lock(pending: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
 }
 
 impl ProduceStream {
-    /// Opens a stream to `addr` (the call itself runs in a task).
-    fn open(client: &Client, addr: &str) -> Result<ProduceStream, ClientError> {
-        let mut broker = client.broker(addr)?;
+    /// Opens a stream to `addr` over `broker` (the call itself runs in a
+    /// task).
+    fn open(mut broker: BrokerClient<Channel>, addr: &str) -> ProduceStream {
         let (requests, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(Mutex::new(Pending::default()));
         let stream = ProduceStream {
@@ -62,7 +63,11 @@ impl ProduceStream {
                             Ok(Some(answer)) => {
                                 let waiter = lock(&pending).waiters.remove(&answer.correlation_id);
                                 if let Some(waiter) = waiter {
-                                    let _ = waiter.send(Ok(answer.response.unwrap_or_default()));
+                                    let _ = waiter.send(answer.response.ok_or_else(|| {
+                                        ClientError::Transport(
+                                            "a produce stream answer without its response".into(),
+                                        )
+                                    }));
                                 }
                             }
                             Ok(None) => break "the broker closed the produce stream".to_string(),
@@ -78,7 +83,12 @@ impl ProduceStream {
                 let _ = waiter.send(Err(ClientError::Transport(format!("{addr}: {why}"))));
             }
         });
-        Ok(stream)
+        stream
+    }
+
+    /// Whether `other` is this very stream.
+    fn is(&self, other: &ProduceStream) -> bool {
+        Arc::ptr_eq(&self.pending, &other.pending)
     }
 
     /// Queues `request`; the receiver gets its answer, or a transport error
@@ -147,8 +157,12 @@ impl Client {
                 answer = Some(a);
                 break;
             }
-            // That stream ended: forget it and open another.
-            self.state().streams.remove(&addr);
+            // That stream ended: forget it (unless another replaced it
+            // already) and open another.
+            let mut state = self.state();
+            if state.streams.get(&addr).is_some_and(|s| s.is(&stream)) {
+                state.streams.remove(&addr);
+            }
         }
         let answer = answer.ok_or_else(|| {
             ClientError::Transport(format!("{addr}: cannot open a produce stream"))
@@ -168,15 +182,20 @@ impl Client {
         Ok((addr, future))
     }
 
-    /// The open produce stream to `addr`, or a new one.
+    /// The open produce stream to `addr`, or a new one: one per broker, so
+    /// that everything a lane sends there is in one order.
     fn stream_to(&self, addr: &str) -> Result<ProduceStream, ClientError> {
         if let Some(stream) = self.state().streams.get(addr) {
             return Ok(stream.clone());
         }
-        let stream = ProduceStream::open(self, addr)?;
-        self.state()
-            .streams
-            .insert(addr.to_string(), stream.clone());
+        let broker = self.broker(addr)?;
+        let mut state = self.state();
+        // Checked again under the lock: two lanes must not open two.
+        if let Some(stream) = state.streams.get(addr) {
+            return Ok(stream.clone());
+        }
+        let stream = ProduceStream::open(broker, addr);
+        state.streams.insert(addr.to_string(), stream.clone());
         Ok(stream)
     }
 }
