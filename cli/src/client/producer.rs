@@ -283,6 +283,8 @@ struct Lane {
     partition: u32,
     queue: VecDeque<Chunk>,
     next_chunk: u64,
+    /// Records queued and not yet in a batch.
+    untaken: usize,
     flights: VecDeque<Flight>,
     id: Option<(i64, i16)>,
     sequence: i32,
@@ -296,6 +298,7 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
         partition,
         queue: VecDeque::new(),
         next_chunk: 0,
+        untaken: 0,
         flights: VecDeque::new(),
         id: None,
         sequence: 0,
@@ -308,7 +311,7 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
     };
     let mut open = true;
     loop {
-        if queued(&lane.queue) == 0 && lane.flights.is_empty() {
+        if lane.untaken == 0 && lane.flights.is_empty() {
             if !open {
                 return;
             }
@@ -318,7 +321,7 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
             }
             if !lane.config.linger.is_zero() {
                 let until = tokio::time::Instant::now() + lane.config.linger;
-                while queued(&lane.queue) < lane.config.max_records {
+                while lane.untaken < lane.config.max_records {
                     tokio::select! {
                         chunk = rx.recv() => match chunk {
                             Some(chunk) => lane.push(chunk),
@@ -344,9 +347,9 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
             || (lane.flights.len() < window
                 && lane.confirmed
                 && lane.flights.iter().all(|f| f.moved.is_some())
-                && queued(&lane.queue) >= lane.config.max_records)
+                && lane.untaken >= lane.config.max_records)
         {
-            if queued(&lane.queue) == 0 {
+            if lane.untaken == 0 {
                 break;
             }
             if let Err(e) = lane.launch(window > 1).await {
@@ -389,6 +392,7 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
 
 impl Lane {
     fn push(&mut self, mut chunk: Chunk) {
+        self.untaken += chunk.records.len() - chunk.taken;
         chunk.id = self.next_chunk;
         self.next_chunk += 1;
         self.queue.push_back(chunk);
@@ -404,6 +408,7 @@ impl Lane {
             self.confirmed = false;
         }
         let (records, parts) = take_batch(&mut self.queue, config.max_records);
+        self.untaken -= records.len();
         let stamp = self.id.map(|(producer_id, producer_epoch)| ProducerStamp {
             producer_id,
             producer_epoch,
@@ -450,7 +455,10 @@ impl Lane {
         self.confirmed = true;
         let mut offset = base_offset;
         for &(id, n) in &flight.parts {
-            if let Some(chunk) = self.queue.iter_mut().find(|c| c.id == id) {
+            // Chunk ids count up from the queue's front.
+            let front = self.queue.front().map_or(0, |c| c.id);
+            let at = usize::try_from(id.wrapping_sub(front)).unwrap_or(usize::MAX);
+            if let Some(chunk) = self.queue.get_mut(at).filter(|c| c.id == id) {
                 chunk.acked += n;
                 chunk.sent.push(Sent {
                     partition: self.partition,
@@ -514,6 +522,7 @@ impl Lane {
         for chunk in self.queue.drain(..) {
             let _ = chunk.reply.send(Err(e.clone()));
         }
+        self.untaken = 0;
     }
 }
 
@@ -524,11 +533,6 @@ fn answer_done(queue: &mut VecDeque<Chunk>) {
             let _ = chunk.reply.send(Ok(chunk.sent));
         }
     }
-}
-
-/// Records queued and not yet in a batch.
-fn queued(queue: &VecDeque<Chunk>) -> usize {
-    queue.iter().map(|c| c.records.len() - c.taken).sum()
 }
 
 /// The next batch from the queue's records not yet in one (within the
@@ -602,7 +606,10 @@ mod tests {
         let (records, parts) = take_batch(&mut queue, 6);
         assert_eq!(records.len(), 3);
         assert_eq!(parts, vec![(8, 2), (9, 1)]);
-        assert_eq!(queued(&queue), 0);
+        assert!(
+            queue.iter().all(|c| c.taken == c.records.len()),
+            "all taken"
+        );
     }
 
     #[test]

@@ -519,12 +519,21 @@ fn a_produce_stream_appends_in_the_order_sent_and_answers_each_request() {
 #[test]
 fn batches_in_flight_on_produce_streams_survive_a_leader_kill_once_and_in_order() {
     use raftline::client::{Acks, Client, ClientConfig, Producer, ProducerRecord};
-    const N: usize = 60_000;
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    /// Records per call (and per batch).
     const PER_CALL: usize = 20;
+    /// Calls outstanding at most: the load keeps this many queued.
+    const OUTSTANDING: usize = 100;
     let mut cluster = ProcCluster::start(3);
     create(&cluster, "pipelined", "3", "3", &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let servers = cluster.servers();
+    // The load runs until the test has seen a new leader of partition 0 and
+    // says stop, so the kill always lands mid-run.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
     let producing = rt.spawn(async move {
         let client = Client::connect(ClientConfig::new(&servers)).await.unwrap();
         let mut producer = Producer::new(client, "pipelined", Acks::All)
@@ -532,26 +541,28 @@ fn batches_in_flight_on_produce_streams_survive_a_leader_kill_once_and_in_order(
             .unwrap()
             .with_batch_records(PER_CALL)
             .with_max_in_flight(4);
-        let mut pending = Vec::new();
-        for start in (0..N).step_by(PER_CALL) {
-            let records = (start..start + PER_CALL)
+        let mut pending = VecDeque::new();
+        let (mut sent, mut acknowledged) = (0, 0);
+        while !stopped.load(Ordering::SeqCst) {
+            let records = (sent..sent + PER_CALL)
                 .map(|i| ProducerRecord {
                     key: Some(format!("k{}", i % 97).into()),
                     value: Some(format!("v{i}").into()),
                     timestamp: 1,
                 })
                 .collect();
-            pending.push(producer.submit_all(records));
-            // Paced over about 3 s, so the kill lands mid-run.
-            if start % 1_000 == 0 {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            pending.push_back(producer.submit_all(records));
+            sent += PER_CALL;
+            if pending.len() >= OUTSTANDING {
+                if let Some(oldest) = pending.pop_front() {
+                    acknowledged += oldest.await.unwrap().iter().map(|s| s.count).sum::<usize>();
+                }
             }
         }
-        let mut acknowledged = 0;
         for p in pending {
             acknowledged += p.await.unwrap().iter().map(|s| s.count).sum::<usize>();
         }
-        acknowledged
+        (sent, acknowledged)
     });
     wait_for("records on partition 0", Duration::from_secs(60), || {
         cluster.partition("pipelined", 0)["high_watermark"]
@@ -561,14 +572,17 @@ fn batches_in_flight_on_produce_streams_survive_a_leader_kill_once_and_in_order(
     let leader = leader_of(&cluster, "pipelined", 0).unwrap();
     info!("killing node {leader}, partition 0's leader, mid-run");
     cluster.kill(leader);
-    assert!(
-        !producing.is_finished(),
-        "the kill came after the last send"
+    wait_for(
+        "a new leader of partition 0",
+        Duration::from_secs(30),
+        || leader_of(&cluster, "pipelined", 0).is_some_and(|l| l != leader),
     );
-    let acknowledged = rt.block_on(producing).unwrap();
-    assert_eq!(acknowledged, N);
+    assert!(!producing.is_finished(), "the load ended before the kill");
+    stop.store(true, Ordering::SeqCst);
+    let (sent, acknowledged) = rt.block_on(producing).unwrap();
+    assert_eq!(acknowledged, sent);
     cluster.spawn(leader);
     cluster.wait_live(3);
     // Keys spread the values, so per partition they must still increase.
-    assert_exactly_once_in_order(&consume_all(&cluster, "pipelined", N), N);
+    assert_exactly_once_in_order(&consume_all(&cluster, "pipelined", sent), sent);
 }

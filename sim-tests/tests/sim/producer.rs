@@ -9,6 +9,7 @@ use raftline_sim_tests::cluster::{host, SimCluster};
 use raftline_sim_tests::workload::{connect, create_topic, TopicSpec};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 const TOPIC: &str = "lanes";
@@ -21,8 +22,6 @@ const RECORDS: usize = 40;
 struct Plan {
     /// The producer is warmed up (every lane has sent once).
     ready: bool,
-    /// The partitions whose leader the driver holds off (set by the driver).
-    held: Option<Vec<u32>>,
     /// Every partition not held got its acknowledgements while the held
     /// ones still waited (set by the producer): the driver may release.
     others_done: Option<bool>,
@@ -44,7 +43,11 @@ fn lock(plan: &Mutex<Plan>) -> std::sync::MutexGuard<'_, Plan> {
     plan.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn produce(servers: String, plan: Arc<Mutex<Plan>>) -> Result<(), String> {
+async fn produce(
+    servers: String,
+    plan: Arc<Mutex<Plan>>,
+    mut held: watch::Receiver<Option<Vec<u32>>>,
+) -> Result<(), String> {
     let client = connect(&servers).await.map_err(|e| e.to_string())?;
     let spec = TopicSpec {
         name: TOPIC.into(),
@@ -70,44 +73,52 @@ async fn produce(servers: String, plan: Arc<Mutex<Plan>>) -> Result<(), String> 
             .map_err(|e| format!("warm-up of partition {p}: {e}"))?;
     }
     lock(&plan).ready = true;
-    let held = loop {
-        if let Some(held) = lock(&plan).held.clone() {
-            break held;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let held = held
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| "the driver went away".to_string())?
+        .clone()
+        .unwrap_or_default();
     // Every partition gets RECORDS records, queued one call at a time, so
     // each lane has many queued sends behind its first batch.
-    let mut waiting = Vec::new();
+    let (mut free, mut stalled) = (Vec::new(), Vec::new());
     for i in 1..=RECORDS {
         for p in 0..PARTITIONS {
-            waiting.push((p, tokio::spawn(producer.submit_to(p, vec![record(i)]))));
+            let w = tokio::spawn(producer.submit_to(p, vec![record(i)]));
+            match held.contains(&p) {
+                true => stalled.push((p, w)),
+                false => free.push((p, w)),
+            }
         }
     }
-    let give_up = Instant::now() + Duration::from_secs(5);
-    let free_done = || {
-        waiting
-            .iter()
-            .filter(|(p, _)| !held.contains(p))
-            .all(|(_, w)| w.is_finished())
-    };
-    while !free_done() && Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let held_waiting = waiting
-        .iter()
-        .filter(|(p, _)| held.contains(p))
-        .all(|(_, w)| !w.is_finished());
-    lock(&plan).others_done = Some(free_done() && held_waiting);
+    let free_partitions: Vec<u32> = free.iter().map(|(p, _)| *p).collect();
+    let free_answers = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures_util::future::join_all(free.into_iter().map(|(_, w)| w)),
+    )
+    .await;
+    let held_waiting = stalled.iter().all(|(_, w)| !w.is_finished());
+    lock(&plan).others_done = Some(free_answers.is_ok() && held_waiting);
+    let free_answers =
+        free_answers.map_err(|_| "the free partitions did not answer".to_string())?;
     let mut sent: Vec<(u32, Vec<Sent>)> = (0..PARTITIONS).map(|p| (p, Vec::new())).collect();
-    for (p, w) in waiting {
+    let mut record_runs = |p: u32, runs: Vec<Sent>| {
+        if let Some((_, all)) = sent.iter_mut().find(|(q, _)| *q == p) {
+            all.extend(runs);
+        }
+    };
+    for (p, answer) in free_partitions.into_iter().zip(free_answers) {
+        let runs = answer
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("partition {p}: {e}"))?;
+        record_runs(p, runs);
+    }
+    for (p, w) in stalled {
         let runs = w
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("partition {p}: {e}"))?;
-        if let Some((_, all)) = sent.iter_mut().find(|(q, _)| *q == p) {
-            all.extend(runs);
-        }
+        record_runs(p, runs);
     }
     lock(&plan).sent = sent;
     Ok(())
@@ -118,8 +129,10 @@ fn a_partition_whose_leader_is_out_of_reach_holds_up_only_its_own_records() {
     let mut cluster = SimCluster::new(3, 11);
     let plan = Arc::new(Mutex::new(Plan::default()));
     let (servers, p) = (cluster.servers(), plan.clone());
+    // The partitions whose leader the driver holds off.
+    let (hold_tx, hold_rx) = watch::channel(None);
     cluster.client("producer", async move {
-        if let Err(e) = produce(servers, p.clone()).await {
+        if let Err(e) = produce(servers, p.clone(), hold_rx).await {
             lock(&p).error = Some(e);
         }
         Ok(())
@@ -150,7 +163,7 @@ fn a_partition_whose_leader_is_out_of_reach_holds_up_only_its_own_records() {
     // Messages between the producer and that leader wait (a stalled path,
     // nothing lost) until released.
     cluster.sim.hold("producer", host(stalled));
-    lock(&plan).held = Some(held.clone());
+    hold_tx.send_replace(Some(held.clone()));
     step(&mut cluster, "the free partitions were checked", &|p| {
         p.others_done.is_some()
     });
