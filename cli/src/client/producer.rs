@@ -336,10 +336,10 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
             lane.push(chunk);
         }
         answer_done(&mut lane.queue);
-        // A second batch goes out only behind a full one's worth of
-        // records (a backlog, after a stall): in a steady flow the next
-        // batch waits for the one in flight and grows meanwhile.
-        // And only once the producer id's first batch is acknowledged (the
+        // A batch goes out when none is in flight. A second one only
+        // behind a full batch's worth of records (a backlog, after a
+        // stall: in a steady flow the next batch grows while one is in
+        // flight), once the producer id's first batch is acknowledged (the
         // broker takes any sequence from an id it does not know, so a
         // second batch could land without a failed first), and only
         // behind streamed batches (a unary one is sent when polled).
@@ -357,7 +357,8 @@ async fn lane(config: LaneConfig, partition: u32, mut rx: mpsc::UnboundedReceive
             }
         }
         let room = lane.flights.len() < window;
-        // Waiting for the answer only: what queues meanwhile is taken after.
+        // Then wait for the oldest batch's answer, its leader moving, or
+        // (while the window has room) more records to batch.
         let Some(Flight { answer, moved, .. }) = lane.flights.front_mut() else {
             continue;
         };
