@@ -135,7 +135,7 @@ pub struct Node<D: RaftDisk> {
 /// streams per connection, a deadline on every request (above the longest
 /// long poll and produce timeout), and keepalives that close dead connections.
 fn limits(builder: tonic::transport::Server) -> tonic::transport::Server {
-    builder
+    raftline_proto::transport::sized_server(builder)
         .max_concurrent_streams(Some(256))
         .timeout(Duration::from_secs(65))
         .tcp_keepalive(Some(Duration::from_secs(60)))

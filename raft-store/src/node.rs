@@ -216,14 +216,15 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
         let server = tokio::spawn(async move {
             // Peers only: bounded streams, and keepalives that notice a peer
             // gone without a FIN (a partition, a paused process).
-            let served = tonic::transport::Server::builder()
-                .max_concurrent_streams(Some(1024))
-                .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
-                .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
-                .layer(dates)
-                .add_routes(routes)
-                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-                .await;
+            let served =
+                raftline_proto::transport::sized_server(tonic::transport::Server::builder())
+                    .max_concurrent_streams(Some(1024))
+                    .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+                    .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
+                    .layer(dates)
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                    .await;
             if let Err(e) = served {
                 tracing::error!(node = id, error = %e, "peer server stopped");
             }

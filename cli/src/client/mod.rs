@@ -29,6 +29,7 @@ use prost::Message;
 use raftline_proto::pb::{
     self, broker_client::BrokerClient, groups_client::GroupsClient, ErrorCode,
 };
+use raftline_proto::transport::sized_endpoint;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -311,11 +312,12 @@ impl Client {
         };
         let channel = match &self.config.connector {
             Some(connector) => connector.channel(addr).map_err(invalid)?,
-            None => Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(invalid)?
-                .connect_timeout(self.config.connect_timeout)
-                .tcp_nodelay(true)
-                .connect_lazy(),
+            None => {
+                sized_endpoint(Endpoint::from_shared(format!("http://{addr}")).map_err(invalid)?)
+                    .connect_timeout(self.config.connect_timeout)
+                    .tcp_nodelay(true)
+                    .connect_lazy()
+            }
         };
         state.channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
