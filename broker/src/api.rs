@@ -10,6 +10,7 @@
 //!     or the deadline? answer : wait for any partition's progress, pass again
 //! ```
 
+use crate::lanes::{serve_in_lanes, Staged};
 use crate::metadata::{BrokerId, MetadataCache};
 use crate::position::{LeaderEpoch, Offset, TopicPartition};
 use crate::replica::{Acks, FollowerFetch, Partition, ReadResult, ReplicaError, ReplicaManager};
@@ -336,6 +337,11 @@ impl BrokerService {
 /// client is not reading its answers).
 const STREAM_ANSWERS: usize = 64;
 
+/// Requests a produce stream's partition lane holds not yet staged before
+/// the stream stops reading: the producer keeps at most 5 batches in flight
+/// per partition.
+const STREAM_LANE_DEPTH: usize = 8;
+
 /// A produce request's partition, acks and timeout, or why it is invalid.
 fn produce_args(r: &pb::ProduceRequest) -> Result<(TopicPartition, Acks, Duration), String> {
     let acks = match pb::Acks::try_from(r.acks) {
@@ -374,66 +380,58 @@ impl BrokerService {
         }
     }
 
-    /// One produce stream: each request's batch is staged (appended) before
-    /// the next request is read, so batches land in the order sent; their
-    /// completions (durable, acknowledged) run concurrently and are answered
-    /// as each ends. When the client stops sending, the staged batches still
+    /// One produce stream, in a lane per partition (`crate::lanes`): a
+    /// partition's batches are staged (appended) one after another in the
+    /// order they came, so they land in the order sent, while other
+    /// partitions' batches on the same stream go on; their completions
+    /// (durable, acknowledged) run concurrently and are answered as each
+    /// ends. When the client stops sending, the staged batches still
     /// complete (their answers are dropped if it has gone).
     async fn serve_produce_stream(
         self,
-        mut inbound: tonic::Streaming<pb::ProduceStreamRequest>,
+        inbound: tonic::Streaming<pb::ProduceStreamRequest>,
         answers: tokio::sync::mpsc::Sender<pb::ProduceStreamResponse>,
     ) {
-        use futures_util::stream::{FuturesUnordered, StreamExt};
-        let mut completing = FuturesUnordered::new();
-        let mut reading = true;
-        loop {
-            tokio::select! {
-                next = inbound.message(), if reading => {
-                    let Ok(Some(m)) = next else {
-                        reading = false;
-                        continue;
-                    };
-                    let id = m.correlation_id;
-                    let staged = self.stage(m.request.unwrap_or_default()).await;
-                    match staged {
-                        Ok((partition, staged, timeout, acks)) => {
-                            if acks == Acks::None {
-                                let _ = answers
-                                    .send(pb::ProduceStreamResponse {
-                                        correlation_id: id,
-                                        response: Some(pb::ProduceResponse::default()),
-                                    })
-                                    .await;
-                            }
-                            completing.push(async move {
-                                let done = partition.finish_produce(staged, timeout).await;
-                                (id, acks, done)
-                            });
+        use futures_util::stream::StreamExt;
+        // A broken stream ends the requests; what was staged still completes.
+        let requests = inbound.take_while(|m| std::future::ready(m.is_ok()));
+        let requests = Box::pin(requests.filter_map(|m| std::future::ready(m.ok())));
+        let partition_of = |m: &pb::ProduceStreamRequest| {
+            m.request.as_ref().map(|r| (r.topic.clone(), r.partition))
+        };
+        let this = &self;
+        let stage = |m: pb::ProduceStreamRequest| async move {
+            let id = m.correlation_id;
+            let answer = move |response| pb::ProduceStreamResponse {
+                correlation_id: id,
+                response: Some(response),
+            };
+            match this.stage(m.request.unwrap_or_default()).await {
+                Ok((partition, staged, timeout, acks)) => Staged {
+                    // acks=0: answered once appended, nothing after.
+                    now: (acks == Acks::None).then(|| answer(pb::ProduceResponse::default())),
+                    later: Some(async move {
+                        let done = partition.finish_produce(staged, timeout).await;
+                        if acks != Acks::None {
+                            return Some(answer(this.produce_response(done)));
                         }
-                        Err(e) => {
-                            let _ = answers
-                                .send(pb::ProduceStreamResponse {
-                                    correlation_id: id,
-                                    response: Some(self.produce_response(Err(e))),
-                                })
-                                .await;
+                        if let Err(e) = done {
+                            tracing::warn!(
+                                partition = %partition.topic_partition(),
+                                error = %e,
+                                "an acks=0 batch on a produce stream was appended but not completed"
+                            );
                         }
-                    }
-                }
-                Some((id, acks, done)) = completing.next(), if !completing.is_empty() => {
-                    if acks != Acks::None {
-                        let _ = answers
-                            .send(pb::ProduceStreamResponse {
-                                correlation_id: id,
-                                response: Some(self.produce_response(done)),
-                            })
-                            .await;
-                    }
-                }
-                else => return,
+                        None
+                    }),
+                },
+                Err(e) => Staged {
+                    now: Some(answer(this.produce_response(Err(e)))),
+                    later: None,
+                },
             }
-        }
+        };
+        serve_in_lanes(requests, partition_of, stage, answers, STREAM_LANE_DEPTH).await;
     }
 
     /// A stream request's first half: checked and appended (see

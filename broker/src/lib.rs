@@ -24,6 +24,7 @@ pub mod controller_link;
 pub mod error;
 pub mod group;
 pub mod kafka;
+pub mod lanes;
 pub mod log;
 pub mod metadata;
 pub mod position;
