@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh log      the log engine (criterion) + disk baselines (dd)
 #   scripts/bench.sh produce  the standard suite (`raftline bench`): 1 node RF 1,
-#                             then 3 nodes RF 3 with acks=1 and acks=all, 1 KiB and
+#                             then 3 nodes RF 3 with acks=all and acks=1, 1 KiB and
 #                             100 B records; consumer throughput; produce and
 #                             end-to-end latency at half the 3-node acks=all
 #                             peak (open loop, one producer); failover (the
@@ -176,10 +176,13 @@ produce_bench() {
   trap 'scripts/cluster.sh clean > /dev/null 2>&1 || true' EXIT
   local three=127.0.0.1:51251,127.0.0.1:51252,127.0.0.1:51253
   $rl topic create bench --partitions 3 --replication-factor 3 --bootstrap-server "$three" > /dev/null
-  echo "-- acks=1"
-  produce_runs acks1 "$three" bench 1
+  # acks=all first: it is compared with one node, measured on a fresh
+  # process, and a broker's CPU per byte rises by about a quarter over the
+  # first few GB it writes (docs/BENCHMARKS.md, "HTTP/2 frames of 1 MiB").
   echo "-- acks=all"
   produce_runs acksall "$three" bench all
+  echo "-- acks=1"
+  produce_runs acks1 "$three" bench 1
   e2e_run "$three" bench
   echo "-- bench consume (every record of the topic, from the start)"
   $rl bench consume --bootstrap-server "$three" --topic bench --output json > "$dir/consume.json"

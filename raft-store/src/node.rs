@@ -45,10 +45,11 @@ pub struct NodeConfig {
     /// listed here initializes the cluster on its first start; a node not listed
     /// waits to be added (`add_voter`).
     pub voters: BTreeMap<NodeId, String>,
-    /// Leader heartbeat interval. Default 100 ms.
+    /// Leader heartbeat interval. Default 50 ms.
     pub heartbeat: Duration,
-    /// A follower starts an election after a random timeout in this range.
-    /// Default 300-600 ms: failover well under a second on a LAN.
+    /// A follower starts an election after a random timeout in this range
+    /// (openraft adds the leader's lease, the range's maximum, when the
+    /// follower last heard a committed leader). Default 150-300 ms.
     pub election_timeout: (Duration, Duration),
     /// Build a snapshot after this many log entries since the last one. Default 10,000.
     pub snapshot_after_entries: u64,
