@@ -155,6 +155,10 @@ pub struct Log {
     /// Whether batches may leave gaps: the log is compacted now or was
     /// (see [`COMPACTED_MARK`]).
     gaps: bool,
+    /// Files of segments let go of (renamed `*.deleted`) and not yet
+    /// removed: the writer hands them to [`segment::remove_retired`] off its
+    /// own task ([`take_retired`](Log::take_retired)).
+    retired: Vec<PathBuf>,
 }
 
 /// An fsync begun by [`Log::begin_flush`]: [`run`](Self::run) it anywhere
@@ -171,6 +175,19 @@ impl PendingFlush {
     /// The fsync.
     pub fn run(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+}
+
+/// Files of deleted segments to remove (see [`Log::take_retired`]).
+pub struct RetiredFiles {
+    storage: Arc<dyn Storage>,
+    paths: Vec<PathBuf>,
+}
+
+impl RetiredFiles {
+    /// Removes them (it blocks on a disk).
+    pub fn remove(self) {
+        segment::remove_retired(&*self.storage, &self.paths);
     }
 }
 
@@ -220,12 +237,14 @@ impl Log {
             .map_err(|e| LogError::io(&dir, e))?;
         let names = storage.list_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
         let cleaned = format!(".{}", compaction::CLEANED_SUFFIX);
+        let retired = format!(".{}", segment::RETIRED_SUFFIX);
         for name in names
             .iter()
-            .filter(|n| n.ends_with(".tmp") || n.ends_with(&cleaned))
+            .filter(|n| n.ends_with(".tmp") || n.ends_with(&cleaned) || n.ends_with(&retired))
         {
             // A write_file_atomic, or a cleaner's rewrite, that never reached
-            // its rename: harmless leftovers.
+            // its rename, or a deleted segment's file whose removal a crash
+            // cut short: harmless leftovers.
             let _ = storage.remove_file(&dir.join(name));
         }
         let bases: Vec<Offset> = names
@@ -247,6 +266,7 @@ impl Log {
             recovery: RecoveryReport::default(),
             cleaned_to: Offset(0),
             gaps: false,
+            retired: Vec::new(),
         };
         log.gaps = log.storage.exists(&log.dir.join(COMPACTED_MARK));
         log.mark_compacted_if_needed()?;
@@ -1126,9 +1146,11 @@ impl Log {
         let names = storage.list_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
         for name in names {
             let path = dir.join(&name);
-            storage
-                .remove_file(&path)
-                .map_err(|e| LogError::io(&path, e))?;
+            match storage.remove_file(&path) {
+                // A deleted segment's file removed meanwhile off the writer.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                removed => removed.map_err(|e| LogError::io(&path, e))?,
+            }
         }
         storage.sync_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
         storage
@@ -1165,12 +1187,30 @@ impl Log {
         Ok(())
     }
 
-    /// Deletes a segment's files, then forgets it. A failure fails the log.
+    /// Lets go of a segment: its files are renamed `*.deleted` (removed
+    /// later, see [`take_retired`](Self::take_retired)), then it is
+    /// forgotten. A failure fails the log.
     fn delete_segment(&mut self, base: Offset) -> LogResult<()> {
-        let deleted = segment::delete_files(&*self.storage, &self.dir, base);
-        deleted.map_err(|e| self.fail(format!("deleting segment {base} failed: {e}")))?;
+        let retired = segment::retire_files(&*self.storage, &self.dir, base);
+        let retired =
+            retired.map_err(|e| self.fail(format!("deleting segment {base} failed: {e}")))?;
+        self.retired.extend(retired);
         self.segments.remove(&base);
         Ok(())
+    }
+
+    /// The files of deleted segments still to remove, and a way to remove
+    /// them: retention, truncation and resets rename a segment's files under
+    /// the writer, since unlinking a large file blocks for tens of
+    /// milliseconds and the writer's appends would wait behind it.
+    pub fn take_retired(&mut self) -> Option<RetiredFiles> {
+        if self.retired.is_empty() {
+            return None;
+        }
+        Some(RetiredFiles {
+            storage: self.storage.clone(),
+            paths: std::mem::take(&mut self.retired),
+        })
     }
 
     /// Turns a failed metadata write into the error to report: a full disk or a

@@ -384,6 +384,7 @@ impl Writer {
             Request::With(job) => {
                 self.settle().await;
                 job(&mut self.log);
+                self.remove_retired();
             }
             Request::Delete { reply } => return Some(reply),
             // Reads need no fsync: they see what was written, durable or not,
@@ -404,6 +405,21 @@ impl Writer {
             }
         }
         None
+    }
+
+    /// Removes the files of segments the last job deleted (retention, a
+    /// truncation): on a disk, on a blocking thread, since unlinking 1 GiB of
+    /// segments takes hundreds of milliseconds and appends must not wait
+    /// behind it; in place on a store that does not block (the simulator).
+    fn remove_retired(&mut self) {
+        let Some(retired) = self.log.take_retired() else {
+            return;
+        };
+        if self.log.syncs_block() {
+            drop(tokio::task::spawn_blocking(move || retired.remove()));
+        } else {
+            retired.remove();
+        }
     }
 
     fn after_append(

@@ -183,15 +183,19 @@ impl ReplicaManager {
     }
 
     /// Applies partition changes until the link's channel closes or shutdown;
-    /// runs the lag check and retention on their intervals meanwhile.
+    /// runs the lag check on its interval meanwhile, and retention and the
+    /// cleaner in a task of their own.
     pub async fn run(self: Arc<Self>, mut changes: mpsc::Receiver<Vec<PartitionChange>>) {
         let mut lag_tick =
             tokio::time::interval((self.config.lag_max / 4).max(Duration::from_millis(50)));
         lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut retention_tick = tokio::time::interval(self.config.retention_check);
-        retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut cleaner_tick = tokio::time::interval(self.config.cleaner_check);
-        cleaner_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A pass over every log can take seconds (a cleaner rewriting
+        // segments, retention on a broker that was down a while): a leader
+        // change arriving meanwhile must not wait for it.
+        // It stops with this loop, however this loop ends (a dropped future too).
+        let stop = self.shutdown.child_token();
+        let _stop_maintenance = stop.clone().drop_guard();
+        tokio::spawn(self.clone().maintain_logs(stop));
         loop {
             tokio::select! {
                 biased;
@@ -201,14 +205,28 @@ impl ReplicaManager {
                     None => break,
                 },
                 _ = lag_tick.tick() => self.check_lagging(),
-                _ = retention_tick.tick() => self.apply_retention().await,
-                _ = cleaner_tick.tick() => self.clean_logs().await,
             }
         }
         for partition in self.partitions() {
             partition.stop();
         }
         lock(&self.fetchers).clear();
+    }
+
+    /// Retention and the cleaner, each on its interval, until `stop`.
+    async fn maintain_logs(self: Arc<Self>, stop: CancellationToken) {
+        let mut retention_tick = tokio::time::interval(self.config.retention_check);
+        retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cleaner_tick = tokio::time::interval(self.config.cleaner_check);
+        cleaner_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return,
+                _ = retention_tick.tick() => self.apply_retention().await,
+                _ = cleaner_tick.tick() => self.clean_logs().await,
+            }
+        }
     }
 
     /// Acts on each change in order.

@@ -38,8 +38,18 @@ fn retention_bytes_deletes_oldest_segments_and_moves_the_log_start() {
     );
     assert_eq!(log.log_start(), out.log_start);
     assert_eq!(log.log_start(), log.segments()[0].base);
+    // Renamed under the writer; removed when the writer hands them off.
+    let retired = |base: &Offset| path(&format!("{}.deleted", seg(base.0, "log")));
     for base in &out.deleted_segments {
         assert!(!disk.exists(&path(&seg(base.0, "log"))));
+        assert!(disk.exists(&retired(base)));
+    }
+    log.take_retired()
+        .expect("the deleted segments' files")
+        .remove();
+    assert!(log.take_retired().is_none(), "handed off once");
+    for base in &out.deleted_segments {
+        assert!(!disk.exists(&retired(base)));
     }
     // Reads below the new start are out of range; from it, everything is there.
     let below = Offset(log.log_start().0 - 1);
@@ -128,4 +138,38 @@ fn an_expired_active_segment_is_rolled_and_deleted() {
         .append_as_leader(&batch(1, 10, "next"), LeaderEpoch(0))
         .unwrap();
     assert_eq!(info.first_offset, Offset(5));
+}
+
+#[test]
+fn files_of_deleted_segments_left_by_a_crash_are_swept_at_open() {
+    let config = LogConfig {
+        retention_bytes: Some(2048),
+        ..small_config()
+    };
+    let (disk, mut log) = fresh(config.clone());
+    for i in 0..20 {
+        log.append_as_leader(&batch(3, 50, &format!("r{i}")), LeaderEpoch(0))
+            .unwrap();
+    }
+    log.flush(0).unwrap();
+    let out = log.apply_retention(0, log.log_end()).unwrap();
+    assert!(!out.deleted_segments.is_empty());
+    let start = log.log_start();
+    // The power goes before the renamed files are removed.
+    drop(log);
+    disk.crash();
+    let leftovers = |disk: &raftline_broker::storage::MemStorage| {
+        disk.list_dir(&dir())
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.ends_with(".deleted"))
+            .count()
+    };
+    assert!(
+        leftovers(&disk) > 0,
+        "the rename was durable, the removal never ran"
+    );
+    let log = open(&disk, config);
+    assert_eq!(leftovers(&disk), 0, "swept at open");
+    assert_eq!(log.log_start(), start, "the deleted segments stay deleted");
 }

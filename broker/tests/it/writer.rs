@@ -5,6 +5,7 @@ use crate::support::*;
 use bytes::Bytes;
 use raftline_broker::clock::TokioClock;
 use raftline_broker::log::{spawn_writer, FlushPolicy, LogConfig, LogHandle};
+use raftline_broker::storage::Storage;
 use raftline_broker::{LeaderEpoch, LogError, Offset};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -282,4 +283,36 @@ async fn a_crash_during_an_fsync_keeps_what_was_acknowledged() {
         read_all(&log, Offset(1), 1024),
         vec![(0, "acked-0".to_string())]
     );
+}
+
+#[tokio::test]
+async fn the_writer_removes_the_files_of_segments_retention_deleted() {
+    let (disk, log) = fresh(LogConfig {
+        retention_bytes: Some(2048),
+        ..small_config()
+    });
+    let (handle, _task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    for i in 0..20 {
+        handle
+            .append_as_leader(batch(3, 50, &format!("r{i}")), LeaderEpoch(0))
+            .await
+            .unwrap();
+    }
+    let out = handle
+        .with(|log| log.apply_retention(0, log.log_end()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.deleted_segments.is_empty());
+    // The writer removes them after the job, before its next request.
+    let start = handle.with(|log| log.log_start()).await.unwrap();
+    assert_eq!(start, out.log_start);
+    let names = disk.list_dir(&dir()).unwrap();
+    for base in &out.deleted_segments {
+        let name = seg(base.0, "log");
+        assert!(
+            !names.iter().any(|n| n.starts_with(&name)),
+            "{name} or its .deleted rename still there: {names:?}"
+        );
+    }
 }
