@@ -961,7 +961,13 @@ impl Log {
         if epochs.truncate_from_end(end) {
             self.persist_epochs(epochs)?;
         }
-        self.rebuild_producers()?;
+        // Cut back in memory: a rebuild reads every batch header of the
+        // last segments, one small read each, from disk when the page cache
+        // no longer holds them (the log hands synced pages back): seconds
+        // on a follower truncating at a failover, its writer stalled.
+        if !self.producers.truncate_to(end) {
+            self.rebuild_producers()?;
+        }
         Ok(end)
     }
 

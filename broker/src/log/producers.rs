@@ -4,8 +4,9 @@
 //! a gap in the sequence is refused (Kafka's producer state, KIP-98).
 //!
 //! Kept on every append, leader's and follower's alike, so a new leader has it
-//! at once; rebuilt from the last segments' batch headers when the log opens
-//! or is truncated. A producer whose state is older than that is treated as
+//! at once; rebuilt from the last segments' batch headers when the log opens,
+//! and cut back in memory when the log is truncated (rebuilt only if that
+//! leaves a producer with no batch). A producer whose state is older than that is treated as
 //! new (its next batch is taken as it comes), as Kafka does after retention.
 
 use super::BatchHeader;
@@ -146,6 +147,23 @@ impl ProducerStates {
         }
     }
 
+    /// Forgets the batches at or after `end` (a tail the log cut off).
+    /// `false` if that leaves a producer with none: what it wrote before
+    /// those is not kept here (an older batch, or an older epoch), so the
+    /// caller rebuilds from the log instead. A producer that keeps some
+    /// batches keeps every one a retry can name: it has at most
+    /// [`BATCHES_KEPT`] in flight, and the ones cut off were among them.
+    pub fn truncate_to(&mut self, end: Offset) -> bool {
+        let mut whole = true;
+        for entry in self.producers.values_mut() {
+            while entry.batches.back().is_some_and(|b| b.last_offset >= end) {
+                entry.batches.pop_back();
+            }
+            whole &= !entry.batches.is_empty();
+        }
+        whole
+    }
+
     /// Forgets everything (before a rebuild).
     pub fn clear(&mut self) {
         self.producers.clear();
@@ -229,6 +247,39 @@ mod tests {
         );
         assert_eq!(
             s.check(&header(8, 0, 42, 1, 0)).ok(),
+            Some(SequenceCheck::Append)
+        );
+    }
+
+    #[test]
+    fn truncation_forgets_the_tail_and_asks_for_a_rebuild_when_a_producer_empties() {
+        let mut s = ProducerStates::default();
+        s.record(&header(7, 0, 0, 3, 10)); // 10-12
+        s.record(&header(8, 0, 0, 2, 13)); // 13-14
+        s.record(&header(7, 0, 3, 2, 15)); // 15-16
+        s.record(&header(8, 0, 2, 1, 17)); // 17
+        let mut emptied = s.clone();
+        assert!(
+            !emptied.truncate_to(Offset(13)),
+            "producer 8 has nothing left"
+        );
+        // A cut inside 15-16 drops that batch whole, and 17.
+        assert!(s.truncate_to(Offset(16)), "each producer keeps a batch");
+        let dup = |first: u64, last: u64| {
+            Some(SequenceCheck::Duplicate {
+                first_offset: Offset(first),
+                last_offset: Offset(last),
+            })
+        };
+        assert_eq!(s.check(&header(7, 0, 0, 3, 99)).ok(), dup(10, 12));
+        assert_eq!(s.check(&header(8, 0, 0, 2, 99)).ok(), dup(13, 14));
+        // The batches cut off append again when retried.
+        assert_eq!(
+            s.check(&header(7, 0, 3, 2, 99)).ok(),
+            Some(SequenceCheck::Append)
+        );
+        assert_eq!(
+            s.check(&header(8, 0, 2, 1, 99)).ok(),
             Some(SequenceCheck::Append)
         );
     }

@@ -465,3 +465,30 @@ fn offset_for_timestamp_finds_the_record_inside_a_batch() {
         assert_eq!(got, want.map(|(o, t)| (Offset(o), t)), "timestamp {ts}");
     }
 }
+
+#[test]
+fn truncation_cuts_producer_state_to_what_a_rebuild_from_disk_finds() {
+    // One segment: a rebuild reads the last two, so it sees every batch.
+    let (disk, mut log) = fresh(LogConfig::default());
+    // Two producers, interleaved, fewer batches each than are remembered
+    // (beyond that the cut keeps fewer than a rebuild: see ProducerStates).
+    for i in 0..4 {
+        for (pid, tag) in [(7, "a"), (8, "b")] {
+            log.append_as_leader(&producer_batch((pid, 0, i * 3), 3, tag), LeaderEpoch(0))
+                .unwrap();
+        }
+    }
+    log.flush(0).unwrap();
+    // Cut inside the last batch of producer 7: it and producer 8's after it go.
+    let end = log.truncate_to(Offset(log.log_end().0 - 4)).unwrap();
+    assert_eq!(end, Offset(18));
+    let cut = log.producers().clone();
+    drop(log);
+    let reopened = open(&disk, LogConfig::default());
+    assert_eq!(
+        &cut,
+        reopened.producers(),
+        "in-memory cut agrees with a rebuild"
+    );
+    assert_eq!(cut.len(), 2);
+}
