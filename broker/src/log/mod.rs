@@ -156,8 +156,8 @@ pub struct Log {
     /// (see [`COMPACTED_MARK`]).
     gaps: bool,
     /// Files of segments let go of (renamed `*.deleted`) and not yet
-    /// removed: the writer hands them to [`segment::remove_retired`] off its
-    /// own task ([`take_retired`](Log::take_retired)).
+    /// removed: the writer removes them off its own task
+    /// ([`take_retired`](Log::take_retired)).
     retired: Vec<PathBuf>,
 }
 
@@ -185,9 +185,17 @@ pub struct RetiredFiles {
 }
 
 impl RetiredFiles {
-    /// Removes them (it blocks on a disk).
+    /// Removes them (it blocks on a disk). A failure is only logged: the
+    /// file stays behind under its `.deleted` name and the next open sweeps it.
     pub fn remove(self) {
-        segment::remove_retired(&*self.storage, &self.paths);
+        for path in &self.paths {
+            match self.storage.remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a deleted segment's file; the next start removes it");
+                }
+                _ => {}
+            }
+        }
     }
 }
 

@@ -673,16 +673,20 @@ impl Segment {
 /// The suffix a segment's files take when the log lets go of them (`<name>.deleted`):
 /// the rename is quick, so the log's writer does it; the unlink, which takes
 /// tens of milliseconds for a large file (the kernel frees its pages and
-/// extents), happens later off the writer ([`remove_retired`]); and
-/// [`Log::open`](super::Log::open) sweeps any a crash left behind.
+/// extents), happens later off the writer
+/// ([`RetiredFiles`](super::RetiredFiles)); and [`Log::open`](super::Log::open)
+/// sweeps any a crash left behind.
 pub const RETIRED_SUFFIX: &str = "deleted";
+
+/// The files of one segment, by suffix.
+const SEGMENT_FILES: [&str; 3] = ["log", "index", "timeindex"];
 
 /// Renames the files of the segment at `base` to `<name>.deleted` (not yet
 /// durably: the caller syncs the directory) and returns their new paths, for
-/// [`remove_retired`]. Files already gone are skipped.
+/// [`RetiredFiles`](super::RetiredFiles). Files already gone are skipped.
 pub fn retire_files(storage: &dyn Storage, dir: &Path, base: Offset) -> LogResult<Vec<PathBuf>> {
     let mut retired = Vec::new();
-    for suffix in ["log", "index", "timeindex"] {
+    for suffix in SEGMENT_FILES {
         let path = dir.join(file_name(base, suffix));
         let to = dir.join(format!("{}.{RETIRED_SUFFIX}", file_name(base, suffix)));
         match storage.rename(&path, &to) {
@@ -694,23 +698,10 @@ pub fn retire_files(storage: &dyn Storage, dir: &Path, base: Offset) -> LogResul
     Ok(retired)
 }
 
-/// Removes files retired by [`retire_files`]. A failure is only logged: the
-/// file stays behind under its `.deleted` name and the next open sweeps it.
-pub fn remove_retired(storage: &dyn Storage, paths: &[PathBuf]) {
-    for path in paths {
-        match storage.remove_file(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove a deleted segment's file; the next start removes it");
-            }
-            _ => {}
-        }
-    }
-}
-
 /// Deletes the files of the segment at `base` (not yet durably: the caller syncs
 /// the directory). Files already gone are fine.
 pub fn delete_files(storage: &dyn Storage, dir: &Path, base: Offset) -> LogResult<()> {
-    for suffix in ["log", "index", "timeindex"] {
+    for suffix in SEGMENT_FILES {
         let path = dir.join(file_name(base, suffix));
         match storage.remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(LogError::io(path, e)),

@@ -190,9 +190,9 @@ impl ReplicaManager {
             tokio::time::interval((self.config.lag_max / 4).max(Duration::from_millis(50)));
         lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A pass over every log can take seconds (a cleaner rewriting
-        // segments, retention on a broker that was down a while): a leader
-        // change arriving meanwhile must not wait for it.
-        // It stops with this loop, however this loop ends (a dropped future too).
+        // segments, retention on a broker that was down a while), so it runs
+        // beside this loop: a leader change must not wait for it. It stops
+        // with this loop, however this loop ends (a dropped future too).
         let stop = self.shutdown.child_token();
         let _stop_maintenance = stop.clone().drop_guard();
         tokio::spawn(self.clone().maintain_logs(stop));

@@ -2,13 +2,14 @@
 //! high watermark.
 
 use crate::support::*;
-use raftline_broker::log::LogConfig;
-use raftline_broker::storage::Storage;
+use raftline_broker::log::{Log, LogConfig};
+use raftline_broker::storage::{MemStorage, Storage};
 use raftline_broker::{LeaderEpoch, LogError, Offset};
 use std::time::Duration;
 
-#[test]
-fn retention_bytes_deletes_oldest_segments_and_moves_the_log_start() {
+/// A log of 20 small batches over several segments, past a 2 KiB
+/// `retention.bytes`, and its config.
+fn over_the_size_limit() -> (MemStorage, Log, LogConfig) {
     let config = LogConfig {
         retention_bytes: Some(2048),
         ..small_config()
@@ -18,6 +19,12 @@ fn retention_bytes_deletes_oldest_segments_and_moves_the_log_start() {
         log.append_as_leader(&batch(3, 50, &format!("r{i}")), LeaderEpoch(i / 5))
             .unwrap();
     }
+    (disk, log, config)
+}
+
+#[test]
+fn retention_bytes_deletes_oldest_segments_and_moves_the_log_start() {
+    let (disk, mut log, config) = over_the_size_limit();
     let before = log.segments();
     let total: u64 = before.iter().map(|s| s.size).sum();
     assert!(
@@ -142,15 +149,7 @@ fn an_expired_active_segment_is_rolled_and_deleted() {
 
 #[test]
 fn files_of_deleted_segments_left_by_a_crash_are_swept_at_open() {
-    let config = LogConfig {
-        retention_bytes: Some(2048),
-        ..small_config()
-    };
-    let (disk, mut log) = fresh(config.clone());
-    for i in 0..20 {
-        log.append_as_leader(&batch(3, 50, &format!("r{i}")), LeaderEpoch(0))
-            .unwrap();
-    }
+    let (disk, mut log, config) = over_the_size_limit();
     log.flush(0).unwrap();
     let out = log.apply_retention(0, log.log_end()).unwrap();
     assert!(!out.deleted_segments.is_empty());
@@ -158,7 +157,7 @@ fn files_of_deleted_segments_left_by_a_crash_are_swept_at_open() {
     // The power goes before the renamed files are removed.
     drop(log);
     disk.crash();
-    let leftovers = |disk: &raftline_broker::storage::MemStorage| {
+    let leftovers = |disk: &MemStorage| {
         disk.list_dir(&dir())
             .unwrap()
             .into_iter()
