@@ -142,7 +142,10 @@ e2e_run() {
 }
 
 # Nothing may listen on the suite's ports already: a cluster left running
-# there would answer in place of the one the suite starts.
+# there would answer in place of the one the suite starts. The ports (19xxx)
+# lie below Linux's ephemeral range (32768-60999), which outgoing connections
+# draw from, and below the tests' ports (20000 up): a node of the suite once
+# could not bind a port of 51xxx an outgoing connection held.
 ports_free() {
   local p
   for p in "$@"; do
@@ -158,23 +161,23 @@ produce_bench() {
   local rl=target/release/raftline
   echo "== 1 node, RF 1 (acks=all is the leader alone)"
   rm -rf "$dir/one"
-  $rl serve --node-id 1 --data-dir "$dir/one" --client-addr 127.0.0.1:51051 \
-    --peer-addr 127.0.0.1:51151 --controllers 1=127.0.0.1:51151 > "$dir/one.log" 2>&1 &
+  $rl serve --node-id 1 --data-dir "$dir/one" --client-addr 127.0.0.1:19051 \
+    --peer-addr 127.0.0.1:19151 --controllers 1=127.0.0.1:19151 > "$dir/one.log" 2>&1 &
   local pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT
-  wait_live 127.0.0.1:51051 1
-  $rl topic create bench --partitions 3 --replication-factor 1 --bootstrap-server 127.0.0.1:51051 > /dev/null
-  produce_runs one 127.0.0.1:51051 bench all
+  wait_live 127.0.0.1:19051 1
+  $rl topic create bench --partitions 3 --replication-factor 1 --bootstrap-server 127.0.0.1:19051 > /dev/null
+  produce_runs one 127.0.0.1:19051 bench all
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   trap - EXIT
   rm -rf "$dir/one"
   echo "== 3 nodes, RF 3"
-  export RAFTLINE_CLUSTER_DIR="$dir/cluster" RAFTLINE_CLUSTER_CLIENT_BASE=51250 RAFTLINE_CLUSTER_PEER_BASE=51350 RAFTLINE_CLUSTER_KAFKA_BASE=51450
+  export RAFTLINE_CLUSTER_DIR="$dir/cluster" RAFTLINE_CLUSTER_CLIENT_BASE=19250 RAFTLINE_CLUSTER_PEER_BASE=19350 RAFTLINE_CLUSTER_KAFKA_BASE=19450
   scripts/cluster.sh clean > /dev/null 2>&1 || true
   scripts/cluster.sh up > /dev/null
   trap 'scripts/cluster.sh clean > /dev/null 2>&1 || true' EXIT
-  local three=127.0.0.1:51251,127.0.0.1:51252,127.0.0.1:51253
+  local three=127.0.0.1:19251,127.0.0.1:19252,127.0.0.1:19253
   $rl topic create bench --partitions 3 --replication-factor 3 --bootstrap-server "$three" > /dev/null
   # acks=all first: it is compared with one node, measured on a fresh
   # process, and a broker's CPU per byte rises by about a quarter over the
@@ -298,31 +301,31 @@ kafka_bench() {
   local rl=target/release/raftline
   echo "== 1 node, RF 1"
   rm -rf "$dir/kone"
-  $rl serve --node-id 1 --data-dir "$dir/kone" --client-addr 127.0.0.1:51061 \
-    --peer-addr 127.0.0.1:51161 --controllers 1=127.0.0.1:51161 \
-    --kafka-listener 127.0.0.1:51261 > "$dir/kone.log" 2>&1 &
+  $rl serve --node-id 1 --data-dir "$dir/kone" --client-addr 127.0.0.1:19061 \
+    --peer-addr 127.0.0.1:19161 --controllers 1=127.0.0.1:19161 \
+    --kafka-listener 127.0.0.1:19261 > "$dir/kone.log" 2>&1 &
   local pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT
-  wait_live 127.0.0.1:51061 1
-  kafka_workload one 127.0.0.1:51261 127.0.0.1:51061 1 1000000 100 "$pid"
-  kafka_workload one 127.0.0.1:51261 127.0.0.1:51061 1 500000 1024 "$pid"
+  wait_live 127.0.0.1:19061 1
+  kafka_workload one 127.0.0.1:19261 127.0.0.1:19061 1 1000000 100 "$pid"
+  kafka_workload one 127.0.0.1:19261 127.0.0.1:19061 1 500000 1024 "$pid"
   kill "$pid"
   wait "$pid" 2> /dev/null || true
   trap - EXIT
   echo "== 3 nodes, RF 3"
-  export RAFTLINE_CLUSTER_DIR="$dir/kcluster" RAFTLINE_CLUSTER_CLIENT_BASE=51270 \
-    RAFTLINE_CLUSTER_PEER_BASE=51370 RAFTLINE_CLUSTER_KAFKA_BASE=51470
+  export RAFTLINE_CLUSTER_DIR="$dir/kcluster" RAFTLINE_CLUSTER_CLIENT_BASE=19270 \
+    RAFTLINE_CLUSTER_PEER_BASE=19370 RAFTLINE_CLUSTER_KAFKA_BASE=19470
   scripts/cluster.sh clean > /dev/null 2>&1 || true
   scripts/cluster.sh up > /dev/null
   trap 'scripts/cluster.sh clean > /dev/null 2>&1 || true' EXIT
   local pids
   pids=$(cat "$dir"/kcluster/node*.pid | tr '\n' ' ')
   # shellcheck disable=SC2086
-  kafka_workload three 127.0.0.1:51471,127.0.0.1:51472,127.0.0.1:51473 \
-    127.0.0.1:51271,127.0.0.1:51272,127.0.0.1:51273 3 1000000 100 $pids
+  kafka_workload three 127.0.0.1:19471,127.0.0.1:19472,127.0.0.1:19473 \
+    127.0.0.1:19271,127.0.0.1:19272,127.0.0.1:19273 3 1000000 100 $pids
   # shellcheck disable=SC2086
-  kafka_workload three 127.0.0.1:51471,127.0.0.1:51472,127.0.0.1:51473 \
-    127.0.0.1:51271,127.0.0.1:51272,127.0.0.1:51273 3 500000 1024 $pids
+  kafka_workload three 127.0.0.1:19471,127.0.0.1:19472,127.0.0.1:19473 \
+    127.0.0.1:19271,127.0.0.1:19272,127.0.0.1:19273 3 500000 1024 $pids
 }
 
 case "${1:-}" in
@@ -332,7 +335,7 @@ case "${1:-}" in
     baselines
     ;;
   produce)
-    ports_free 51051 51151 51251 51252 51253 51351 51352 51353 51451 51452 51453
+    ports_free 19051 19151 19251 19252 19253 19351 19352 19353 19451 19452 19453
     baselines
     cargo build --release --locked -q -p raftline --bin raftline
     loopback_baseline
