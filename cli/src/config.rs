@@ -68,6 +68,11 @@ struct RawConfig {
     /// Between log cleaner checks of compacted partitions, ms. Default 15000.
     #[serde(default = "default_cleaner_backoff_ms")]
     log_cleaner_backoff_ms: u64,
+    /// Between retention passes over every partition, ms
+    /// (`log.retention.check.interval.ms`). Default 30000. A replica also
+    /// gets a pass as soon as it knows its high watermark after opening.
+    #[serde(default = "default_retention_check_ms")]
+    log_retention_check_interval_ms: u64,
     /// Synced bytes behind each segment's end kept in the page cache; older
     /// ones are handed back to the kernel after each fsync. Default 4194304;
     /// 0 leaves the whole log to the kernel's cache, as Kafka does.
@@ -105,6 +110,10 @@ fn default_cached_tail_bytes() -> u64 {
 
 fn default_cleaner_backoff_ms() -> u64 {
     15_000
+}
+
+fn default_retention_check_ms() -> u64 {
+    30_000
 }
 
 fn default_group_session_ms() -> u64 {
@@ -164,6 +173,8 @@ pub struct NodeConfig {
     pub groups: CoordinatorConfig,
     /// Between log cleaner checks of compacted partitions.
     pub log_cleaner_backoff: Duration,
+    /// Between retention passes.
+    pub log_retention_check: Duration,
     /// Synced bytes per segment kept in the page cache (`None`: all).
     pub log_cached_tail: Option<u64>,
     /// The Kafka protocol listener, if on.
@@ -314,6 +325,7 @@ impl NodeConfig {
             replica_lag_time_max: Duration::from_millis(raw.replica_lag_time_max_ms.max(1)),
             groups,
             log_cleaner_backoff: Duration::from_millis(raw.log_cleaner_backoff_ms.max(1)),
+            log_retention_check: Duration::from_millis(raw.log_retention_check_interval_ms.max(1)),
             log_cached_tail: Some(raw.log_cached_tail_bytes).filter(|&n| n > 0),
         })
     }
@@ -403,6 +415,13 @@ peer_addr = "127.0.0.1:9191"
         )
         .unwrap();
         assert_eq!(all_cached.log_cached_tail, None, "0: Kafka's behaviour");
+        assert_eq!(c.log_retention_check, Duration::from_secs(30));
+        let often = NodeConfig::parse(&GOOD.replace(
+            "[controllers]",
+            "log_retention_check_interval_ms = 5000\n[controllers]",
+        ))
+        .unwrap();
+        assert_eq!(often.log_retention_check, Duration::from_secs(5));
     }
 
     #[test]

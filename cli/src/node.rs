@@ -84,6 +84,8 @@ pub struct NodeSettings {
     pub groups: CoordinatorConfig,
     /// Between log cleaner checks of compacted partitions.
     pub log_cleaner_backoff: Duration,
+    /// Between retention passes (`log.retention.check.interval.ms`).
+    pub log_retention_check: Duration,
     /// Synced bytes per segment kept in the page cache (`None`: all), as
     /// [`LogConfig::cached_tail`](raftline_broker::log::LogConfig).
     pub log_cached_tail: Option<u64>,
@@ -237,6 +239,7 @@ impl<D: RaftDisk> Node<D> {
         let mut replica_config = ReplicaManagerConfig::new(broker_id, settings.log_dir.clone());
         replica_config.lag_max = settings.replica_lag_time_max;
         replica_config.cleaner_check = settings.log_cleaner_backoff;
+        replica_config.retention_check = settings.log_retention_check;
         replica_config.log_defaults.cached_tail = settings.log_cached_tail;
         let damaged = recover_local_logs(
             &parts.storage,

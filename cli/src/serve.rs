@@ -57,6 +57,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         log_dir: config.data_dir.join("logs"),
         groups: config.groups.clone(),
         log_cleaner_backoff: config.log_cleaner_backoff,
+        log_retention_check: config.log_retention_check,
         log_cached_tail: config.log_cached_tail,
         kafka_addr: config.kafka.as_ref().map(|k| k.advertised.clone()),
     };

@@ -124,6 +124,9 @@ pub struct SimCluster<'a> {
     probes: Probes,
 }
 
+/// Between retention passes on every node (the default of `raftline serve`).
+pub const RETENTION_CHECK: Duration = Duration::from_secs(30);
+
 /// How long every partition-log fsync takes on the simulated disks.
 const SYNC_LATENCY: Duration = Duration::from_millis(2);
 
@@ -256,6 +259,18 @@ impl<'a> SimCluster<'a> {
         self.sim.set_max_message_latency(Duration::from_millis(5));
     }
 
+    /// How many segment files node `i`'s disk holds in partition directory
+    /// `dir` (`topic-partition`), deleted ones awaiting their unlink aside.
+    pub fn segment_files(&self, i: usize, dir: &str) -> usize {
+        let Some((_, storage)) = self.disks.get(i - 1) else {
+            return 0;
+        };
+        let files = storage
+            .list_dir(&Path::new(LOG_DIR).join(dir))
+            .unwrap_or_default();
+        files.iter().filter(|f| f.ends_with(".log")).count()
+    }
+
     /// Flips one byte of one segment of the partitions `dirs` (their
     /// directory names, `topic-partition`) on node `i`'s disk, both its live
     /// and synced copies, chosen by `pick`; the file and position.
@@ -330,6 +345,7 @@ async fn run_node(
             ..CoordinatorConfig::default()
         },
         log_cleaner_backoff: Duration::from_secs(1),
+        log_retention_check: RETENTION_CHECK,
         log_cached_tail: Some(raftline_broker::log::DEFAULT_CACHED_TAIL),
         kafka_addr: None,
     };

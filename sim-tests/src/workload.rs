@@ -185,19 +185,29 @@ where
 
 /// Creates `spec` through any node: "ok", or why not.
 pub async fn create_topic(nodes: usize, deadline: Instant, spec: &TopicSpec) -> String {
+    let mut configs = BTreeMap::new();
+    if spec.name == SMALL_TOPIC {
+        configs.insert(
+            "max.message.bytes".to_string(),
+            SMALL_TOPIC_MAX_BYTES.to_string(),
+        );
+    }
+    create_topic_with(nodes, deadline, spec, &configs).await
+}
+
+/// Creates `spec` with topic `configs` through any node: "ok", or why not.
+pub async fn create_topic_with(
+    nodes: usize,
+    deadline: Instant,
+    spec: &TopicSpec,
+    configs: &BTreeMap<String, String>,
+) -> String {
     admin_call(nodes, deadline, |mut admin| {
-        let mut configs = BTreeMap::new();
-        if spec.name == SMALL_TOPIC {
-            configs.insert(
-                "max.message.bytes".to_string(),
-                SMALL_TOPIC_MAX_BYTES.to_string(),
-            );
-        }
         let request = pb::CreateTopicRequest {
             name: spec.name.clone(),
             partitions: spec.partitions,
             replication_factor: spec.replication_factor,
-            configs,
+            configs: configs.clone(),
         };
         async move { admin.create_topic(request).await.map(|_| ()) }
     })

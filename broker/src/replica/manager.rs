@@ -27,10 +27,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// After a refused ISR change, before the partition may propose again.
 const ISR_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// How often replicas are checked for a first retention pass they could
+/// now make (a look at their progress; no log is touched until one can).
+const FIRST_RETENTION_POLL: Duration = Duration::from_secs(1);
 
 /// The replica manager's settings.
 #[derive(Clone, Debug)]
@@ -213,17 +217,27 @@ impl ReplicaManager {
         lock(&self.fetchers).clear();
     }
 
-    /// Retention and the cleaner, each on its interval, until `stop`.
+    /// Retention and the cleaner, each on its interval, until `stop`; and
+    /// each replica's first retention pass as soon as it knows its high
+    /// watermark. A pass as the broker starts would find no replica opened
+    /// or none knowing a high watermark: a broker restarted more often than
+    /// the interval would never delete (a kill loop filled a disk so).
     async fn maintain_logs(self: Arc<Self>, stop: CancellationToken) {
-        let mut retention_tick = tokio::time::interval(self.config.retention_check);
+        let check = self.config.retention_check;
+        let mut retention_tick = tokio::time::interval_at(Instant::now() + check, check);
         retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first_retention_tick = tokio::time::interval(FIRST_RETENTION_POLL.min(check));
+        first_retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cleaner_tick = tokio::time::interval(self.config.cleaner_check);
         cleaner_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,
-                _ = retention_tick.tick() => self.apply_retention().await,
+                _ = retention_tick.tick() => self.apply_retention(|_| true).await,
+                _ = first_retention_tick.tick() => {
+                    self.apply_retention(|p| p.awaits_first_retention()).await
+                }
                 _ = cleaner_tick.tick() => self.clean_logs().await,
             }
         }
@@ -371,8 +385,9 @@ impl ReplicaManager {
         }
     }
 
-    async fn apply_retention(&self) {
-        for partition in self.partitions() {
+    /// A retention pass over the replicas `which` picks.
+    async fn apply_retention(&self, which: impl Fn(&Partition) -> bool) {
+        for partition in self.partitions().into_iter().filter(|p| which(p)) {
             if let Err(e) = partition.apply_retention().await {
                 tracing::warn!(partition = %partition.topic_partition(), error = %e, "retention failed");
             }

@@ -28,7 +28,7 @@ use crate::position::{LeaderEpoch, Offset, TopicPartition};
 use crate::storage::{self, Storage};
 use bytes::Bytes;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -175,6 +175,8 @@ pub struct Partition {
     generation: Arc<AtomicU64>,
     inner: Mutex<Inner>,
     progress: watch::Sender<Progress>,
+    /// Whether a retention pass has run since the replica opened.
+    retention_ran: AtomicBool,
 }
 
 impl std::fmt::Debug for Partition {
@@ -283,6 +285,7 @@ impl Partition {
                 log_config: config,
             }),
             progress: watch::channel(progress).0,
+            retention_ran: AtomicBool::new(false),
         }))
     }
 
@@ -1073,7 +1076,11 @@ impl Partition {
     pub async fn apply_retention(&self) -> Result<(), ReplicaError> {
         let outcome = self
             .below_high_watermark(|log, hw, now| log.apply_retention(now, hw))
-            .await?;
+            .await;
+        // A failed pass counts too: the next comes on the interval, not
+        // every poll.
+        self.retention_ran.store(true, Ordering::Relaxed);
+        let outcome = outcome?;
         if !outcome.deleted_segments.is_empty() {
             tracing::info!(partition = %self.tp, segments = outcome.deleted_segments.len(), log_start = %outcome.log_start, "retention deleted segments");
             let mut inner = lock(&self.inner);
@@ -1081,6 +1088,15 @@ impl Partition {
             self.publish(&inner);
         }
         Ok(())
+    }
+
+    /// Whether this replica waits for its first retention pass and could
+    /// delete something in it: it knows a high watermark above its log
+    /// start. (An opened replica knows none until it leads or first fetches,
+    /// so a pass as the broker starts finds nothing to delete.)
+    pub fn awaits_first_retention(&self) -> bool {
+        let progress = self.progress();
+        !self.retention_ran.load(Ordering::Relaxed) && progress.high_watermark > progress.log_start
     }
 
     /// Compaction: one cleaner pass over the sealed segments below the high
