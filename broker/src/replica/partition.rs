@@ -59,7 +59,9 @@ pub struct Progress {
     pub leader_epoch: LeaderEpoch,
     /// The log start offset.
     pub log_start: Offset,
-    /// The log end this replica has counted (a leader: its durable end).
+    /// The log end this replica has counted (a leader: what it has written,
+    /// durable or not; its own count toward the high watermark waits for
+    /// the fsync).
     pub log_end: Offset,
     /// The high watermark.
     pub high_watermark: Offset,
@@ -746,7 +748,9 @@ impl Partition {
         match outcome {
             FetchOutcome::Diverging(d) => result.diverging = Some(d),
             FetchOutcome::Serve { .. } => {
-                // Only what the leader has counted durable goes to followers.
+                // Up to what the leader has written: followers copy it while
+                // the leader's fsync runs (the high watermark still waits for
+                // that fsync).
                 let read = self
                     .log
                     .read(fetch.fetch_offset, max_bytes, log_end)
