@@ -214,15 +214,45 @@ pub async fn create_topic(
         async move { admin.create_topic(request).await }
     })
     .await?;
+    report_topic(&topic, "Created", output)
+}
+
+/// `topic alter`: sets `set` and returns `delete` to their defaults, in
+/// one change.
+pub async fn alter_topic_configs(
+    admin: &mut AdminClient<Channel>,
+    topic: String,
+    set: BTreeMap<String, String>,
+    delete: Vec<String>,
+    output: Output,
+) -> Result<()> {
+    if set.is_empty() && delete.is_empty() {
+        bail!(
+            "nothing to change for topic {topic}: give --config KEY=VALUE to set a config or --delete-config KEY to return one to its default"
+        );
+    }
+    let request = pb::AlterTopicConfigsRequest { topic, set, delete };
+    let topic = retrying(|| {
+        let mut admin = admin.clone();
+        let request = request.clone();
+        async move { admin.alter_topic_configs(request).await }
+    })
+    .await?;
+    report_topic(&topic, "Altered", output)
+}
+
+/// A topic just created or changed: "`done` topic NAME." and its table, or
+/// its JSON.
+fn report_topic(topic: &pb::TopicDescription, done: &str, output: Output) -> Result<()> {
     let offsets = Offsets::new();
     match output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&topic_json(&topic, &offsets))?
+            serde_json::to_string_pretty(&topic_json(topic, &offsets))?
         ),
         Output::Table => {
-            println!("Created topic {}.", topic.name);
-            print_topic(&topic, &offsets);
+            println!("{done} topic {}.", topic.name);
+            print_topic(topic, &offsets);
         }
     }
     Ok(())

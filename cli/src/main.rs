@@ -258,6 +258,19 @@ enum TopicCommand {
         #[arg(long = "config", value_parser = parse_config)]
         configs: Vec<(String, String)>,
     },
+    /// Change a topic's configs (as kafka-configs --alter): set some, return
+    /// others to their defaults. A bad change is refused whole.
+    Alter {
+        /// The topic.
+        name: String,
+        /// A config to set, e.g. --config retention.ms=86400000 (repeatable).
+        #[arg(long = "config", value_parser = parse_config)]
+        configs: Vec<(String, String)>,
+        /// A config to return to its default, e.g. --delete-config
+        /// retention.ms (repeatable).
+        #[arg(long = "delete-config")]
+        delete_configs: Vec<String>,
+    },
     /// List topics.
     List,
     /// Describe topics (all if none named): partitions, leaders, ISRs.
@@ -441,6 +454,20 @@ async fn run_async(command: Command) -> Result<ExitCode> {
                         partitions,
                         replication_factor,
                         configs,
+                        output,
+                    )
+                    .await?;
+                }
+                TopicCommand::Alter {
+                    name,
+                    configs,
+                    delete_configs,
+                } => {
+                    admin::alter_topic_configs(
+                        &mut client,
+                        name,
+                        configs.into_iter().collect(),
+                        delete_configs,
                         output,
                     )
                     .await?;

@@ -47,6 +47,88 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
         "{table}"
     );
 
+    // Configs change in place; a bad change is refused whole, typed, and
+    // changes nothing.
+    let configs_of = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let topic: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        topic["configs"].clone()
+    };
+    let altered = cli(
+        &[
+            "topic",
+            "alter",
+            "orders",
+            "--config",
+            "retention.ms=3600000",
+            "--config",
+            "segment.bytes=1048576",
+            "--output",
+            "json",
+        ],
+        &servers,
+    );
+    assert_eq!(
+        configs_of(&altered),
+        serde_json::json!({"retention.ms": "3600000", "segment.bytes": "1048576"})
+    );
+    let refused = cli(
+        &[
+            "topic",
+            "alter",
+            "orders",
+            "--config",
+            "retention.ms=1",
+            "--config",
+            "retention.mss=1",
+        ],
+        &servers,
+    );
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && why.contains("INVALID_CONFIG")
+            && why.contains("retention.mss"),
+        "{why}"
+    );
+    let after = cli(
+        &["topic", "describe", "orders", "--output", "json"],
+        &servers,
+    );
+    let topics: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(
+        topics[0]["configs"],
+        serde_json::json!({"retention.ms": "3600000", "segment.bytes": "1048576"}),
+        "the refused change changed nothing"
+    );
+    let nothing = cli(&["topic", "alter", "orders"], &servers);
+    let why = String::from_utf8_lossy(&nothing.stderr);
+    assert!(
+        !nothing.status.success() && why.contains("--delete-config"),
+        "{why}"
+    );
+    let reset = cli(
+        &[
+            "topic",
+            "alter",
+            "orders",
+            "--delete-config",
+            "retention.ms",
+            "--output",
+            "json",
+        ],
+        &servers,
+    );
+    assert_eq!(
+        configs_of(&reset),
+        serde_json::json!({"segment.bytes": "1048576"}),
+        "retention.ms back to its default"
+    );
+
     let listed = cli(&["topic", "list", "--output", "json"], &servers);
     let topics: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(topics[0]["name"], "orders");

@@ -61,6 +61,20 @@ fn code_of(status: &tonic::Status) -> ErrorCode {
     ErrorCode::try_from(error.code).unwrap()
 }
 
+/// Three controllers with three registered brokers, and the Admin API of
+/// a controller that does not lead (its writes are forwarded).
+async fn three_brokers_and_a_followers_admin(
+) -> (LocalCluster<ControllerMachine>, AdminClient<Channel>) {
+    let cluster = LocalCluster::start(3, ControllerMachine::new, |_| {})
+        .await
+        .unwrap();
+    register_brokers(&cluster, 3).await;
+    let leader = cluster.leader().await.unwrap();
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let admin = admin_on(&cluster, follower).await;
+    (cluster, admin)
+}
+
 fn create(name: &str, partitions: u32, rf: u32) -> pb::CreateTopicRequest {
     pb::CreateTopicRequest {
         name: name.into(),
@@ -72,13 +86,7 @@ fn create(name: &str, partitions: u32, rf: u32) -> pb::CreateTopicRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_creates_lists_grows_and_deletes_topics_with_typed_errors() {
-    let cluster = LocalCluster::start(3, ControllerMachine::new, |_| {})
-        .await
-        .unwrap();
-    register_brokers(&cluster, 3).await;
-    let leader = cluster.leader().await.unwrap();
-    let follower = (1..=3).find(|&id| id != leader).unwrap();
-    let mut admin = admin_on(&cluster, follower).await;
+    let (cluster, mut admin) = three_brokers_and_a_followers_admin().await;
 
     tracing::info!(
         "a topic created through a follower: placed on all three brokers, leaders spread"
@@ -227,6 +235,89 @@ async fn admin_api_creates_lists_grows_and_deletes_topics_with_typed_errors() {
         .await
         .unwrap_err();
     assert_eq!(code_of(&status), ErrorCode::UnknownTopicOrPartition);
+    cluster.stop_all().await.unwrap();
+}
+
+fn alter(topic: &str, set: &[(&str, &str)], delete: &[&str]) -> pb::AlterTopicConfigsRequest {
+    pb::AlterTopicConfigsRequest {
+        topic: topic.into(),
+        set: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        delete: delete.iter().map(|k| k.to_string()).collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_alters_topic_configs_and_refuses_bad_ones_changing_nothing() {
+    let (cluster, mut admin) = three_brokers_and_a_followers_admin().await;
+    admin.create_topic(create("orders", 1, 3)).await.unwrap();
+
+    tracing::info!("set and delete in one change, through a follower; the answer shows it");
+    let altered = admin
+        .alter_topic_configs(alter(
+            "orders",
+            &[("retention.bytes", "1048576"), ("segment.bytes", "65536")],
+            &["retention.ms"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let want: Vec<(&str, &str)> = vec![("retention.bytes", "1048576"), ("segment.bytes", "65536")];
+    let got: Vec<(&str, &str)> = altered
+        .configs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        got, want,
+        "retention.ms back to its default, the others set"
+    );
+    let version = leader_state(&cluster).await.version();
+
+    tracing::info!("bad changes are refused, typed, and change nothing");
+    for (request, code) in [
+        (
+            alter("orders", &[("retention.mss", "1")], &[]),
+            ErrorCode::InvalidConfig,
+        ),
+        (
+            alter("orders", &[("retention.ms", "soon")], &[]),
+            ErrorCode::InvalidConfig,
+        ),
+        (
+            alter("orders", &[("min.insync.replicas", "4")], &[]),
+            ErrorCode::InvalidConfig,
+        ),
+        (
+            alter("orders", &[], &["segment.bytess"]),
+            ErrorCode::InvalidConfig,
+        ),
+        (
+            alter("invoices", &[("retention.ms", "1")], &[]),
+            ErrorCode::UnknownTopicOrPartition,
+        ),
+    ] {
+        let status = admin
+            .alter_topic_configs(request.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&status), code, "{request:?}: {status:?}");
+    }
+    assert_eq!(
+        leader_state(&cluster).await.version(),
+        version,
+        "refused changes changed the metadata"
+    );
+    let listed = admin
+        .list_topics(pb::ListTopicsRequest {
+            names: vec!["orders".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.topics[0].configs, altered.configs);
     cluster.stop_all().await.unwrap();
 }
 
