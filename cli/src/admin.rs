@@ -241,6 +241,26 @@ pub async fn alter_topic_configs(
     report_topic(&topic, "Altered", output)
 }
 
+/// `topic add-partitions`: grows `topic` to `total` partitions.
+pub async fn add_partitions(
+    admin: &mut AdminClient<Channel>,
+    topic: String,
+    total: u32,
+    output: Output,
+) -> Result<()> {
+    let request = pb::CreatePartitionsRequest {
+        topic,
+        total_count: total,
+    };
+    let topic = retrying(|| {
+        let mut admin = admin.clone();
+        let request = request.clone();
+        async move { admin.create_partitions(request).await }
+    })
+    .await?;
+    report_topic(&topic, "Grew", output)
+}
+
 /// A topic just created or changed: "`done` topic NAME." and its table, or
 /// its JSON.
 fn report_topic(topic: &pb::TopicDescription, done: &str, output: Output) -> Result<()> {

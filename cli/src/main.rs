@@ -271,6 +271,15 @@ enum TopicCommand {
         #[arg(long = "delete-config")]
         delete_configs: Vec<String>,
     },
+    /// Add partitions to a topic (as kafka-topics --alter --partitions):
+    /// existing records stay where they are, so keys may map elsewhere.
+    AddPartitions {
+        /// The topic.
+        name: String,
+        /// The new total number of partitions (more than it has).
+        #[arg(long)]
+        total: u32,
+    },
     /// List topics.
     List,
     /// Describe topics (all if none named): partitions, leaders, ISRs.
@@ -471,6 +480,9 @@ async fn run_async(command: Command) -> Result<ExitCode> {
                         output,
                     )
                     .await?;
+                }
+                TopicCommand::AddPartitions { name, total } => {
+                    admin::add_partitions(&mut client, name, total, output).await?;
                 }
                 TopicCommand::List => {
                     admin::list_topics(&mut client, &bootstrap_server, Vec::new(), false, output)

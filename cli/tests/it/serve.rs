@@ -129,6 +129,36 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
         "retention.ms back to its default"
     );
 
+    // Partitions are added, never removed.
+    let grown = cli(
+        &[
+            "topic",
+            "add-partitions",
+            "orders",
+            "--total",
+            "5",
+            "--output",
+            "json",
+        ],
+        &servers,
+    );
+    assert!(
+        grown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&grown.stderr)
+    );
+    let topic: serde_json::Value = serde_json::from_slice(&grown.stdout).unwrap();
+    assert_eq!(topic["partitions"].as_array().unwrap().len(), 5);
+    let shrink = cli(
+        &["topic", "add-partitions", "orders", "--total", "2"],
+        &servers,
+    );
+    let why = String::from_utf8_lossy(&shrink.stderr);
+    assert!(
+        !shrink.status.success() && why.contains("INVALID_PARTITIONS"),
+        "{why}"
+    );
+
     let listed = cli(&["topic", "list", "--output", "json"], &servers);
     let topics: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(topics[0]["name"], "orders");
