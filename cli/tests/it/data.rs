@@ -64,6 +64,14 @@ fn consume_all(cluster: &ProcCluster, topic: &str, expect: usize) -> Vec<(u64, u
         .collect()
 }
 
+/// Wall-clock milliseconds: a record's create time. (A time in 1970 is
+/// older than `retention.ms`, so a broker's retention would delete it.)
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn leader_of(cluster: &ProcCluster, topic: &str, p: usize) -> Option<usize> {
     cluster.partition(topic, p)["leader"]
         .as_u64()
@@ -313,7 +321,7 @@ fn bad_batches_and_wrong_brokers_get_typed_errors_and_change_nothing() {
         let record = |n: usize| ProducerRecord {
             key: None,
             value: Some(vec![b'x'; n].into()),
-            timestamp: 1,
+            timestamp: now_ms(),
         };
         let code = |r: Result<Option<u64>, raftline::client::ClientError>| r.unwrap_err().code();
         info!("a batch over max.message.bytes");
@@ -424,7 +432,7 @@ fn a_batch_of_several_megabytes_is_replicated_and_read_back_byte_for_byte() {
                         .collect::<Vec<u8>>()
                         .into(),
                 ),
-                timestamp: 1,
+                timestamp: now_ms(),
             })
             .collect();
         let batch = encode_batch(&records, None).unwrap();
@@ -495,7 +503,7 @@ fn a_produce_stream_appends_in_the_order_sent_and_answers_each_request() {
                 .map(|j| ProducerRecord {
                     key: None,
                     value: Some(format!("{i}-{j}").into()),
-                    timestamp: 1,
+                    timestamp: now_ms(),
                 })
                 .collect();
             let stamp = ProducerStamp {
@@ -514,7 +522,7 @@ fn a_produce_stream_appends_in_the_order_sent_and_answers_each_request() {
             &[ProducerRecord {
                 key: None,
                 value: Some("x".into()),
-                timestamp: 1,
+                timestamp: now_ms(),
             }],
             None,
         )
@@ -613,7 +621,7 @@ fn batches_in_flight_on_produce_streams_survive_a_leader_kill_once_and_in_order(
                 .map(|i| ProducerRecord {
                     key: Some(format!("k{}", i % 97).into()),
                     value: Some(format!("v{i}").into()),
-                    timestamp: 1,
+                    timestamp: now_ms(),
                 })
                 .collect();
             pending.push_back(producer.submit_all(records));

@@ -317,7 +317,7 @@ mod with_the_client {
             .map(|i| ProducerRecord {
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(format!("v{i}"))),
-                timestamp: 0,
+                timestamp: crate::data::now_ms(),
             })
             .collect();
         producer.send(records).await.unwrap();

@@ -127,7 +127,8 @@ fn records(n: usize, tag: &str, stamp: Option<ProducerStamp>) -> Bytes {
         .map(|i| NewRecord {
             key: None,
             value: Some(Bytes::from(format!("{tag}-{i}"))),
-            timestamp: 1_700_000_000_000 + i as i64,
+            // Now: a time older than retention.ms would be deleted.
+            timestamp: crate::data::now_ms() + i as i64,
         })
         .collect();
     encode_batch(&records, stamp).unwrap()

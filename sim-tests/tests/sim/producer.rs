@@ -5,7 +5,8 @@
 
 use bytes::Bytes;
 use raftline::client::{Acks, Producer, ProducerRecord, Sent};
-use raftline_sim_tests::cluster::{host, SimCluster};
+use raftline_sim_tests::cluster::{host, SimCluster, EPOCH_MS};
+use raftline_sim_tests::history::now_ms;
 use raftline_sim_tests::workload::{connect, create_topic, TopicSpec};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,7 +36,7 @@ fn record(i: usize) -> ProducerRecord {
     ProducerRecord {
         key: None,
         value: Some(Bytes::from(format!("r{i}"))),
-        timestamp: 0,
+        timestamp: EPOCH_MS + now_ms() as i64,
     }
 }
 

@@ -6,7 +6,8 @@
 
 use bytes::Bytes;
 use raftline::client::{Acks, Producer, ProducerRecord};
-use raftline_sim_tests::cluster::{SimCluster, RETENTION_CHECK};
+use raftline_sim_tests::cluster::{SimCluster, EPOCH_MS, RETENTION_CHECK};
+use raftline_sim_tests::history::now_ms;
 use raftline_sim_tests::workload::{connect, create_topic_with, TopicSpec};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,7 +51,9 @@ async fn produce(servers: String, acked: Arc<AtomicU64>) -> Result<(), String> {
             .map(|_| ProducerRecord {
                 key: None,
                 value: Some(Bytes::from(vec![b'r'; 100])),
-                timestamp: 0,
+                // Now on the nodes' clocks: retention.ms (7 days) keeps
+                // them, so only retention.bytes deletes.
+                timestamp: EPOCH_MS + now_ms() as i64,
             })
             .collect();
         // A failed send (the crashed broker led, a leader change) is
