@@ -208,13 +208,14 @@ pub async fn create_topic(
         replication_factor,
         configs,
     };
-    let topic = retrying(|| {
-        let mut admin = admin.clone();
-        let request = request.clone();
-        async move { admin.create_topic(request).await }
-    })
-    .await?;
-    report_topic(&topic, "Created", output)
+    change_topic(
+        admin,
+        request,
+        |mut admin, r| async move { admin.create_topic(r).await },
+        "Created",
+        output,
+    )
+    .await
 }
 
 /// `topic alter`: sets `set` and returns `delete` to their defaults, in
@@ -232,13 +233,14 @@ pub async fn alter_topic_configs(
         );
     }
     let request = pb::AlterTopicConfigsRequest { topic, set, delete };
-    let topic = retrying(|| {
-        let mut admin = admin.clone();
-        let request = request.clone();
-        async move { admin.alter_topic_configs(request).await }
-    })
-    .await?;
-    report_topic(&topic, "Altered", output)
+    change_topic(
+        admin,
+        request,
+        |mut admin, r| async move { admin.alter_topic_configs(r).await },
+        "Altered",
+        output,
+    )
+    .await
 }
 
 /// `topic add-partitions`: grows `topic` to `total` partitions.
@@ -252,27 +254,40 @@ pub async fn add_partitions(
         topic,
         total_count: total,
     };
-    let topic = retrying(|| {
-        let mut admin = admin.clone();
-        let request = request.clone();
-        async move { admin.create_partitions(request).await }
-    })
-    .await?;
-    report_topic(&topic, "Grew", output)
+    change_topic(
+        admin,
+        request,
+        |mut admin, r| async move { admin.create_partitions(r).await },
+        "Grew",
+        output,
+    )
+    .await
 }
 
-/// A topic just created or changed: "`done` topic NAME." and its table, or
-/// its JSON.
-fn report_topic(topic: &pb::TopicDescription, done: &str, output: Output) -> Result<()> {
+/// A topic change: `call` with `request` (retried while the failure is
+/// transient), then "`done` topic NAME." and the topic's table, or its JSON.
+async fn change_topic<R, F, Fut>(
+    admin: &AdminClient<Channel>,
+    request: R,
+    call: F,
+    done: &str,
+    output: Output,
+) -> Result<()>
+where
+    R: Clone,
+    F: Fn(AdminClient<Channel>, R) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<pb::TopicDescription>, tonic::Status>>,
+{
+    let topic = retrying(|| call(admin.clone(), request.clone())).await?;
     let offsets = Offsets::new();
     match output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&topic_json(topic, &offsets))?
+            serde_json::to_string_pretty(&topic_json(&topic, &offsets))?
         ),
         Output::Table => {
             println!("{done} topic {}.", topic.name);
-            print_topic(topic, &offsets);
+            print_topic(&topic, &offsets);
         }
     }
     Ok(())

@@ -188,6 +188,7 @@ impl<D: RaftDisk> ClusterAdmin for ControllerTopics<D> {
             self.0
                 .alter_topic_configs(&name, set, delete)
                 .await
+                .map(|_| ())
                 .map_err(|e| controller_error_to_wire(&e))
         })
     }

@@ -184,30 +184,43 @@ impl<D: RaftDisk> ControllerNode<D> {
         total: u32,
     ) -> Result<Topic, ControllerError> {
         let name = TopicName::new(topic)?;
-        let applied = self
-            .propose(&Command::CreatePartitionsPlaced {
-                topic: name.clone(),
-                total,
-            })
-            .await?;
-        let before = self.state().topic(&name).cloned();
-        topic_from_deltas(&name, &applied.deltas, before.as_ref()).ok_or_else(|| {
-            ControllerError::Unavailable("the partitions were created but not reported".into())
-        })
+        let command = Command::CreatePartitionsPlaced {
+            topic: name.clone(),
+            total,
+        };
+        self.propose_for_topic(&name, &command).await
     }
 
     /// Changes a topic's configs: `set` replaces values, `delete` restores
-    /// defaults (Kafka's IncrementalAlterConfigs).
+    /// defaults (Kafka's IncrementalAlterConfigs). The answer shows the
+    /// topic with its new configs, its partitions as this node has them.
     pub async fn alter_topic_configs(
         &self,
         topic: &str,
         set: BTreeMap<String, String>,
         delete: BTreeSet<String>,
-    ) -> Result<(), ControllerError> {
-        let topic = TopicName::new(topic)?;
-        self.propose(&Command::AlterTopicConfigs { topic, set, delete })
-            .await
-            .map(|_| ())
+    ) -> Result<Topic, ControllerError> {
+        let name = TopicName::new(topic)?;
+        let command = Command::AlterTopicConfigs {
+            topic: name.clone(),
+            set,
+            delete,
+        };
+        self.propose_for_topic(&name, &command).await
+    }
+
+    /// Proposes `command`, a change to topic `name`; the topic as the
+    /// command left it (partitions it did not touch as this node has them).
+    async fn propose_for_topic(
+        &self,
+        name: &TopicName,
+        command: &Command,
+    ) -> Result<Topic, ControllerError> {
+        let applied = self.propose(command).await?;
+        let before = self.state().topic(name).cloned();
+        topic_from_deltas(name, &applied.deltas, before.as_ref()).ok_or_else(|| {
+            ControllerError::Unavailable(format!("topic {name} was changed but not reported"))
+        })
     }
 
     /// Adds controller `id` (reachable at `peer_address`) as a voter. Runs on

@@ -71,20 +71,12 @@ impl<D: RaftDisk> Admin for AdminService<D> {
         request: Request<pb::AlterTopicConfigsRequest>,
     ) -> Result<Response<pb::TopicDescription>, Status> {
         let r = request.into_inner();
-        self.node
+        let topic = self
+            .node
             .alter_topic_configs(&r.topic, r.set, r.delete.into_iter().collect())
             .await
             .map_err(|e| status(&e))?;
-        // The change is committed; this node catches up with it to answer.
-        let view = self
-            .node
-            .topics(std::slice::from_ref(&r.topic))
-            .await
-            .map_err(|e| status(&e))?;
-        let topic = view.topics.first().ok_or_else(|| {
-            Status::not_found(format!("topic {} was deleted after its change", r.topic))
-        })?;
-        Ok(Response::new(convert::topic(topic)))
+        Ok(Response::new(convert::topic(&topic)))
     }
 
     #[tracing::instrument(skip_all)]

@@ -25,8 +25,8 @@ const BEFORE_CRASH: u64 = 200;
 /// bytes, the active segment, and slack for segments rolled since the pass.
 const KEPT: usize = (RETENTION_BYTES / SEGMENT_BYTES) as usize + 4;
 
-/// Produces 5 records of 100 bytes every 50 ms to partition 0, counting
-/// those acknowledged, until the simulation ends.
+/// Produces batches of 5 records of 100 bytes to partition 0, one after
+/// another's answer, counting those acknowledged, until the simulation ends.
 async fn produce(servers: String, acked: Arc<AtomicU64>) -> Result<(), String> {
     let client = connect(&servers).await.map_err(|e| e.to_string())?;
     let spec = TopicSpec {
@@ -61,7 +61,6 @@ async fn produce(servers: String, acked: Arc<AtomicU64>) -> Result<(), String> {
         if producer.submit_to(0, records).await.is_ok() {
             acked.fetch_add(5, Ordering::SeqCst);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
