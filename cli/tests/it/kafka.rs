@@ -178,6 +178,22 @@ fn await_leader(conn: &mut Conn, topic: &str) {
     );
 }
 
+/// A topic created through the controller reaches each broker's metadata a
+/// moment later (as in Kafka, whose clients retry UNKNOWN_TOPIC_OR_PARTITION):
+/// waits until `conn`'s broker knows `topic` and a leader for each partition.
+fn await_topic(conn: &mut Conn, topic: &str) {
+    wait_for(
+        "the topic in the broker's metadata",
+        Duration::from_secs(10),
+        || {
+            let r = metadata_of(conn, topic, 9);
+            r.topics[0].error_code == 0
+                && !r.topics[0].partitions.is_empty()
+                && r.topics[0].partitions.iter().all(|p| p.leader_id.0 >= 0)
+        },
+    );
+}
+
 fn metadata_of(conn: &mut Conn, topic: &str, version: i16) -> MetadataResponse {
     let request = MetadataRequest::default().with_topics(Some(vec![
         MetadataRequestTopic::default().with_name(Some(name(topic))),
@@ -198,6 +214,7 @@ fn kafka_listener_serves_every_advertised_version() {
         "3",
     ]);
     let mut any = Conn::open(&cluster.kafka_addr(1));
+    await_topic(&mut any, "k");
 
     info!("ApiVersions: the advertised ranges, and v0 with UNSUPPORTED_VERSION for a newer one");
     for v in range(ApiKey::ApiVersions) {
@@ -914,6 +931,7 @@ fn kafka_admin_apis_manage_topics_configs_and_groups() {
     }
 
     info!("OffsetForLeaderEpoch: where epoch 0 ends");
+    await_topic(&mut c, "defaults");
     let meta = metadata_of(&mut c, "defaults", 12);
     let leader = meta.topics[0].partitions[0].leader_id.0 as usize;
     let mut lead = Conn::open(&cluster.kafka_addr(leader));
