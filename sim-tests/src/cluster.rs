@@ -127,6 +127,10 @@ pub struct SimCluster<'a> {
 /// Between retention passes on every node (the default of `raftline serve`).
 pub const RETENTION_CHECK: Duration = Duration::from_secs(30);
 
+/// Between log cleaner passes on every node, unless a test says otherwise:
+/// short, so the cleaner compacts the offsets topic while faults run.
+const CLEANER_BACKOFF: Duration = Duration::from_secs(1);
+
 /// How long every partition-log fsync takes on the simulated disks.
 const SYNC_LATENCY: Duration = Duration::from_millis(2);
 
@@ -134,6 +138,12 @@ impl<'a> SimCluster<'a> {
     /// `n` nodes; `seed` drives turmoil's randomness (latency, loss, every
     /// host runtime's scheduling) and Raft's election timeouts.
     pub fn new(n: usize, seed: u64) -> SimCluster<'a> {
+        Self::with_cleaner_backoff(n, seed, CLEANER_BACKOFF)
+    }
+
+    /// [`new`](Self::new) with `cleaner_backoff` between the log cleaner's
+    /// passes on every node.
+    pub fn with_cleaner_backoff(n: usize, seed: u64, cleaner_backoff: Duration) -> SimCluster<'a> {
         // Raft's election timeouts follow the seed too (turmoil runs every
         // host on this thread).
         raftline_raft_store::seed_raft_rng(seed);
@@ -156,7 +166,8 @@ impl<'a> SimCluster<'a> {
             disks.push((disk.clone(), storage.clone()));
             let probes = probes.clone();
             sim.host(host(i), move || {
-                run_node(i, n, disk.clone(), storage.clone(), probes.clone())
+                let (disk, storage, probes) = (disk.clone(), storage.clone(), probes.clone());
+                run_node(i, n, disk, storage, probes, cleaner_backoff)
             });
         }
         SimCluster {
@@ -262,34 +273,43 @@ impl<'a> SimCluster<'a> {
     /// How many segment files node `i`'s disk holds in partition directory
     /// `dir` (`topic-partition`), deleted ones awaiting their unlink aside.
     pub fn segment_files(&self, i: usize, dir: &str) -> usize {
+        self.segments(i, dir).len()
+    }
+
+    /// The bytes in the segments of partition `dir` on node `i`'s disk.
+    pub fn segment_bytes(&self, i: usize, dir: &str) -> usize {
+        self.segments(i, dir).iter().map(|(_, len)| len).sum()
+    }
+
+    /// The segment files of partition `dir` on node `i`'s disk, with their
+    /// lengths.
+    fn segments(&self, i: usize, dir: &str) -> Vec<(PathBuf, usize)> {
         let Some((_, storage)) = self.disks.get(i - 1) else {
-            return 0;
+            return Vec::new();
         };
-        let files = storage
-            .list_dir(&Path::new(LOG_DIR).join(dir))
-            .unwrap_or_default();
-        files.iter().filter(|f| f.ends_with(".log")).count()
+        let dir = Path::new(LOG_DIR).join(dir);
+        let files = storage.list_dir(&dir).unwrap_or_default();
+        files
+            .iter()
+            .filter(|f| f.ends_with(".log"))
+            .map(|f| {
+                let path = dir.join(f);
+                let len = storage.contents(&path).map_or(0, |c| c.len());
+                (path, len)
+            })
+            .collect()
     }
 
     /// Flips one byte of one segment of the partitions `dirs` (their
     /// directory names, `topic-partition`) on node `i`'s disk, both its live
     /// and synced copies, chosen by `pick`; the file and position.
     pub fn corrupt(&mut self, i: usize, dirs: &[String], pick: u64) -> Option<(PathBuf, usize)> {
+        let mut segments: Vec<(PathBuf, usize)> = dirs
+            .iter()
+            .flat_map(|dir| self.segments(i, dir))
+            .filter(|(_, len)| *len > 0)
+            .collect();
         let (_, storage) = self.disks.get(i - 1)?;
-        let mut segments = Vec::new();
-        let root = Path::new(LOG_DIR);
-        for dir in dirs {
-            let dir = root.join(dir);
-            for file in storage.list_dir(&dir).unwrap_or_default() {
-                if file.ends_with(".log") {
-                    let path = dir.join(file);
-                    let len = storage.contents(&path).map_or(0, |c| c.len());
-                    if len > 0 {
-                        segments.push((path, len));
-                    }
-                }
-            }
-        }
         if segments.is_empty() {
             return None;
         }
@@ -325,6 +345,7 @@ async fn run_node(
     disk: MemDisk,
     storage: MemStorage,
     probes: Probes,
+    cleaner_backoff: Duration,
 ) -> turmoil::Result {
     let settings = NodeSettings {
         node_id: i as u64,
@@ -344,7 +365,7 @@ async fn run_node(
             offsets_segment_bytes: 1024,
             ..CoordinatorConfig::default()
         },
-        log_cleaner_backoff: Duration::from_secs(1),
+        log_cleaner_backoff: cleaner_backoff,
         log_retention_check: RETENTION_CHECK,
         log_cached_tail: Some(raftline_broker::log::DEFAULT_CACHED_TAIL),
         kafka_addr: None,

@@ -32,9 +32,10 @@ use tokio_util::sync::CancellationToken;
 
 /// After a refused ISR change, before the partition may propose again.
 const ISR_RETRY_BACKOFF: Duration = Duration::from_secs(1);
-/// How often replicas are checked for a first retention pass they could
-/// now make (a look at their progress; no log is touched until one can).
-const FIRST_RETENTION_POLL: Duration = Duration::from_secs(1);
+/// How often replicas are checked for a first retention or cleaner pass
+/// they could now make (a look at their progress; no log is touched until
+/// one can).
+const FIRST_PASS_POLL: Duration = Duration::from_secs(1);
 
 /// The replica manager's settings.
 #[derive(Clone, Debug)]
@@ -218,27 +219,31 @@ impl ReplicaManager {
     }
 
     /// Retention and the cleaner, each on its interval, until `stop`; and
-    /// each replica's first retention pass as soon as it knows its high
+    /// each replica's first pass of either as soon as it knows its high
     /// watermark. A pass as the broker starts would find no replica opened
     /// or none knowing a high watermark: a broker restarted more often than
-    /// the interval would never delete (a kill loop filled a disk so).
+    /// the interval would never delete (a kill loop filled a disk so) nor
+    /// compact.
     async fn maintain_logs(self: Arc<Self>, stop: CancellationToken) {
-        let check = self.config.retention_check;
-        let mut retention_tick = tokio::time::interval_at(Instant::now() + check, check);
-        retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut first_retention_tick = tokio::time::interval(FIRST_RETENTION_POLL.min(check));
-        first_retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut cleaner_tick = tokio::time::interval(self.config.cleaner_check);
-        cleaner_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = |period: Duration| {
+            let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick
+        };
+        let (retention, cleaner) = (self.config.retention_check, self.config.cleaner_check);
+        let mut retention_tick = every(retention);
+        let mut cleaner_tick = every(cleaner);
+        let mut first_pass_tick = every(FIRST_PASS_POLL.min(retention).min(cleaner));
         loop {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,
                 _ = retention_tick.tick() => self.apply_retention(|_| true).await,
-                _ = first_retention_tick.tick() => {
-                    self.apply_retention(|p| p.awaits_first_retention()).await
+                _ = cleaner_tick.tick() => self.clean_logs(|_| true).await,
+                _ = first_pass_tick.tick() => {
+                    self.apply_retention(|p| p.awaits_first_retention()).await;
+                    self.clean_logs(|p| p.awaits_first_clean()).await;
                 }
-                _ = cleaner_tick.tick() => self.clean_logs().await,
             }
         }
     }
@@ -368,9 +373,10 @@ impl ReplicaManager {
         }
     }
 
-    /// One cleaner pass over each compacted partition that needs one.
-    async fn clean_logs(&self) {
-        for partition in self.partitions() {
+    /// One cleaner pass over each of the replicas `which` picks that is
+    /// compacted and needs one.
+    async fn clean_logs(&self, which: impl Fn(&Partition) -> bool) {
+        for partition in self.partitions().into_iter().filter(|p| which(p)) {
             if let Err(e) = partition.clean().await {
                 tracing::warn!(partition = %partition.topic_partition(), error = %e, "log cleaning failed");
             }

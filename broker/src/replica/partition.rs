@@ -179,6 +179,8 @@ pub struct Partition {
     progress: watch::Sender<Progress>,
     /// Whether a retention pass has run since the replica opened.
     retention_ran: AtomicBool,
+    /// Whether a cleaner pass has run since the replica opened.
+    cleaner_ran: AtomicBool,
 }
 
 impl std::fmt::Debug for Partition {
@@ -288,6 +290,7 @@ impl Partition {
             }),
             progress: watch::channel(progress).0,
             retention_ran: AtomicBool::new(false),
+            cleaner_ran: AtomicBool::new(false),
         }))
     }
 
@@ -1099,8 +1102,18 @@ impl Partition {
     /// start. (An opened replica knows none until it leads or first fetches,
     /// so a pass as the broker starts finds nothing to delete.)
     pub fn awaits_first_retention(&self) -> bool {
+        self.awaits_first(&self.retention_ran)
+    }
+
+    /// As [`awaits_first_retention`](Self::awaits_first_retention), for the
+    /// cleaner: it cleans only below the high watermark.
+    pub fn awaits_first_clean(&self) -> bool {
+        self.awaits_first(&self.cleaner_ran)
+    }
+
+    fn awaits_first(&self, ran: &AtomicBool) -> bool {
         let progress = self.progress();
-        !self.retention_ran.load(Ordering::Relaxed) && progress.high_watermark > progress.log_start
+        !ran.load(Ordering::Relaxed) && progress.high_watermark > progress.log_start
     }
 
     /// Compaction: one cleaner pass over the sealed segments below the high
@@ -1108,7 +1121,9 @@ impl Partition {
     pub async fn clean(&self) -> Result<(), ReplicaError> {
         let outcome = self
             .below_high_watermark(|log, hw, now| log.clean(hw, now))
-            .await?;
+            .await;
+        self.cleaner_ran.store(true, Ordering::Relaxed);
+        let outcome = outcome?;
         if let Some(out) = outcome.filter(|o| !o.rewritten.is_empty()) {
             tracing::info!(partition = %self.tp, segments = out.rewritten.len(), removed = out.records_removed, bytes_before = out.bytes_before, bytes_after = out.bytes_after, "log cleaned");
         }

@@ -5,12 +5,12 @@
 //! - `scenarios`: named regression cases from Kafka's history.
 //! - `determinism`: one seed twice gives the same history.
 //! - `producer`: partition lanes apart under a stalled leader.
-//! - `retention`: a restarted broker's first retention pass.
+//! - `maintenance`: a restarted broker's first retention and cleaner passes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod determinism;
+mod maintenance;
 mod producer;
-mod retention;
 mod scenarios;
 mod seeds;
