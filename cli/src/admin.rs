@@ -9,6 +9,7 @@ use raftline_proto::pb;
 use raftline_proto::pb::admin_client::AdminClient;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::process::ExitCode;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
@@ -373,6 +374,93 @@ pub async fn delete_topic(
         Output::Table => println!("Deleted topic {name}."),
     }
     Ok(())
+}
+
+/// `topic elect-leaders`: a preferred (or unclean) election of each
+/// partition of `topic` (those in `partitions`, or all; every topic's if
+/// `topic` is `None`). Exit status 1 if any partition's election failed
+/// (one not needed is no failure).
+pub async fn elect_leaders(
+    admin: &mut AdminClient<Channel>,
+    topic: Option<String>,
+    partitions: Vec<u32>,
+    unclean: bool,
+    output: Output,
+) -> Result<ExitCode> {
+    let election = if unclean {
+        pb::ElectionType::Unclean
+    } else {
+        pb::ElectionType::Preferred
+    };
+    let request = pb::ElectLeadersRequest {
+        topic: topic.unwrap_or_default(),
+        partitions,
+        election: election as i32,
+    };
+    let answer = retrying(|| {
+        let mut admin = admin.clone();
+        let request = request.clone();
+        async move { admin.elect_leaders(request).await }
+    })
+    .await?;
+    let code_of = |e: &pb::Error| {
+        pb::ErrorCode::try_from(e.code).map_or("UNKNOWN_ERROR", |c| c.as_str_name())
+    };
+    let not_needed = pb::ErrorCode::ElectionNotNeeded as i32;
+    let failed = answer
+        .results
+        .iter()
+        .filter(|r| r.error.as_ref().is_some_and(|e| e.code != not_needed))
+        .count();
+    let elected = answer.results.iter().filter(|r| r.error.is_none()).count();
+    match output {
+        Output::Json => {
+            let results: Vec<_> = answer
+                .results
+                .iter()
+                .map(|r| {
+                    json!({
+                        "topic": r.topic,
+                        "partition": r.partition,
+                        "leader": r.leader,
+                        "error": r.error.as_ref().map(|e| json!({"code": code_of(e), "message": e.message})),
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "results": results }))?
+            );
+        }
+        Output::Table => {
+            let rows: Vec<[String; 4]> = answer
+                .results
+                .iter()
+                .map(|r| {
+                    let result = match &r.error {
+                        None => "elected".to_string(),
+                        Some(e) => format!("{}: {}", code_of(e), e.message),
+                    };
+                    [
+                        r.topic.clone(),
+                        r.partition.to_string(),
+                        r.leader.map_or("-".into(), |l| l.to_string()),
+                        result,
+                    ]
+                })
+                .collect();
+            print_rows(["TOPIC", "PARTITION", "LEADER", "RESULT"], &rows);
+            println!(
+                "{elected} elected, {} not needed, {failed} failed.",
+                answer.results.len() - elected - failed
+            );
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `cluster describe`.

@@ -280,6 +280,25 @@ enum TopicCommand {
         #[arg(long)]
         total: u32,
     },
+    /// Elect partition leaders (as kafka-leader-election): move each
+    /// partition's leadership back to its preferred (first) replica, as after
+    /// a broker returns; or, with --unclean, bring an offline partition back
+    /// with any live replica, which may lose acknowledged records.
+    ElectLeaders {
+        /// The topic (or --all-topics).
+        name: Option<String>,
+        /// Every partition of every topic.
+        #[arg(long, conflicts_with = "name")]
+        all_topics: bool,
+        /// Only this partition of the topic (repeatable; default: all).
+        #[arg(long = "partition", requires = "name")]
+        partitions: Vec<u32>,
+        /// An unclean election: for offline partitions only, whose in-sync
+        /// replicas are all gone; the replica elected may lack acknowledged
+        /// records, which are then lost.
+        #[arg(long)]
+        unclean: bool,
+    },
     /// List topics.
     List,
     /// Describe topics (all if none named): partitions, leaders, ISRs.
@@ -448,6 +467,16 @@ async fn run_async(command: Command) -> Result<ExitCode> {
                     output,
                 },
         } => {
+            if let TopicCommand::ElectLeaders {
+                name: None,
+                all_topics: false,
+                ..
+            } = command
+            {
+                anyhow::bail!(
+                    "name the topic whose leaders to elect, or give --all-topics for every partition of every topic"
+                );
+            }
             let mut client = admin::connect(&bootstrap_server).await?;
             match command {
                 TopicCommand::Create {
@@ -483,6 +512,15 @@ async fn run_async(command: Command) -> Result<ExitCode> {
                 }
                 TopicCommand::AddPartitions { name, total } => {
                     admin::add_partitions(&mut client, name, total, output).await?;
+                }
+                TopicCommand::ElectLeaders {
+                    name,
+                    all_topics: _,
+                    partitions,
+                    unclean,
+                } => {
+                    return admin::elect_leaders(&mut client, name, partitions, unclean, output)
+                        .await;
                 }
                 TopicCommand::List => {
                     admin::list_topics(&mut client, &bootstrap_server, Vec::new(), false, output)

@@ -53,7 +53,7 @@ pub use machine::{
     decode_response, encode_command, ApplyResult, ControllerMachine, MetadataUpdate,
 };
 pub use model::{Broker, MetadataState, Partition, Topic, UNCLEAN_LEADER_ELECTION};
-pub use node::{ClusterView, ControllerError, ControllerNode, TopicsView};
+pub use node::{ClusterView, ControllerError, ControllerNode, ElectionOutcome, TopicsView};
 pub use placement::place_replicas;
 pub use sessions::BrokerSessions;
 pub use topic_name::{TopicName, MAX_TOPIC_NAME_LEN};

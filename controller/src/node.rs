@@ -8,9 +8,9 @@
 //!                 <─ Applied deltas ─> Topic
 //! ```
 
-use crate::command::{Applied, Command, MetadataDelta};
+use crate::command::{Applied, Command, ElectionType, MetadataDelta};
 use crate::error::MetadataError;
-use crate::ids::{MetadataVersion, PartitionIndex};
+use crate::ids::{BrokerId, MetadataVersion, PartitionIndex};
 use crate::machine::{decode_response, encode_command, ControllerMachine};
 use crate::model::{Broker, MetadataState, Topic};
 use crate::topic_name::TopicName;
@@ -39,6 +39,17 @@ pub enum ControllerError {
     /// The quorum could not be reached or the node is stopping.
     #[error("controller unavailable: {0}")]
     Unavailable(String),
+}
+
+/// One partition's outcome in [`ControllerNode::elect_leaders`].
+#[derive(Debug)]
+pub struct ElectionOutcome {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// Its leader after the election, or why the election did not happen.
+    pub result: Result<Option<BrokerId>, ControllerError>,
 }
 
 /// Topics as [`ControllerNode::topics`] answers them.
@@ -221,6 +232,67 @@ impl<D: RaftDisk> ControllerNode<D> {
         topic_from_deltas(name, &applied.deltas, before.as_ref()).ok_or_else(|| {
             ControllerError::Unavailable(format!("topic {name} was changed but not reported"))
         })
+    }
+
+    /// Leader elections (Kafka's ElectLeaders): one `election` per partition
+    /// of `topic` (those in `partitions`, or all), or of every topic if
+    /// `topic` is `None`; each partition's leader afterwards, or why not.
+    /// An unknown topic refuses the whole request; an unknown partition
+    /// gets its own error.
+    pub async fn elect_leaders(
+        &self,
+        topic: Option<&str>,
+        partitions: &[u32],
+        election: ElectionType,
+    ) -> Result<Vec<ElectionOutcome>, ControllerError> {
+        // Which partitions exist is read here (after catching up, so a topic
+        // just created is known); each election is decided by the leader.
+        let view = match topic {
+            Some(name) => self.topics(&[name.to_string()]).await?,
+            None if partitions.is_empty() => self.topics(&[]).await?,
+            None => {
+                return Err(ControllerError::InvalidRequest(
+                    "partitions can be named only with their topic".into(),
+                ))
+            }
+        };
+        let mut targets = Vec::new();
+        for t in &view.topics {
+            if partitions.is_empty() {
+                targets.extend(t.partitions.keys().map(|p| (t.name.clone(), p.0)));
+            } else {
+                targets.extend(partitions.iter().map(|&p| (t.name.clone(), p)));
+            }
+        }
+        let mut outcomes = Vec::with_capacity(targets.len());
+        for (name, index) in targets {
+            let command = Command::ElectLeader {
+                topic: name.clone(),
+                partition: PartitionIndex(index),
+                election,
+            };
+            let result = self.propose(&command).await.map(|applied| {
+                applied
+                    .deltas
+                    .iter()
+                    .find_map(|delta| match delta {
+                        MetadataDelta::PartitionChanged {
+                            topic: t,
+                            index: i,
+                            partition,
+                            ..
+                        } if *t == name && i.0 == index => Some(partition.leader),
+                        _ => None,
+                    })
+                    .flatten()
+            });
+            outcomes.push(ElectionOutcome {
+                topic: name.as_str().to_string(),
+                partition: index,
+                result,
+            });
+        }
+        Ok(outcomes)
     }
 
     /// Adds controller `id` (reachable at `peer_address`) as a voter. Runs on

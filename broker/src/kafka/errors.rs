@@ -50,6 +50,9 @@ pub fn kafka_code(code: ErrorCode) -> i16 {
         ErrorCode::InconsistentGroupProtocol => K::InconsistentGroupProtocol,
         ErrorCode::MemberIdRequired => K::MemberIdRequired,
         ErrorCode::InvalidSessionTimeout => K::InvalidSessionTimeout,
+        ErrorCode::ElectionNotNeeded => K::ElectionNotNeeded,
+        ErrorCode::PreferredLeaderNotAvailable => K::PreferredLeaderNotAvailable,
+        ErrorCode::EligibleLeadersNotAvailable => K::EligibleLeadersNotAvailable,
     };
     kafka.code()
 }

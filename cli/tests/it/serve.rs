@@ -2,7 +2,8 @@
 //! would run them: the cluster comes up, topics are created and described,
 //! bad input gets a typed error, and SIGTERM stops every node cleanly.
 
-use crate::procs::ProcCluster;
+use crate::procs::{wait_for, ProcCluster};
+use std::time::Duration;
 
 #[test]
 fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
@@ -245,4 +246,65 @@ fn reflected_services(addr: &str) -> Vec<String> {
             other => panic!("unexpected reflection answer {other:?}"),
         }
     })
+}
+
+/// A broker that comes back leads nothing until a preferred election gives
+/// it its partitions back (Kafka's kafka-leader-election).
+#[test]
+fn a_returning_broker_gets_its_leadership_back_by_a_preferred_election() {
+    let mut cluster = ProcCluster::start(3);
+    cluster.ok(&[
+        "topic",
+        "create",
+        "orders",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "3",
+    ]);
+    let balanced = cluster.ok(&["topic", "elect-leaders", "orders"]);
+    assert!(
+        balanced.contains("0 elected, 3 not needed, 0 failed."),
+        "{balanced}"
+    );
+
+    let before = cluster.partition("orders", 0);
+    let preferred = before["replicas"][0].as_u64().unwrap();
+    cluster.kill(preferred as usize);
+    wait_for("partition 0 to fail over", Duration::from_secs(30), || {
+        let p = cluster.partition("orders", 0);
+        !p["leader"].is_null() && p["leader"] != preferred
+    });
+    cluster.spawn(preferred as usize);
+    wait_for(
+        "the returning broker back in partition 0's ISR",
+        Duration::from_secs(60),
+        || {
+            cluster.partition("orders", 0)["isr"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 3
+        },
+    );
+    assert_ne!(cluster.partition("orders", 0)["leader"], preferred);
+
+    let elected = cluster.json(&["topic", "elect-leaders", "orders", "--partition", "0"]);
+    assert_eq!(elected["results"][0]["leader"], preferred, "{elected}");
+    assert!(elected["results"][0]["error"].is_null(), "{elected}");
+    assert_eq!(cluster.partition("orders", 0)["leader"], preferred);
+
+    let everything = cluster.ok(&["topic", "elect-leaders", "--all-topics"]);
+    assert!(everything.contains("0 failed."), "{everything}");
+
+    let unknown = cluster.cli(&["topic", "elect-leaders", "orders", "--partition", "9"]);
+    let out = String::from_utf8_lossy(&unknown.stdout);
+    assert_eq!(unknown.status.code(), Some(1), "{out}");
+    assert!(out.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{out}");
+    let neither = cluster.cli(&["topic", "elect-leaders"]);
+    assert!(!neither.status.success());
+    assert!(
+        String::from_utf8_lossy(&neither.stderr).contains("--all-topics"),
+        "{}",
+        String::from_utf8_lossy(&neither.stderr)
+    );
 }

@@ -1,8 +1,9 @@
 //! `raftline.v1.Admin`: topics and the cluster view.
 
-use super::status::status;
+use super::status::{error_to_wire, status};
+use crate::command::ElectionType;
 use crate::convert;
-use crate::node::ControllerNode;
+use crate::node::{ControllerError, ControllerNode};
 use raftline_proto::pb;
 use raftline_proto::pb::admin_server::Admin;
 use raftline_raft_store::RaftDisk;
@@ -77,6 +78,47 @@ impl<D: RaftDisk> Admin for AdminService<D> {
             .await
             .map_err(|e| status(&e))?;
         Ok(Response::new(convert::topic(&topic)))
+    }
+
+    #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic))]
+    async fn elect_leaders(
+        &self,
+        request: Request<pb::ElectLeadersRequest>,
+    ) -> Result<Response<pb::ElectLeadersResponse>, Status> {
+        let r = request.into_inner();
+        let election = match pb::ElectionType::try_from(r.election) {
+            Ok(pb::ElectionType::Preferred) => ElectionType::Preferred,
+            Ok(pb::ElectionType::Unclean) => ElectionType::Unclean,
+            Err(_) => {
+                let e = ControllerError::InvalidRequest(format!(
+                    "election type {} is neither preferred (0) nor unclean (1)",
+                    r.election
+                ));
+                return Err(status(&e));
+            }
+        };
+        let topic = Some(r.topic.as_str()).filter(|t| !t.is_empty());
+        let outcomes = self
+            .node
+            .elect_leaders(topic, &r.partitions, election)
+            .await
+            .map_err(|e| status(&e))?;
+        let results = outcomes
+            .into_iter()
+            .map(|o| {
+                let (leader, error) = match o.result {
+                    Ok(leader) => (leader, None),
+                    Err(e) => (None, Some(error_to_wire(&e))),
+                };
+                pb::ElectionResult {
+                    topic: o.topic,
+                    partition: o.partition,
+                    leader: leader.map(|b| b.0),
+                    error,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ElectLeadersResponse { results }))
     }
 
     #[tracing::instrument(skip_all)]

@@ -70,9 +70,15 @@ fn metadata_code(error: &MetadataError) -> (ErrorCode, Code) {
         E::InvalidIsr { .. } | E::IneligibleReplica { .. } => {
             (ErrorCode::IneligibleReplica, Code::FailedPrecondition)
         }
-        E::ElectionNotNeeded { .. }
-        | E::PreferredLeaderNotAvailable { .. }
-        | E::EligibleLeadersNotAvailable => (ErrorCode::InvalidRequest, Code::FailedPrecondition),
+        E::ElectionNotNeeded { .. } => (ErrorCode::ElectionNotNeeded, Code::FailedPrecondition),
+        E::PreferredLeaderNotAvailable { .. } => (
+            ErrorCode::PreferredLeaderNotAvailable,
+            Code::FailedPrecondition,
+        ),
+        E::EligibleLeadersNotAvailable => (
+            ErrorCode::EligibleLeadersNotAvailable,
+            Code::FailedPrecondition,
+        ),
         E::MalformedCommand { .. } => (ErrorCode::InvalidRequest, Code::InvalidArgument),
     }
 }

@@ -1,15 +1,18 @@
 //! The Admin gRPC API end to end: three controllers, the API served by a node
 //! that does not lead (writes are forwarded to the leader), typed errors.
 
-use crate::quorum::{leader_state, register_brokers};
+use crate::quorum::{leader_state, propose, register_brokers};
 use raftline_controller::api::status::error_of;
 use raftline_controller::api::AdminService;
-use raftline_controller::{ControllerMachine, ControllerNode};
+use raftline_controller::{
+    AlterPartitionRequest, Command, ControllerMachine, ControllerNode, Partition, PartitionIndex,
+    TopicName,
+};
 use raftline_proto::pb::admin_client::AdminClient;
 use raftline_proto::pb::admin_server::AdminServer;
 use raftline_proto::pb::{self, ErrorCode};
 use raftline_raft_store::local_cluster::LocalCluster;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -318,6 +321,170 @@ async fn admin_api_alters_topic_configs_and_refuses_bad_ones_changing_nothing() 
         .unwrap()
         .into_inner();
     assert_eq!(listed.topics[0].configs, altered.configs);
+    cluster.stop_all().await.unwrap();
+}
+
+fn elect(topic: &str, partitions: &[u32], election: pb::ElectionType) -> pb::ElectLeadersRequest {
+    pb::ElectLeadersRequest {
+        topic: topic.into(),
+        partitions: partitions.to_vec(),
+        election: election as i32,
+    }
+}
+
+/// ElectLeaders through `admin`, which must answer.
+async fn elected(
+    admin: &mut AdminClient<Channel>,
+    request: pb::ElectLeadersRequest,
+) -> pb::ElectLeadersResponse {
+    admin.elect_leaders(request).await.unwrap().into_inner()
+}
+
+/// Partition 0 of `orders` as the controller leader has it.
+async fn orders_0(cluster: &LocalCluster<ControllerMachine>) -> Partition {
+    let orders = TopicName::new("orders").unwrap();
+    leader_state(cluster)
+        .await
+        .topic(&orders)
+        .unwrap()
+        .partitions[&PartitionIndex(0)]
+        .clone()
+}
+
+/// Each result as (partition, leader, error code).
+fn outcomes(response: &pb::ElectLeadersResponse) -> Vec<(u32, Option<u32>, Option<ErrorCode>)> {
+    response
+        .results
+        .iter()
+        .map(|r| {
+            let code = r
+                .error
+                .as_ref()
+                .map(|e| ErrorCode::try_from(e.code).unwrap());
+            (r.partition, r.leader, code)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_elects_preferred_leaders_once_they_are_back_in_sync() {
+    let (cluster, mut admin) = three_brokers_and_a_followers_admin().await;
+    admin.create_topic(create("orders", 3, 3)).await.unwrap();
+    let orders = TopicName::new("orders").unwrap();
+    let preferred = orders_0(&cluster).await.replicas[0];
+    let elect_all = |election| elect("orders", &[], election);
+
+    tracing::info!("every preferred replica leads: nothing to do");
+    let answer = elected(&mut admin, elect_all(pb::ElectionType::Preferred)).await;
+    let not_needed = Some(ErrorCode::ElectionNotNeeded);
+    assert!(
+        outcomes(&answer)
+            .iter()
+            .all(|(_, _, code)| *code == not_needed),
+        "{answer:?}"
+    );
+    assert_eq!(answer.results.len(), 3);
+
+    tracing::info!("partition 0's preferred leader is fenced, then back but not in sync");
+    propose(
+        &cluster,
+        &Command::FenceBroker {
+            id: preferred,
+            epoch: None,
+        },
+    )
+    .await
+    .unwrap();
+    let epoch = leader_state(&cluster)
+        .await
+        .broker(preferred)
+        .unwrap()
+        .epoch;
+    propose(
+        &cluster,
+        &Command::UnfenceBroker {
+            id: preferred,
+            epoch,
+        },
+    )
+    .await
+    .unwrap();
+    let moved = orders_0(&cluster).await;
+    let acting = moved.leader.unwrap();
+    assert_ne!(acting, preferred);
+    let answer = elected(
+        &mut admin,
+        elect("orders", &[0], pb::ElectionType::Preferred),
+    )
+    .await;
+    assert_eq!(
+        outcomes(&answer),
+        vec![(0, None, Some(ErrorCode::PreferredLeaderNotAvailable))]
+    );
+
+    tracing::info!(
+        "once the leader takes it back into the ISR, the election moves leadership to it"
+    );
+    let mut broker_epochs = BTreeMap::new();
+    broker_epochs.insert(preferred, epoch);
+    propose(
+        &cluster,
+        &Command::AlterPartition(AlterPartitionRequest {
+            topic: orders.clone(),
+            partition: PartitionIndex(0),
+            leader: acting,
+            leader_epoch: moved.leader_epoch,
+            partition_epoch: moved.partition_epoch,
+            new_isr: moved.replicas.clone(),
+            broker_epochs,
+        }),
+    )
+    .await
+    .unwrap();
+    let answer = elected(&mut admin, elect_all(pb::ElectionType::Preferred)).await;
+    let got = outcomes(&answer);
+    assert_eq!(got[0], (0, Some(preferred.0), None), "{answer:?}");
+    assert!(got[1..].iter().all(|(_, _, code)| *code == not_needed));
+    let after = orders_0(&cluster).await;
+    assert_eq!(after.leader, Some(preferred));
+    assert_eq!(after.leader_epoch, moved.leader_epoch.next());
+
+    tracing::info!("every topic's partitions, and an unclean election where a leader is live");
+    let everything = elected(&mut admin, elect("", &[], pb::ElectionType::Preferred)).await;
+    assert_eq!(everything.results.len(), 3);
+    let unclean = elected(&mut admin, elect_all(pb::ElectionType::Unclean)).await;
+    assert!(outcomes(&unclean)
+        .iter()
+        .all(|(_, _, code)| *code == not_needed));
+
+    tracing::info!("bad requests: typed errors, nothing changed");
+    let version = leader_state(&cluster).await.version();
+    let unknown_partition = elected(
+        &mut admin,
+        elect("orders", &[7], pb::ElectionType::Preferred),
+    )
+    .await;
+    assert_eq!(
+        outcomes(&unknown_partition),
+        vec![(7, None, Some(ErrorCode::UnknownTopicOrPartition))]
+    );
+    let mut bad_type = elect("orders", &[], pb::ElectionType::Preferred);
+    bad_type.election = 5;
+    for (request, code) in [
+        (
+            elect("invoices", &[], pb::ElectionType::Preferred),
+            ErrorCode::UnknownTopicOrPartition,
+        ),
+        (
+            elect("", &[0], pb::ElectionType::Preferred),
+            ErrorCode::InvalidRequest,
+        ),
+        (bad_type, ErrorCode::InvalidRequest),
+    ] {
+        let status = admin.elect_leaders(request.clone()).await.unwrap_err();
+        assert_eq!(code_of(&status), code, "{request:?}: {status:?}");
+    }
+    assert_eq!(leader_state(&cluster).await.version(), version);
     cluster.stop_all().await.unwrap();
 }
 
