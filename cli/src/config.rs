@@ -16,6 +16,7 @@
 use anyhow::{bail, Context, Result};
 use raftline_broker::group::{CoordinatorConfig, GroupTimeouts};
 use raftline_broker::log::DEFAULT_CACHED_TAIL;
+use raftline_controller::LeaderRebalance;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -73,6 +74,20 @@ struct RawConfig {
     /// gets a pass as soon as it knows its high watermark after opening.
     #[serde(default = "default_retention_check_ms")]
     log_retention_check_interval_ms: u64,
+    /// Whether the controller moves leadership back to each partition's
+    /// preferred replica when a broker's share led elsewhere passes
+    /// `leader_imbalance_per_broker_percentage` (Kafka's
+    /// `auto.leader.rebalance.enable`). Default true.
+    #[serde(default = "default_true")]
+    auto_leader_rebalance_enable: bool,
+    /// Between those checks, ms (`leader.imbalance.check.interval.seconds`).
+    /// Default 300000.
+    #[serde(default = "default_imbalance_check_ms")]
+    leader_imbalance_check_interval_ms: u64,
+    /// A broker's share of its preferred partitions led elsewhere above
+    /// which they move back, percent. Default 10.
+    #[serde(default = "default_imbalance_percentage")]
+    leader_imbalance_per_broker_percentage: u32,
     /// Synced bytes behind each segment's end kept in the page cache; older
     /// ones are handed back to the kernel after each fsync. Default 4194304;
     /// 0 leaves the whole log to the kernel's cache, as Kafka does.
@@ -114,6 +129,18 @@ fn default_cleaner_backoff_ms() -> u64 {
 
 fn default_retention_check_ms() -> u64 {
     30_000
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_imbalance_check_ms() -> u64 {
+    300_000
+}
+
+fn default_imbalance_percentage() -> u32 {
+    10
 }
 
 fn default_group_session_ms() -> u64 {
@@ -177,6 +204,8 @@ pub struct NodeConfig {
     pub log_retention_check: Duration,
     /// Synced bytes per segment kept in the page cache (`None`: all).
     pub log_cached_tail: Option<u64>,
+    /// Automatic preferred-leader rebalancing, if on.
+    pub leader_rebalance: Option<LeaderRebalance>,
     /// The Kafka protocol listener, if on.
     pub kafka: Option<KafkaListener>,
 }
@@ -312,8 +341,19 @@ impl NodeConfig {
                 })
             }
         };
+        if raw.leader_imbalance_per_broker_percentage > 100 {
+            bail!(
+                "leader_imbalance_per_broker_percentage ({}) must be in [0, 100]",
+                raw.leader_imbalance_per_broker_percentage
+            );
+        }
+        let leader_rebalance = raw.auto_leader_rebalance_enable.then(|| LeaderRebalance {
+            interval: Duration::from_millis(raw.leader_imbalance_check_interval_ms.max(1)),
+            threshold_percent: raw.leader_imbalance_per_broker_percentage,
+        });
         Ok(NodeConfig {
             kafka,
+            leader_rebalance,
             node_id: raw.node_id,
             data_dir: raw.data_dir,
             client_addr: addr("client_addr", &raw.client_addr)?,
@@ -422,6 +462,25 @@ peer_addr = "127.0.0.1:9191"
         ))
         .unwrap();
         assert_eq!(often.log_retention_check, Duration::from_secs(5));
+        assert_eq!(c.leader_rebalance, Some(LeaderRebalance::default()));
+        let rebalance = NodeConfig::parse(&GOOD.replace(
+            "[controllers]",
+            "leader_imbalance_check_interval_ms = 1000\nleader_imbalance_per_broker_percentage = 0\n[controllers]",
+        ))
+        .unwrap();
+        assert_eq!(
+            rebalance.leader_rebalance,
+            Some(LeaderRebalance {
+                interval: Duration::from_secs(1),
+                threshold_percent: 0
+            })
+        );
+        let off = NodeConfig::parse(&GOOD.replace(
+            "[controllers]",
+            "auto_leader_rebalance_enable = false\n[controllers]",
+        ))
+        .unwrap();
+        assert_eq!(off.leader_rebalance, None);
     }
 
     #[test]
@@ -449,6 +508,13 @@ peer_addr = "127.0.0.1:9191"
             (
                 GOOD.replace("[controllers]", "kafka_listener = \"\"\n[controllers]"),
                 "",
+            ),
+            (
+                GOOD.replace(
+                    "[controllers]",
+                    "leader_imbalance_per_broker_percentage = 101\n[controllers]",
+                ),
+                "leader_imbalance_per_broker_percentage",
             ),
         ];
         for (text, needle) in cases {

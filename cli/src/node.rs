@@ -25,7 +25,9 @@ use raftline_broker::replica::{
 use raftline_broker::storage::Storage;
 use raftline_controller::api::status::error_to_wire as controller_error_to_wire;
 use raftline_controller::api::{AdminService, BrokerLifecycleService, MetadataStreamService};
-use raftline_controller::{BrokerLifecycle, ControllerMachine, ControllerNode};
+use raftline_controller::{
+    spawn_leader_rebalance, BrokerLifecycle, ControllerMachine, ControllerNode, LeaderRebalance,
+};
 use raftline_proto::date::{DateHeaderLayer, WallClock};
 use raftline_proto::pb::admin_server::AdminServer;
 use raftline_proto::pb::broker_lifecycle_server::BrokerLifecycleServer;
@@ -86,6 +88,9 @@ pub struct NodeSettings {
     pub log_cleaner_backoff: Duration,
     /// Between retention passes (`log.retention.check.interval.ms`).
     pub log_retention_check: Duration,
+    /// Automatic preferred-leader rebalancing by the controller leader
+    /// (`auto.leader.rebalance.enable`), if on.
+    pub leader_rebalance: Option<LeaderRebalance>,
     /// Synced bytes per segment kept in the page cache (`None`: all), as
     /// [`LogConfig::cached_tail`](raftline_broker::log::LogConfig).
     pub log_cached_tail: Option<u64>,
@@ -123,6 +128,7 @@ pub struct Node<D: RaftDisk> {
     replicas: JoinHandle<()>,
     monitor_stop: CancellationToken,
     monitor: Option<JoinHandle<()>>,
+    rebalance: Option<JoinHandle<()>>,
     groups_stop: CancellationToken,
     groups: JoinHandle<()>,
     client_stop: CancellationToken,
@@ -300,6 +306,8 @@ impl<D: RaftDisk> Node<D> {
         let monitor_stop = CancellationToken::new();
         let mut controller = None;
         let mut monitor = None;
+        let mut rebalance = None;
+        let leader_rebalance = settings.leader_rebalance;
         let session = settings.broker_session_timeout;
         // A broker silent for two heartbeats has its listener probed: a
         // crashed process is fenced then, not a session later.
@@ -324,6 +332,8 @@ impl<D: RaftDisk> Node<D> {
                         .clone()
                         .spawn_monitor(Duration::from_millis(100), monitor_stop.clone()),
                 );
+                rebalance = leader_rebalance
+                    .map(|r| spawn_leader_rebalance(node.clone(), r, monitor_stop.clone()));
                 routes.add_service(
                     BrokerLifecycleServer::new(BrokerLifecycleService::new(lifecycle))
                         .max_decoding_message_size(1 << 20)
@@ -381,6 +391,7 @@ impl<D: RaftDisk> Node<D> {
             replicas,
             monitor_stop,
             monitor,
+            rebalance,
             groups_stop,
             groups,
             client_stop,
@@ -438,6 +449,9 @@ impl<D: RaftDisk> Node<D> {
         self.monitor_stop.cancel();
         if let Some(monitor) = self.monitor {
             bounded("the session monitor", Duration::from_secs(2), monitor).await;
+        }
+        if let Some(rebalance) = self.rebalance {
+            bounded("the leader rebalance", Duration::from_secs(2), rebalance).await;
         }
         self.client_stop.cancel();
         bounded("the client port", Duration::from_secs(2), self.client).await;

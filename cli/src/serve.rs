@@ -58,6 +58,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         groups: config.groups.clone(),
         log_cleaner_backoff: config.log_cleaner_backoff,
         log_retention_check: config.log_retention_check,
+        leader_rebalance: config.leader_rebalance,
         log_cached_tail: config.log_cached_tail,
         kafka_addr: config.kafka.as_ref().map(|k| k.advertised.clone()),
     };

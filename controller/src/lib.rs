@@ -38,6 +38,7 @@ mod model;
 mod node;
 mod partitions;
 mod placement;
+mod rebalance;
 mod sessions;
 mod topic_name;
 mod topics;
@@ -55,5 +56,6 @@ pub use machine::{
 pub use model::{Broker, MetadataState, Partition, Topic, UNCLEAN_LEADER_ELECTION};
 pub use node::{ClusterView, ControllerError, ControllerNode, ElectionOutcome, TopicsView};
 pub use placement::place_replicas;
+pub use rebalance::{imbalanced_partitions, spawn_leader_rebalance, LeaderRebalance};
 pub use sessions::BrokerSessions;
 pub use topic_name::{TopicName, MAX_TOPIC_NAME_LEN};

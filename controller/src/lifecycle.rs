@@ -353,19 +353,37 @@ impl<D: RaftDisk> BrokerLifecycle<D> {
         every: Duration,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                if let Err(e) = self.check_sessions(Instant::now()).await {
+        spawn_on_ticks(tokio::time::interval(every), shutdown, move || {
+            let this = self.clone();
+            async move {
+                if let Err(e) = this.check_sessions(Instant::now()).await {
                     tracing::warn!(error = %e, "broker session check failed; retrying next tick");
                 }
             }
         })
     }
+}
+
+/// Runs `pass` at each tick of `tick` (a late tick delays the next ones
+/// rather than bunching them) until `shutdown`.
+pub(crate) fn spawn_on_ticks<F, Fut>(
+    mut tick: tokio::time::Interval,
+    shutdown: CancellationToken,
+    mut pass: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            pass().await;
+        }
+    })
 }

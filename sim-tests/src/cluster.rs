@@ -9,7 +9,7 @@ use raftline_broker::group::CoordinatorConfig;
 use raftline_broker::replica::{Partition, ReplicaManager};
 use raftline_broker::storage::{MemStorage, Storage};
 use raftline_broker::TopicPartition;
-use raftline_controller::ControllerMachine;
+use raftline_controller::{ControllerMachine, LeaderRebalance};
 use raftline_raft_store::{MemDisk, RaftHandle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -367,6 +367,7 @@ async fn run_node(
         },
         log_cleaner_backoff: cleaner_backoff,
         log_retention_check: RETENTION_CHECK,
+        leader_rebalance: Some(LeaderRebalance::default()),
         log_cached_tail: Some(raftline_broker::log::DEFAULT_CACHED_TAIL),
         kafka_addr: None,
     };

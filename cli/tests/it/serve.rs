@@ -248,11 +248,10 @@ fn reflected_services(addr: &str) -> Vec<String> {
     })
 }
 
-/// A broker that comes back leads nothing until a preferred election gives
-/// it its partitions back (Kafka's kafka-leader-election).
-#[test]
-fn a_returning_broker_gets_its_leadership_back_by_a_preferred_election() {
-    let mut cluster = ProcCluster::start(3);
+/// Creates `orders` (3 partitions, RF 3), kills the preferred replica of
+/// partition 0, waits for the failover, restarts it and waits until it is
+/// back in the partition's ISR; that broker.
+fn restart_the_preferred_leader_of_partition_0(cluster: &mut ProcCluster) -> u64 {
     cluster.ok(&[
         "topic",
         "create",
@@ -262,14 +261,9 @@ fn a_returning_broker_gets_its_leadership_back_by_a_preferred_election() {
         "--replication-factor",
         "3",
     ]);
-    let balanced = cluster.ok(&["topic", "elect-leaders", "orders"]);
-    assert!(
-        balanced.contains("0 elected, 3 not needed, 0 failed."),
-        "{balanced}"
-    );
-
-    let before = cluster.partition("orders", 0);
-    let preferred = before["replicas"][0].as_u64().unwrap();
+    let preferred = cluster.partition("orders", 0)["replicas"][0]
+        .as_u64()
+        .unwrap();
     cluster.kill(preferred as usize);
     wait_for("partition 0 to fail over", Duration::from_secs(30), || {
         let p = cluster.partition("orders", 0);
@@ -286,6 +280,16 @@ fn a_returning_broker_gets_its_leadership_back_by_a_preferred_election() {
                 == 3
         },
     );
+    preferred
+}
+
+/// A broker that comes back leads nothing until a preferred election gives
+/// it its partitions back (Kafka's kafka-leader-election). The automatic
+/// rebalance is on, but its 5 minutes do not pass during the test.
+#[test]
+fn a_returning_broker_gets_its_leadership_back_by_a_preferred_election() {
+    let mut cluster = ProcCluster::start(3);
+    let preferred = restart_the_preferred_leader_of_partition_0(&mut cluster);
     assert_ne!(cluster.partition("orders", 0)["leader"], preferred);
 
     let elected = cluster.json(&["topic", "elect-leaders", "orders", "--partition", "0"]);
@@ -293,6 +297,11 @@ fn a_returning_broker_gets_its_leadership_back_by_a_preferred_election() {
     assert!(elected["results"][0]["error"].is_null(), "{elected}");
     assert_eq!(cluster.partition("orders", 0)["leader"], preferred);
 
+    let balanced = cluster.ok(&["topic", "elect-leaders", "orders"]);
+    assert!(
+        balanced.contains("0 elected, 3 not needed, 0 failed."),
+        "{balanced}"
+    );
     let everything = cluster.ok(&["topic", "elect-leaders", "--all-topics"]);
     assert!(everything.contains("0 failed."), "{everything}");
 
@@ -306,5 +315,23 @@ fn a_returning_broker_gets_its_leadership_back_by_a_preferred_election() {
         String::from_utf8_lossy(&neither.stderr).contains("--all-topics"),
         "{}",
         String::from_utf8_lossy(&neither.stderr)
+    );
+}
+
+/// With the automatic rebalance checking every 500 ms, the returning broker
+/// gets partition 0 back by itself once it is in sync.
+#[test]
+fn a_returning_broker_gets_its_leadership_back_by_itself() {
+    let mut cluster = ProcCluster::start_with(3, "leader_imbalance_check_interval_ms = 500");
+    let preferred = restart_the_preferred_leader_of_partition_0(&mut cluster);
+    wait_for(
+        "the controller to give partition 0 back",
+        Duration::from_secs(30),
+        || cluster.partition("orders", 0)["leader"] == preferred,
+    );
+    let balanced = cluster.ok(&["topic", "elect-leaders", "orders"]);
+    assert!(
+        balanced.contains("0 elected, 3 not needed, 0 failed."),
+        "{balanced}"
     );
 }

@@ -227,3 +227,48 @@ fn unclean_election_brings_an_offline_partition_back() {
         }
     );
 }
+
+#[test]
+fn the_leader_rebalance_picks_a_returned_brokers_partitions_once_it_is_in_sync() {
+    // Broker 1 prefers ten partitions, broker 2 one.
+    let mut c = Cluster::with_live(&[1, 2, 3]);
+    let mut assignments: Vec<&[u32]> = vec![&[1, 2, 3]; 10];
+    assignments.push(&[2, 3, 1]);
+    c.create("t", &assignments);
+    assert!(imbalanced_partitions(&c.state, 10).is_empty(), "balanced");
+
+    info!("broker 1 fenced: its ten partitions move, it cannot take them back");
+    c.fence(1);
+    assert_eq!(c.partition("t", 0).leader, Some(b(2)));
+    assert!(imbalanced_partitions(&c.state, 10).is_empty());
+    c.unfence(1);
+    assert!(
+        imbalanced_partitions(&c.state, 10).is_empty(),
+        "back but in no ISR"
+    );
+
+    info!("back in sync on some: those move back, once over the threshold");
+    c.alter("t", 0, &[1, 2, 3]);
+    assert_eq!(imbalanced_partitions(&c.state, 10), vec![(t("t"), p(0))]);
+    assert!(
+        imbalanced_partitions(&c.state, 100).is_empty(),
+        "10 of 10 led elsewhere is not above 100%"
+    );
+    for i in 1..10 {
+        c.alter("t", i, &[1, 2, 3]);
+    }
+    let all: Vec<_> = (0..10).map(|i| (t("t"), p(i))).collect();
+    assert_eq!(imbalanced_partitions(&c.state, 10), all);
+
+    info!("one of ten led elsewhere is at, not above, 10%");
+    for i in 1..10 {
+        c.apply(Command::ElectLeader {
+            topic: t("t"),
+            partition: p(i),
+            election: ElectionType::Preferred,
+        })
+        .unwrap();
+    }
+    assert!(imbalanced_partitions(&c.state, 10).is_empty());
+    assert_eq!(imbalanced_partitions(&c.state, 9), vec![(t("t"), p(0))]);
+}
