@@ -131,6 +131,9 @@ pub const RETENTION_CHECK: Duration = Duration::from_secs(30);
 /// short, so the cleaner compacts the offsets topic while faults run.
 const CLEANER_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Between the controller leader's preferred-leader rebalance checks.
+const LEADER_REBALANCE_CHECK: Duration = Duration::from_secs(3);
+
 /// How long every partition-log fsync takes on the simulated disks.
 const SYNC_LATENCY: Duration = Duration::from_millis(2);
 
@@ -367,7 +370,13 @@ async fn run_node(
         },
         log_cleaner_backoff: cleaner_backoff,
         log_retention_check: RETENTION_CHECK,
-        leader_rebalance: Some(LeaderRebalance::default()),
+        // Often, so the faults' restarted brokers take their leadership back
+        // while the workload runs: each such move is a clean election the
+        // checker watches.
+        leader_rebalance: Some(LeaderRebalance {
+            interval: LEADER_REBALANCE_CHECK,
+            ..LeaderRebalance::default()
+        }),
         log_cached_tail: Some(raftline_broker::log::DEFAULT_CACHED_TAIL),
         kafka_addr: None,
     };
