@@ -16,7 +16,8 @@ apis = ['api_versions', 'metadata', 'produce', 'fetch', 'list_offsets', 'offset_
         'offset_fetch', 'find_coordinator', 'join_group', 'heartbeat', 'leave_group',
         'sync_group', 'describe_groups', 'list_groups', 'create_topics', 'delete_topics',
         'init_producer_id', 'offset_for_leader_epoch', 'describe_configs',
-        'create_partitions', 'delete_groups', 'incremental_alter_configs', 'describe_cluster']
+        'create_partitions', 'delete_groups', 'incremental_alter_configs', 'describe_cluster',
+        'elect_leaders']
 MAXV = 32767
 FIXED = {'Int8': 1, 'Int16': 2, 'Int32': 4, 'Int64': 8, 'Uuid': 16, 'Boolean': 1, 'Float64': 8, 'UInt16': 2, 'UInt32': 4}
 

@@ -16,7 +16,7 @@ use raftline_broker::clock::Clock;
 use raftline_broker::controller_link::{self, Connector, ControllerClient, LinkConfig};
 use raftline_broker::group::{CoordinatorConfig, GroupCoordinator, GroupsService};
 use raftline_broker::kafka::{
-    AdminFuture, ClusterAdmin, KafkaConfig, KafkaFrontEnd, KAFKA_ENDPOINT,
+    AdminFuture, ClusterAdmin, Elected, KafkaConfig, KafkaFrontEnd, KAFKA_ENDPOINT,
 };
 use raftline_broker::metadata::BrokerId;
 use raftline_broker::replica::{
@@ -26,7 +26,8 @@ use raftline_broker::storage::Storage;
 use raftline_controller::api::status::error_to_wire as controller_error_to_wire;
 use raftline_controller::api::{AdminService, BrokerLifecycleService, MetadataStreamService};
 use raftline_controller::{
-    spawn_leader_rebalance, BrokerLifecycle, ControllerMachine, ControllerNode, LeaderRebalance,
+    spawn_leader_rebalance, BrokerLifecycle, ControllerMachine, ControllerNode, ElectionType,
+    LeaderRebalance,
 };
 use raftline_proto::date::{DateHeaderLayer, WallClock};
 use raftline_proto::pb::admin_server::AdminServer;
@@ -206,6 +207,36 @@ impl<D: RaftDisk> ClusterAdmin for ControllerTopics<D> {
                 .await
                 .map(|_| ())
                 .map_err(|e| controller_error_to_wire(&e))
+        })
+    }
+
+    fn elect_leaders(
+        &self,
+        topic: Option<String>,
+        partitions: Vec<u32>,
+        unclean: bool,
+    ) -> AdminFuture<'_, Vec<Elected>> {
+        let election = if unclean {
+            ElectionType::Unclean
+        } else {
+            ElectionType::Preferred
+        };
+        Box::pin(async move {
+            let outcomes = self
+                .0
+                .elect_leaders(topic.as_deref(), &partitions, election)
+                .await
+                .map_err(|e| controller_error_to_wire(&e))?;
+            Ok(outcomes
+                .into_iter()
+                .map(|o| {
+                    let result = o
+                        .result
+                        .map(|leader| leader.map(|b| b.0))
+                        .map_err(|e| controller_error_to_wire(&e));
+                    (o.topic, o.partition, result)
+                })
+                .collect())
         })
     }
 }

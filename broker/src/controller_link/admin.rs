@@ -12,6 +12,10 @@ use std::pin::Pin;
 /// What an admin call returns: a value, or the typed error (code, message).
 pub type AdminFuture<'a, T = ()> = Pin<Box<dyn Future<Output = Result<T, pb::Error>> + Send + 'a>>;
 
+/// One partition's leader election: its topic, index, and its leader after
+/// the election or why it did not happen.
+pub type Elected = (String, u32, Result<Option<u32>, pb::Error>);
+
 /// The controller quorum's topic operations, as the node provides them (the
 /// call is forwarded to the Raft leader).
 pub trait ClusterAdmin: Send + Sync {
@@ -35,4 +39,13 @@ pub trait ClusterAdmin: Send + Sync {
         set: BTreeMap<String, String>,
         delete: BTreeSet<String>,
     ) -> AdminFuture<'_>;
+    /// Leader elections (preferred, or `unclean`) of `partitions` of
+    /// `topic` (all of them if empty), or of every topic's partitions if
+    /// `topic` is `None`.
+    fn elect_leaders(
+        &self,
+        topic: Option<String>,
+        partitions: Vec<u32>,
+        unclean: bool,
+    ) -> AdminFuture<'_, Vec<Elected>>;
 }

@@ -13,7 +13,7 @@
 mod admin;
 mod client;
 
-pub use admin::{AdminFuture, ClusterAdmin};
+pub use admin::{AdminFuture, ClusterAdmin, Elected};
 pub use client::ControllerClient;
 pub use raftline_proto::transport::{Connector, TcpConnector};
 

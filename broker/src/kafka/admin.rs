@@ -7,7 +7,7 @@ use super::errors::{kafka_code, kafka_code_of};
 use super::handlers::{text, topic_uuid};
 use super::KafkaFrontEnd;
 use crate::api::{error_code, lookup};
-pub use crate::controller_link::{AdminFuture, ClusterAdmin};
+pub use crate::controller_link::{AdminFuture, ClusterAdmin, Elected};
 use crate::group::{error_to_wire as group_error, Group};
 use crate::position::{LeaderEpoch, TopicPartition};
 use crate::replica::ReplicaError;
@@ -20,6 +20,7 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -30,9 +31,10 @@ use kafka_protocol::messages::{
     BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteGroupsRequest, DeleteGroupsResponse, DeleteTopicsRequest,
     DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListGroupsRequest,
-    ListGroupsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    DescribeConfigsResponse, DescribeGroupsRequest, DescribeGroupsResponse, ElectLeadersRequest,
+    ElectLeadersResponse, GroupId, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    ListGroupsRequest, ListGroupsResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as K;
@@ -424,6 +426,98 @@ impl KafkaFrontEnd {
             });
         }
         IncrementalAlterConfigsResponse::default().with_responses(responses)
+    }
+
+    /// ElectLeaders: preferred (v0 always; v1+ `election_type` 0) or unclean
+    /// (1) elections of the partitions named, or of every partition when
+    /// `topic_partitions` is null; one result per partition.
+    pub(super) async fn elect_leaders(
+        &self,
+        request: ElectLeadersRequest,
+        version: i16,
+    ) -> ElectLeadersResponse {
+        let response = ElectLeadersResponse::default();
+        let unclean = match (version, request.election_type) {
+            (0, _) | (_, 0) => false,
+            (_, 1) => true,
+            // Only v1+ carries the type, and only v1+ a top-level error.
+            _ => return response.with_error_code(K::InvalidRequest.code()),
+        };
+        let asked: Vec<(Option<String>, Vec<i32>)> = match &request.topic_partitions {
+            None => vec![(None, Vec::new())],
+            Some(topics) => topics
+                .iter()
+                .map(|t| (Some(t.topic.0.to_string()), t.partitions.clone()))
+                .collect(),
+        };
+        let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
+        let refused = |partition: i32, (code, message): Refusal| {
+            PartitionResult::default()
+                .with_partition_id(partition)
+                .with_error_code(code)
+                .with_error_message(message)
+        };
+        for (topic, partitions) in asked {
+            // A named topic with no partitions asks for none (Kafka's rule).
+            if topic.is_some() && partitions.is_empty() {
+                continue;
+            }
+            let (valid, negative): (Vec<i32>, Vec<i32>) = partitions.iter().partition(|&&p| p >= 0);
+            if let Some(name) = &topic {
+                let results = by_topic.entry(name.clone()).or_default();
+                for p in negative {
+                    results.push(refused(
+                        p,
+                        (
+                            K::UnknownTopicOrPartition.code(),
+                            Some(text(format!("partition {p} of {name:?} does not exist"))),
+                        ),
+                    ));
+                }
+                if valid.is_empty() {
+                    continue;
+                }
+            }
+            let indexes = valid.iter().map(|&p| p.unsigned_abs()).collect();
+            match self
+                .admin
+                .elect_leaders(topic.clone(), indexes, unclean)
+                .await
+            {
+                Ok(outcomes) => {
+                    for (name, partition, outcome) in outcomes {
+                        let id = i32::try_from(partition).unwrap_or(i32::MAX);
+                        let result = match outcome {
+                            Ok(_) => PartitionResult::default()
+                                .with_partition_id(id)
+                                .with_error_message(None),
+                            Err(e) => refused(id, error_message(&e)),
+                        };
+                        by_topic.entry(name).or_default().push(result);
+                    }
+                }
+                Err(e) => match &topic {
+                    Some(name) => {
+                        let results = by_topic.entry(name.clone()).or_default();
+                        results.extend(valid.iter().map(|&p| refused(p, error_message(&e))));
+                    }
+                    None => {
+                        return response
+                            .with_error_code(kafka_code_of(e.code))
+                            .with_replica_election_results(Vec::new())
+                    }
+                },
+            }
+        }
+        let results = by_topic
+            .into_iter()
+            .map(|(name, partitions)| {
+                ReplicaElectionResult::default()
+                    .with_topic(TopicName(text(name)))
+                    .with_partition_result(partitions)
+            })
+            .collect();
+        response.with_replica_election_results(results)
     }
 
     /// A resource's operations as the values to set and the names to

@@ -214,6 +214,7 @@ impl KafkaFrontEnd {
             ApiKey::DescribeGroups => reply!(r => self.describe_groups(r).await),
             ApiKey::DeleteGroups => reply!(r => self.delete_groups(r).await),
             ApiKey::OffsetForLeaderEpoch => reply!(r => self.offset_for_leader_epoch(r).await),
+            ApiKey::ElectLeaders => reply!(r => self.elect_leaders(r, version).await),
             other => Reply::Close(format!("{other:?} is advertised but has no handler")),
         }
     }

@@ -23,7 +23,7 @@ mod handlers;
 mod shapes;
 mod versions;
 
-pub use admin::{AdminFuture, ClusterAdmin};
+pub use admin::{AdminFuture, ClusterAdmin, Elected};
 pub use errors::{kafka_code, kafka_code_of};
 pub use handlers::{topic_uuid, KAFKA_ENDPOINT};
 pub use versions::{supported, SUPPORTED};

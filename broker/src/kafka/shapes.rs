@@ -91,6 +91,7 @@ fn shape(key: ApiKey) -> Option<&'static Shape> {
         ApiKey::DeleteGroups => &DELETE_GROUPS_REQUEST,
         ApiKey::IncrementalAlterConfigs => &INCREMENTAL_ALTER_CONFIGS_REQUEST,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER_REQUEST,
+        ApiKey::ElectLeaders => &ELECT_LEADERS_REQUEST,
         _ => return None,
     })
 }
@@ -290,6 +291,7 @@ mod tests {
                         exact::<IncrementalAlterConfigsRequest>(key, v)
                     }
                     ApiKey::DescribeCluster => exact::<DescribeClusterRequest>(key, v),
+                    ApiKey::ElectLeaders => exact::<ElectLeadersRequest>(key, v),
                     other => panic!("{other:?} is served without a layout check"),
                 }
             }

@@ -1553,3 +1553,57 @@ pub(super) static DESCRIBE_CLUSTER_REQUEST: Shape = Shape {
         }, // include_fenced_brokers
     ],
 };
+
+/// `ElectLeadersRequest`.
+pub(super) static ELECT_LEADERS_REQUEST: Shape = Shape {
+    flexible: 2,
+    fields: &[
+        F {
+            min: 1,
+            max: 32767,
+            kind: Fixed(1),
+        }, // election_type
+        F {
+            min: 2,
+            max: 32767,
+            kind: CArr(&Elem::Struct(&TOPIC_PARTITIONS)),
+        }, // topic_partitions
+        F {
+            min: 0,
+            max: 1,
+            kind: Arr(&Elem::Struct(&TOPIC_PARTITIONS)),
+        }, // topic_partitions
+        F {
+            min: 0,
+            max: 32767,
+            kind: Fixed(4),
+        }, // timeout_ms
+    ],
+};
+
+/// `TopicPartitions`.
+pub(super) static TOPIC_PARTITIONS: Shape = Shape {
+    flexible: 2,
+    fields: &[
+        F {
+            min: 2,
+            max: 32767,
+            kind: CStr,
+        }, // topic
+        F {
+            min: 0,
+            max: 1,
+            kind: Str,
+        }, // topic
+        F {
+            min: 2,
+            max: 32767,
+            kind: CArr(&Elem::Leaf(Fixed(4))),
+        }, // partitions
+        F {
+            min: 0,
+            max: 1,
+            kind: Arr(&Elem::Leaf(Fixed(4))),
+        }, // partitions
+    ],
+};

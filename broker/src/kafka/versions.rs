@@ -25,7 +25,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 /// - Admin: CreateTopics v2-7, DeleteTopics v1-6, CreatePartitions v0-3,
 ///   DescribeConfigs v1-4, DescribeCluster v0-2, ListGroups v0-5,
 ///   DescribeGroups v0-5, DeleteGroups v0-2, IncrementalAlterConfigs v0-1
-///   (topics); OffsetForLeaderEpoch v2-4 (for
+///   (topics), ElectLeaders v0-2; OffsetForLeaderEpoch v2-4 (for
 ///   consumers' truncation checks).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
@@ -51,6 +51,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The lowest Produce version actually served.
@@ -87,10 +88,10 @@ mod tests {
     use kafka_protocol::messages::{
         ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
         DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-        FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
-        InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-        ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
-        OffsetForLeaderEpochRequest, ProduceRequest, SyncGroupRequest,
+        ElectLeadersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+        IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+        ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+        OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, SyncGroupRequest,
     };
     use kafka_protocol::protocol::{Message, VersionRange};
 
@@ -125,6 +126,7 @@ mod tests {
                 ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
                 ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::VERSIONS,
                 ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
+                ApiKey::ElectLeaders => ElectLeadersRequest::VERSIONS,
                 other => panic!("{other:?} is advertised but has no handler"),
             };
             // Produce's advertised-but-refused versions are answered before

@@ -12,6 +12,7 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions as ElectTopicPartitions;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
@@ -32,11 +33,12 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse,
-    OffsetCommitRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
-    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse, TopicName, TransactionalId,
+    DescribeGroupsRequest, ElectLeadersRequest, ElectLeadersResponse, FetchRequest,
+    FindCoordinatorRequest, GroupId, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    SyncGroupRequest, SyncGroupResponse, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use raftline_broker::kafka::SUPPORTED;
@@ -930,8 +932,60 @@ fn kafka_admin_apis_manage_topics_configs_and_groups() {
         assert_eq!(r.cluster_id.as_str(), "raftline");
     }
 
-    info!("OffsetForLeaderEpoch: where epoch 0 ends");
+    info!("ElectLeaders: nothing to elect while preferred replicas lead; typed refusals");
     await_topic(&mut c, "defaults");
+    let elect = |topics: Option<Vec<(&str, Vec<i32>)>>, kind: i8| {
+        let topics = topics.map(|ts| {
+            ts.into_iter()
+                .map(|(t, ps)| {
+                    ElectTopicPartitions::default()
+                        .with_topic(name(t))
+                        .with_partitions(ps)
+                })
+                .collect()
+        });
+        ElectLeadersRequest::default()
+            .with_election_type(kind)
+            .with_topic_partitions(topics)
+            .with_timeout_ms(10_000)
+    };
+    let codes = |r: &ElectLeadersResponse| -> Vec<(String, i32, i16)> {
+        r.replica_election_results
+            .iter()
+            .flat_map(|t| {
+                t.partition_result
+                    .iter()
+                    .map(move |p| (t.topic.0.to_string(), p.partition_id, p.error_code))
+            })
+            .collect()
+    };
+    for v in range(ApiKey::ElectLeaders) {
+        let named = elect(
+            Some(vec![("defaults", vec![0, -1]), ("never-was", vec![0])]),
+            0,
+        );
+        let r = c.call(&named, v);
+        assert_eq!(r.error_code, 0);
+        let want = vec![
+            ("defaults".to_string(), -1, 3),
+            ("defaults".to_string(), 0, 84),
+            ("never-was".to_string(), 0, 3),
+        ];
+        assert_eq!(
+            codes(&r),
+            want,
+            "v{v}: ELECTION_NOT_NEEDED, UNKNOWN_TOPIC_OR_PARTITION"
+        );
+        let all = codes(&c.call(&elect(None, 0), v));
+        assert!(all.iter().any(|(t, _, _)| t == "defaults"), "v{v}: {all:?}");
+        assert!(all.iter().all(|&(_, _, code)| code == 84), "v{v}: {all:?}");
+    }
+    let unclean = c.call(&elect(Some(vec![("defaults", vec![0])]), 1), 2);
+    assert_eq!(codes(&unclean), vec![("defaults".to_string(), 0, 84)]);
+    let bad = c.call(&elect(Some(vec![("defaults", vec![0])]), 7), 2);
+    assert_eq!(bad.error_code, 42, "INVALID_REQUEST");
+
+    info!("OffsetForLeaderEpoch: where epoch 0 ends");
     let meta = metadata_of(&mut c, "defaults", 12);
     let leader = meta.topics[0].partitions[0].leader_id.0 as usize;
     let mut lead = Conn::open(&cluster.kafka_addr(leader));
