@@ -50,33 +50,17 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
 
     // Configs change in place; a bad change is refused whole, typed, and
     // changes nothing.
-    let configs_of = |out: &std::process::Output| {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let topic: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        topic["configs"].clone()
-    };
-    let altered = cli(
-        &[
-            "topic",
-            "alter",
-            "orders",
-            "--config",
-            "retention.ms=3600000",
-            "--config",
-            "segment.bytes=1048576",
-            "--output",
-            "json",
-        ],
-        &servers,
-    );
-    assert_eq!(
-        configs_of(&altered),
-        serde_json::json!({"retention.ms": "3600000", "segment.bytes": "1048576"})
-    );
+    let set = serde_json::json!({"retention.ms": "3600000", "segment.bytes": "1048576"});
+    let altered = cluster.json(&[
+        "topic",
+        "alter",
+        "orders",
+        "--config",
+        "retention.ms=3600000",
+        "--config",
+        "segment.bytes=1048576",
+    ]);
+    assert_eq!(altered["configs"], set);
     let refused = cli(
         &[
             "topic",
@@ -96,14 +80,9 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
             && why.contains("retention.mss"),
         "{why}"
     );
-    let after = cli(
-        &["topic", "describe", "orders", "--output", "json"],
-        &servers,
-    );
-    let topics: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    let after = cluster.json(&["topic", "describe", "orders"]);
     assert_eq!(
-        topics[0]["configs"],
-        serde_json::json!({"retention.ms": "3600000", "segment.bytes": "1048576"}),
+        after[0]["configs"], set,
         "the refused change changed nothing"
     );
     let nothing = cli(&["topic", "alter", "orders"], &servers);
@@ -112,44 +91,22 @@ fn three_served_nodes_answer_the_cli_and_stop_on_sigterm() {
         !nothing.status.success() && why.contains("--delete-config"),
         "{why}"
     );
-    let reset = cli(
-        &[
-            "topic",
-            "alter",
-            "orders",
-            "--delete-config",
-            "retention.ms",
-            "--output",
-            "json",
-        ],
-        &servers,
-    );
+    let reset = cluster.json(&[
+        "topic",
+        "alter",
+        "orders",
+        "--delete-config",
+        "retention.ms",
+    ]);
     assert_eq!(
-        configs_of(&reset),
+        reset["configs"],
         serde_json::json!({"segment.bytes": "1048576"}),
         "retention.ms back to its default"
     );
 
     // Partitions are added, never removed.
-    let grown = cli(
-        &[
-            "topic",
-            "add-partitions",
-            "orders",
-            "--total",
-            "5",
-            "--output",
-            "json",
-        ],
-        &servers,
-    );
-    assert!(
-        grown.status.success(),
-        "{}",
-        String::from_utf8_lossy(&grown.stderr)
-    );
-    let topic: serde_json::Value = serde_json::from_slice(&grown.stdout).unwrap();
-    assert_eq!(topic["partitions"].as_array().unwrap().len(), 5);
+    let grown = cluster.json(&["topic", "add-partitions", "orders", "--total", "5"]);
+    assert_eq!(grown["partitions"].as_array().unwrap().len(), 5);
     let shrink = cli(
         &["topic", "add-partitions", "orders", "--total", "2"],
         &servers,
