@@ -396,9 +396,9 @@ impl Segment {
         }
         let want = max_bytes.max(first.size as usize) as u64;
         let len = want.min(self.size - start) as usize;
-        let mut buf = vec![0; len];
-        self.file
-            .read_exact_at(&mut buf, start)
+        let mut buf = self
+            .file
+            .read_vec_at(len, start)
             .map_err(|e| LogError::io(&self.path, e))?;
         let mut used = 0;
         let mut next = first.base_offset;
@@ -633,9 +633,9 @@ impl Segment {
 
     /// The whole batch at byte `position`, its CRC checked.
     pub fn read_batch(&self, position: u64, header: &BatchHeader) -> LogResult<Vec<u8>> {
-        let mut batch = vec![0; header.size as usize];
-        self.file
-            .read_exact_at(&mut batch, position)
+        let batch = self
+            .file
+            .read_vec_at(header.size as usize, position)
             .map_err(|e| LogError::io(&self.path, e))?;
         header
             .verify_crc(&batch)

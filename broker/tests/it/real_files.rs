@@ -180,3 +180,29 @@ fn released_pages_read_back_from_real_files_before_and_after_a_reopen() {
     assert_eq!(log.log_end(), end);
     assert_eq!(read_all(&log, end, 1 << 20), reference);
 }
+
+#[test]
+fn a_file_on_disk_and_one_in_memory_read_the_same_bytes_into_new_buffers() {
+    use raftline_broker::storage::{MemStorage, OpenMode, Storage};
+    let tmp = tempfile::tempdir().unwrap();
+    let content: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let stores: [(Arc<dyn Storage>, std::path::PathBuf); 2] = [
+        (Arc::new(FsStorage), tmp.path().join("f")),
+        (Arc::new(MemStorage::new()), "/f".into()),
+    ];
+    for (storage, path) in stores {
+        if let Some(dir) = path.parent() {
+            storage.create_dir_all(dir).unwrap();
+        }
+        let file = storage.open(&path, OpenMode::CreateNew).unwrap();
+        file.write_all_at(&content, 0).unwrap();
+        assert_eq!(file.read_vec_at(0, 0).unwrap(), Vec::<u8>::new());
+        assert_eq!(file.read_vec_at(70_000, 0).unwrap(), content);
+        assert_eq!(
+            file.read_vec_at(1_000, 65_000).unwrap(),
+            content[65_000..66_000]
+        );
+        let past_the_end = file.read_vec_at(10, 69_995).unwrap_err();
+        assert_eq!(past_the_end.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+}
