@@ -36,6 +36,19 @@ baselines() {
   echo "sequential write 16 KiB blocks, fdatasync each (O_DSYNC), 160 MiB: $(dd_rate if=/dev/zero of="$f" bs=16k count=10240 oflag=dsync)"
   echo "sequential read 1 MiB blocks, 1 GiB, page cache: $(dd_rate if="$f" of=/dev/null bs=1M count=1024 2>/dev/null || true)"
   rm -f "$f"
+  disk_cpu_baseline
+}
+
+# What one durable copy costs the CPU, same run: the log's own write + fdatasync
+# + page-cache release, at 200 KiB (a replica's write at half the 3-node peak)
+# and 1 MiB per fsync.
+disk_cpu_baseline() {
+  local size
+  cargo build --release --locked -q -p raftline --bin raftline
+  for size in 204800 1048576; do
+    target/release/raftline bench disk --record-size "$size" --duration-ms 3000 --dir "$dir" --output json > "$dir/disk.json"
+    echo "write + fdatasync of $((size / 1024)) KiB each (bench disk): $(round "$(field "$dir/disk.json" mb_per_sec)") MB/s, p50 $(field "$dir/disk.json" p50) ms; CPU per GB: user $(round2 "$(field "$dir/disk.json" user)") s, system $(round2 "$(field "$dir/disk.json" system)") s"
+  done
 }
 
 # Loopback TCP, same run: 64 KiB writes over one connection (MB/s) and a
@@ -44,12 +57,13 @@ loopback_mbps=0
 loopback_baseline() {
   target/release/raftline bench loopback --record-size 65536 --duration-ms 3000 --output json > "$dir/loopback.json"
   loopback_mbps=$(field "$dir/loopback.json" mb_per_sec)
-  echo "loopback TCP, 64 KiB writes, one connection: $(round "$loopback_mbps") MB/s; 1-byte round trip p50 $(field "$dir/loopback.json" p50) ms, p99 $(field "$dir/loopback.json" p99) ms"
+  echo "loopback TCP, 64 KiB writes, one connection: $(round "$loopback_mbps") MB/s; 1-byte round trip p50 $(field "$dir/loopback.json" p50) ms, p99 $(field "$dir/loopback.json" p99) ms; CPU per GB (sender and reader): user $(round2 "$(field "$dir/loopback.json" user)") s, system $(round2 "$(field "$dir/loopback.json" system)") s"
 }
 
 # A number from a `raftline bench --output json` report: field FILE KEY.
 field() { grep -o "\"$2\": *[0-9.e+-]*" "$1" | head -n 1 | sed -E 's/.*: *//'; }
 round() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
+round2() { awk -v a="$1" 'BEGIN { printf "%.2f", a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 # Waits until `cluster describe` at $1 shows $2 live brokers.

@@ -28,6 +28,13 @@
 //!   the same machine in the same run: one TCP connection over 127.0.0.1
 //!   streaming `--record-size`-byte writes to a reader for `--duration-ms`
 //!   (MB/s), then a 1-byte ping-pong (round-trip latency percentiles).
+//! - `disk`: no cluster; the storage baseline: `--record-size`-byte writes
+//!   to a new file in `--dir`, each followed by an fdatasync, for
+//!   `--duration-ms`, with the synced bytes handed back to the kernel as a
+//!   log does (all but the last 4 MiB), through the log's own file code.
+//!   Prints MB/s, the write+fsync latency, and this process's CPU-seconds
+//!   per GB written (user and system): what one copy of the data costs a
+//!   broker's CPU at that write size, before any network or protocol work.
 
 use crate::data::{now_ms, AcksArg};
 use crate::Output;
@@ -50,13 +57,17 @@ pub enum Workload {
     E2e,
     /// Raw TCP over loopback, no cluster: the network baseline.
     Loopback,
+    /// Write + fdatasync to a file, no cluster: the storage baseline.
+    Disk,
 }
 
 /// `raftline bench`'s flags.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// produce (closed-loop producers), consume (read from the start) or
-    /// e2e (a fixed-rate producer and a consumer: end-to-end latency).
+    /// produce (closed-loop producers), consume (read from the start),
+    /// e2e (a fixed-rate producer and a consumer: end-to-end latency), or
+    /// the baselines without a cluster: loopback (TCP) and disk (write +
+    /// fdatasync, with the CPU it costs).
     #[arg(value_enum)]
     pub workload: Workload,
     /// The topic; created with --partitions and --replication-factor if
@@ -101,6 +112,9 @@ pub struct BenchArgs {
     /// produce: closed loops unless given.
     #[arg(long)]
     pub rate: Option<u64>,
+    /// disk: the directory the file is written in (removed afterwards).
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
 }
 
 impl BenchArgs {
@@ -267,7 +281,9 @@ pub async fn run(
         Workload::Produce => produce(&client, &config).await?,
         Workload::Consume => consume(&client, &config).await?,
         Workload::E2e => e2e(&client, &config).await?,
-        Workload::Loopback => bail!("the loopback workload needs no cluster"),
+        Workload::Loopback | Workload::Disk => {
+            bail!("the {:?} workload needs no cluster", config.workload)
+        }
     };
     print_report(&measured.report(&config), output)
 }
@@ -295,6 +311,7 @@ pub async fn loopback(config: BenchConfig, output: Output) -> Result<()> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let chunk = vec![0u8; config.record_size.max(1)];
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let (mut bytes, mut records) = (0u64, 0u64);
     while started.elapsed() < config.duration {
@@ -305,6 +322,8 @@ pub async fn loopback(config: BenchConfig, output: Output) -> Result<()> {
     stream.shutdown().await?;
     let elapsed = started.elapsed();
     drop(stream);
+    // Both ends are this process: the CPU is the sender's and the reader's.
+    let cpu = cpu_since(cpu_before);
     let mut pings = tokio::net::TcpStream::connect(addr).await?;
     pings.set_nodelay(true)?;
     let mut latencies = Vec::new();
@@ -325,7 +344,110 @@ pub async fn loopback(config: BenchConfig, output: Output) -> Result<()> {
         latencies,
         ..Measured::default()
     };
-    print_report(&measured.report(&config), output)
+    let mut report = measured.report(&config);
+    add_cpu_per_gb(&mut report, cpu);
+    print_report(&report, output)
+}
+
+/// The disk baseline (see the module docs): `record_size`-byte writes to a
+/// new file in `dir`, each made durable before the next, for the duration
+/// (or `records` writes); the file is removed afterwards.
+pub async fn disk(config: BenchConfig, dir: std::path::PathBuf, output: Output) -> Result<()> {
+    let chunk = config.record_size.max(1);
+    let run = config.clone();
+    let measured = tokio::task::spawn_blocking(move || disk_writes(&run, &dir, chunk))
+        .await
+        .context("the disk writer")??;
+    let (measured, cpu) = measured;
+    let mut report = measured.report(&config);
+    if let Some(fields) = report.as_object_mut() {
+        // What a cluster run reports and a file write has no part in.
+        for key in [
+            "topic",
+            "acks",
+            "batch_size",
+            "producers",
+            "longest_ack_gap_ms",
+            "longest_ack_gap_began_at_ms",
+        ] {
+            fields.remove(key);
+        }
+    }
+    add_cpu_per_gb(&mut report, cpu);
+    print_report(&report, output)
+}
+
+/// Adds `cpu_seconds_per_gb` (user, system) for the report's bytes.
+fn add_cpu_per_gb(report: &mut serde_json::Value, cpu: Option<(f64, f64)>) {
+    let gb = report["bytes"]
+        .as_f64()
+        .map(|b| b / 1e9)
+        .filter(|gb| *gb > 0.0);
+    if let (Some((user, system)), Some(gb)) = (cpu, gb) {
+        report["cpu_seconds_per_gb"] = json!({ "user": user / gb, "system": system / gb });
+    }
+}
+
+type DiskRun = (Measured, Option<(f64, f64)>);
+
+fn disk_writes(config: &BenchConfig, dir: &std::path::Path, chunk: usize) -> Result<DiskRun> {
+    use raftline_broker::log::DEFAULT_CACHED_TAIL;
+    use raftline_broker::storage::{FsStorage, OpenMode, Storage};
+    let path = dir.join(format!("raftline-bench-disk-{}.tmp", std::process::id()));
+    let file = FsStorage
+        .open(&path, OpenMode::Truncate)
+        .with_context(|| format!("cannot write in {} (--dir)", dir.display()))?;
+    let data = vec![0xA5u8; chunk];
+    let limit = config.records.unwrap_or(u64::MAX);
+    let cpu_before = process_cpu_seconds();
+    let started = Instant::now();
+    let mut m = Measured::default();
+    let mut released = 0u64;
+    let written = (|| {
+        while started.elapsed() < config.duration && m.records < limit {
+            let t = Instant::now();
+            file.write_all_at(&data, m.bytes)?;
+            file.sync_data()?;
+            m.latencies.push(micros(t.elapsed()));
+            m.bytes += chunk as u64;
+            m.records += 1;
+            // As a log segment does after each sync: all but the tail back.
+            let to = m.bytes.saturating_sub(DEFAULT_CACHED_TAIL) / 4096 * 4096;
+            if to > released {
+                file.release_cache(released, to - released)?;
+                released = to;
+            }
+        }
+        std::io::Result::Ok(())
+    })();
+    m.elapsed = started.elapsed();
+    let cpu = cpu_since(cpu_before);
+    drop(file);
+    let removed = std::fs::remove_file(&path);
+    written.with_context(|| format!("writing {}", path.display()))?;
+    removed.with_context(|| format!("removing {}", path.display()))?;
+    Ok((m, cpu))
+}
+
+/// The (user, system) CPU seconds this process spent since `before`.
+fn cpu_since(before: Option<(f64, f64)>) -> Option<(f64, f64)> {
+    before
+        .zip(process_cpu_seconds())
+        .map(|(a, b)| (b.0 - a.0, b.1 - a.1))
+}
+
+/// This process's (user, system) CPU seconds so far, from /proc/self/stat;
+/// `None` where that is not readable.
+fn process_cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces: utime and stime are the 14th and 15th of the line.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user / ticks, system / ticks))
 }
 
 fn print_report(report: &serde_json::Value, output: Output) -> Result<()> {
@@ -372,6 +494,14 @@ fn print_table(report: &serde_json::Value) {
         ],
         &rows,
     );
+    if let Some(cpu) = report.get("cpu_seconds_per_gb") {
+        let f = |k: &str| cpu[k].as_f64().unwrap_or(0.0);
+        println!(
+            "CPU per GB (this process): user {:.2} s, system {:.2} s",
+            f("user"),
+            f("system")
+        );
+    }
 }
 
 /// Creates the topic unless it exists.

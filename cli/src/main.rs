@@ -598,6 +598,9 @@ async fn run_async(command: Command) -> Result<ExitCode> {
         Command::Bench { args, client } if args.workload == bench::Workload::Loopback => {
             bench::loopback(args.config(), client.output).await?;
         }
+        Command::Bench { args, client } if args.workload == bench::Workload::Disk => {
+            bench::disk(args.config(), args.dir.clone(), client.output).await?;
+        }
         Command::Bench { args, client } => {
             let c = data::connect(&client.bootstrap_server, None).await?;
             bench::run(c, &client.bootstrap_server, args.config(), client.output).await?;

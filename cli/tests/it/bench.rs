@@ -127,21 +127,12 @@ fn bench_produces_consumes_and_measures_end_to_end_latency() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
 }
 
-/// The loopback baseline needs no cluster and measures both throughput and
-/// round trips.
-#[test]
-fn bench_loopback_measures_raw_tcp() {
+/// `raftline bench ARGS --output json` run without a cluster; its report.
+fn baseline(args: &[&str]) -> serde_json::Value {
     let out = std::process::Command::new(crate::procs::BIN)
-        .args([
-            "bench",
-            "loopback",
-            "--record-size",
-            "4096",
-            "--duration-ms",
-            "300",
-            "--output",
-            "json",
-        ])
+        .arg("bench")
+        .args(args)
+        .args(["--output", "json"])
         .output()
         .unwrap();
     assert!(
@@ -149,7 +140,14 @@ fn bench_loopback_measures_raw_tcp() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The loopback baseline needs no cluster and measures both throughput and
+/// round trips.
+#[test]
+fn bench_loopback_measures_raw_tcp() {
+    let report = baseline(&["loopback", "--record-size", "4096", "--duration-ms", "300"]);
     assert_eq!(report["workload"], "loopback");
     let records = report["records"].as_u64().unwrap();
     assert!(records > 0);
@@ -158,4 +156,48 @@ fn bench_loopback_measures_raw_tcp() {
     assert!(report["latency_ms"]["samples"].as_u64().unwrap() > 0);
     let lat = &report["latency_ms"];
     assert!(f(&lat["p50"]) <= f(&lat["p99"]) && f(&lat["p99"]) <= f(&lat["max"]));
+    let cpu = &report["cpu_seconds_per_gb"];
+    assert!(f(&cpu["user"]) + f(&cpu["system"]) > 0.0, "{cpu}");
+}
+
+/// The disk baseline needs no cluster: exactly --records durable writes,
+/// their latency, the CPU they cost, and no file left behind. A directory
+/// it cannot write in is refused, naming the flag.
+#[test]
+fn bench_disk_measures_durable_writes_and_their_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let report = baseline(&[
+        "disk",
+        "--record-size",
+        "8192",
+        "--records",
+        "40",
+        "--dir",
+        dir_arg,
+    ]);
+    assert_eq!(report["workload"], "disk");
+    assert_eq!(report["records"].as_u64(), Some(40));
+    assert_eq!(report["bytes"].as_u64(), Some(40 * 8192));
+    assert!(f(&report["mb_per_sec"]) > 0.0);
+    assert_eq!(report["latency_ms"]["samples"].as_u64(), Some(40));
+    let lat = &report["latency_ms"];
+    assert!(f(&lat["p50"]) <= f(&lat["p99"]) && f(&lat["p99"]) <= f(&lat["max"]));
+    let cpu = &report["cpu_seconds_per_gb"];
+    assert!(f(&cpu["user"]) >= 0.0 && f(&cpu["system"]) >= 0.0, "{cpu}");
+    assert!(report.get("topic").is_none() && report.get("acks").is_none());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let missing = dir.path().join("missing");
+    let out = std::process::Command::new(crate::procs::BIN)
+        .args(["bench", "disk", "--records", "1", "--dir"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--dir") && stderr.contains("missing"),
+        "{stderr}"
+    );
 }
