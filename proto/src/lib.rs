@@ -18,6 +18,7 @@
 pub mod date;
 pub mod topic_config;
 pub mod transport;
+pub mod unary;
 
 /// The encoded `FileDescriptorSet` of every Raftline `.proto`, for gRPC server
 /// reflection (grpcurl and other generic clients discover the services).

@@ -18,14 +18,17 @@ use crate::metadata::BrokerId;
 use crate::position::{LeaderEpoch, Offset, TopicPartition};
 use futures_util::future::join_all;
 use raftline_proto::pb;
-use raftline_proto::pb::replication_client::ReplicationClient;
 use raftline_proto::pb::ErrorCode;
 use raftline_proto::transport::ChannelCache;
+use raftline_proto::unary;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+
+/// The Replication service's fetch, as gRPC names it.
+const REPLICA_FETCH: &str = "/raftline.v1.Replication/ReplicaFetch";
 
 /// After a failed round, before the next.
 const BACKOFF: Duration = Duration::from_millis(100);
@@ -206,15 +209,15 @@ impl Fetcher {
             return false;
         };
         let deadline = self.config.max_wait + self.config.rpc_timeout;
+        // Decoded from the frames as they came: tonic's client would copy
+        // every replicated byte into its message buffer first.
         let answer = tokio::time::timeout(
             deadline,
-            ReplicationClient::new(channel)
-                .max_decoding_message_size(usize::MAX)
-                .replica_fetch(request),
+            unary::call::<_, pb::FetchResponse>(channel, REPLICA_FETCH, &request),
         )
         .await;
         let response = match answer {
-            Ok(Ok(response)) => response.into_inner(),
+            Ok(Ok(response)) => response,
             Ok(Err(status)) => {
                 tracing::debug!(source = %self.source, %status, "replica fetch failed");
                 self.channels.forget(&addr);
