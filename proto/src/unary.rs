@@ -108,7 +108,7 @@ fn frame(message: &impl prost::Message) -> Result<Bytes, Status> {
 
 /// The one uncompressed message in a body's DATA chunks, without its prefix:
 /// a slice of the chunk it came in, or the chunks joined once.
-pub fn one_message(chunks: Vec<Bytes>) -> Result<Bytes, String> {
+fn one_message(chunks: Vec<Bytes>) -> Result<Bytes, String> {
     let total: usize = chunks.iter().map(Bytes::len).sum();
     let mut body = if chunks.len() == 1 {
         chunks.into_iter().next().unwrap_or_default()
