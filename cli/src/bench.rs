@@ -355,10 +355,9 @@ pub async fn loopback(config: BenchConfig, output: Output) -> Result<()> {
 pub async fn disk(config: BenchConfig, dir: std::path::PathBuf, output: Output) -> Result<()> {
     let chunk = config.record_size.max(1);
     let run = config.clone();
-    let measured = tokio::task::spawn_blocking(move || disk_writes(&run, &dir, chunk))
+    let (measured, cpu) = tokio::task::spawn_blocking(move || disk_writes(&run, &dir, chunk))
         .await
         .context("the disk writer")??;
-    let (measured, cpu) = measured;
     let mut report = measured.report(&config);
     if let Some(fields) = report.as_object_mut() {
         // What a cluster run reports and a file write has no part in.
@@ -391,7 +390,7 @@ fn add_cpu_per_gb(report: &mut serde_json::Value, cpu: Option<(f64, f64)>) {
 type DiskRun = (Measured, Option<(f64, f64)>);
 
 fn disk_writes(config: &BenchConfig, dir: &std::path::Path, chunk: usize) -> Result<DiskRun> {
-    use raftline_broker::log::DEFAULT_CACHED_TAIL;
+    use raftline_broker::log::{cold_range, DEFAULT_CACHED_TAIL};
     use raftline_broker::storage::{FsStorage, OpenMode, Storage};
     let path = dir.join(format!("raftline-bench-disk-{}.tmp", std::process::id()));
     let file = FsStorage
@@ -412,10 +411,9 @@ fn disk_writes(config: &BenchConfig, dir: &std::path::Path, chunk: usize) -> Res
             m.bytes += chunk as u64;
             m.records += 1;
             // As a log segment does after each sync: all but the tail back.
-            let to = m.bytes.saturating_sub(DEFAULT_CACHED_TAIL) / 4096 * 4096;
-            if to > released {
-                file.release_cache(released, to - released)?;
-                released = to;
+            if let Some((from, len)) = cold_range(released, m.bytes, DEFAULT_CACHED_TAIL) {
+                file.release_cache(from, len)?;
+                released = from + len;
             }
         }
         std::io::Result::Ok(())

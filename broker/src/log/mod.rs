@@ -31,6 +31,7 @@ pub use compaction::{records, CleanOutcome, RecordView};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, DEFAULT_CACHED_TAIL};
 pub use epoch_cache::LeaderEpochCache;
 pub use producers::{ProducerStates, SequenceCheck};
+pub use segment::cold_range;
 pub use writer::{spawn_writer, Durable, Fence, LogHandle, WriterStats};
 
 use crate::error::{LogError, LogResult};

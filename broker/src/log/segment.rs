@@ -19,6 +19,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// What a segment written and synced up to `size` hands back to the kernel
+/// after its last release ended at `released_to`, keeping the last `keep`
+/// bytes cached: `(from, len)`, whole pages, once at least
+/// `RELEASE_STEP` (1 MiB) has gone cold; `None` before.
+pub fn cold_range(released_to: u64, size: u64, keep: u64) -> Option<(u64, u64)> {
+    let to = size.saturating_sub(keep) / PAGE * PAGE;
+    (to >= released_to.saturating_add(RELEASE_STEP)).then(|| (released_to, to - released_to))
+}
+
 /// Bytes read at a time while scanning a segment.
 const SCAN_CHUNK: usize = 256 * 1024;
 /// The cache is handed back in steps of at least this much (one call each).
@@ -578,13 +587,12 @@ impl Segment {
         let Some(keep) = self.settings.cached_tail else {
             return;
         };
-        let from = self.released_to;
-        let to = self.size.saturating_sub(keep) / PAGE * PAGE;
+        let Some((from, len)) = cold_range(self.released_to, self.size, keep) else {
+            return;
+        };
         // Advice only: if the kernel refuses, the pages stay cached.
-        if to >= from.saturating_add(RELEASE_STEP)
-            && self.file.release_cache(from, to - from).is_ok()
-        {
-            self.released_to = to;
+        if self.file.release_cache(from, len).is_ok() {
+            self.released_to = from + len;
         }
     }
 

@@ -206,3 +206,19 @@ fn a_file_on_disk_and_one_in_memory_read_the_same_bytes_into_new_buffers() {
         assert_eq!(past_the_end.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }
+
+#[test]
+fn cold_bytes_go_back_in_whole_pages_once_a_mebibyte_has_gone_cold() {
+    use raftline_broker::log::cold_range;
+    let mib = 1 << 20;
+    assert_eq!(cold_range(0, CACHED_TAIL + mib - 1, CACHED_TAIL), None);
+    assert_eq!(
+        cold_range(0, CACHED_TAIL + mib + 100, CACHED_TAIL),
+        Some((0, mib))
+    );
+    assert_eq!(
+        cold_range(mib, CACHED_TAIL + 2 * mib + 5000, CACHED_TAIL),
+        Some((mib, mib + 4096))
+    );
+    assert_eq!(cold_range(0, 100, CACHED_TAIL), None);
+}
