@@ -1,5 +1,6 @@
 //! The broker's gRPC front end: `Broker` (Metadata, Produce, Fetch,
-//! ListOffsets) on the client port and `Replication` (ReplicaFetch) on the
+//! ListOffsets) on the client port and `Replication` (ReplicaFetch, over gRPC
+//! and over the replication wire, `raftline_proto::wire`) on the
 //! peer port. Thin adapters: wire types in, [`ReplicaManager`] and
 //! [`Partition`] calls, wire types out; every [`ReplicaError`] becomes one
 //! typed code with the partition named and, for NOT_LEADER, the leader.
@@ -16,9 +17,12 @@ use crate::position::{LeaderEpoch, Offset, TopicPartition};
 use crate::replica::{Acks, FollowerFetch, Partition, ReadResult, ReplicaError, ReplicaManager};
 use futures_util::future::select_all;
 use raftline_proto::pb::{self, ErrorCode};
+use raftline_proto::wire;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 /// acks=all's wait when the request names none (Kafka's `request.timeout.ms`).
@@ -767,19 +771,19 @@ impl ReplicationService {
     }
 }
 
-#[tonic::async_trait]
-impl pb::replication_server::Replication for ReplicationService {
-    async fn replica_fetch(
+impl ReplicationService {
+    /// Answers a follower's fetch (both transports): the long poll over its
+    /// partitions, or why the request itself is refused.
+    pub async fn replica_fetch_answer(
         &self,
-        request: Request<pb::ReplicaFetchRequest>,
-    ) -> Result<Response<pb::FetchResponse>, Status> {
-        let r = request.into_inner();
+        r: pb::ReplicaFetchRequest,
+    ) -> Result<pb::FetchResponse, ReplicaError> {
         let follower = BrokerId(r.replica_id);
         let mut fetches = Vec::with_capacity(r.partitions.len());
         for p in &r.partitions {
             let Some(epoch) = p.current_leader_epoch else {
-                return Err(invalid(
-                    "a replica fetch must carry each partition's current_leader_epoch",
+                return Err(ReplicaError::InvalidRequest(
+                    "a replica fetch must carry each partition's current_leader_epoch".into(),
                 ));
             };
             fetches.push((
@@ -825,8 +829,57 @@ impl pb::replication_server::Replication for ReplicationService {
             },
         )
         .await;
-        Ok(Response::new(pb::FetchResponse {
+        Ok(pb::FetchResponse {
             partitions: results,
-        }))
+        })
+    }
+
+    /// Serves the replication wire's connections (`raftline_proto::wire`,
+    /// split from the peer port's gRPC by their preface) until `stop`: each
+    /// on a task of its own, one call at a time.
+    pub async fn serve_wire<S, IO>(self, connections: S, stop: CancellationToken)
+    where
+        S: futures_util::Stream<Item = IO> + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let mut connections = std::pin::pin!(connections);
+        loop {
+            let io = tokio::select! {
+                () = stop.cancelled() => return,
+                next = futures_util::StreamExt::next(&mut connections) => match next {
+                    Some(io) => io,
+                    None => return,
+                },
+            };
+            let (service, stop) = (self.clone(), stop.clone());
+            tokio::spawn(async move {
+                let handle = |request| {
+                    let service = service.clone();
+                    async move {
+                        service
+                            .replica_fetch_answer(request)
+                            .await
+                            .map_err(|e| error_to_wire(&e, &service.manager.link().metadata))
+                    }
+                };
+                if let Err(e) = wire::serve_connection(io, handle, stop.cancelled()).await {
+                    tracing::debug!(error = %e, "replication connection ended");
+                }
+            });
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::replication_server::Replication for ReplicationService {
+    async fn replica_fetch(
+        &self,
+        request: Request<pb::ReplicaFetchRequest>,
+    ) -> Result<Response<pb::FetchResponse>, Status> {
+        match self.replica_fetch_answer(request.into_inner()).await {
+            Ok(answer) => Ok(Response::new(answer)),
+            Err(ReplicaError::InvalidRequest(message)) => Err(invalid(message)),
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! files and TCP; the simulator hands it in-memory disks and its own network.
 //!
 //! ```text
-//! peer port:   RaftPeer + BrokerLifecycle + MetadataStream + Replication
+//! peer port:   RaftPeer + BrokerLifecycle + MetadataStream + Replication (gRPC),
+//!              and the replication wire (replica fetches; told apart by preface)
 //! client port: Admin + Broker + gRPC reflection (limits: streams, deadlines, keepalive)
 //! broker:      ControllerLink ─ register/heartbeat/stream ─> controllers
 //!              └─ partition changes ─> ReplicaManager ─> leaders, fetchers
@@ -259,7 +260,7 @@ impl<D: RaftDisk> Node<D> {
     where
         P: Stream<Item = Result<PIO, PE>> + Send + 'static,
         PIO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
-        PE: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+        PE: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
         C: Stream<Item = Result<CIO, CE>> + Send + 'static,
         CIO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
         CE: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
@@ -344,6 +345,12 @@ impl<D: RaftDisk> Node<D> {
         // crashed process is fenced then, not a session later.
         let (probe_connector, probe_after) =
             (parts.connector.clone(), settings.broker_heartbeat * 2);
+        // The peer port carries gRPC and the replication wire; connections
+        // are told apart by their first bytes.
+        let (peer_grpc, peer_wire) = raftline_proto::wire::demux(parts.peer_incoming);
+        tokio::spawn(
+            ReplicationService::new(manager.clone()).serve_wire(peer_wire, replicas_stop.clone()),
+        );
         let mut raft_config = RaftConfig::new(settings.node_id, settings.controllers.clone());
         raft_config.clock = wall.clone();
         let raft = RaftNode::start(
@@ -351,7 +358,7 @@ impl<D: RaftDisk> Node<D> {
             ControllerMachine::new(),
             parts.disk,
             parts.connector,
-            parts.peer_incoming,
+            peer_grpc,
             |handle, routes| {
                 let node = Arc::new(ControllerNode::new(handle.clone(), PROPOSAL_TIMEOUT));
                 let lifecycle = Arc::new(

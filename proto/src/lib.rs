@@ -13,12 +13,13 @@
 //! Main items: [`pb::ErrorCode`] (the wire error codes a client can see),
 //! [`pb::Error`], and the `RaftPeer` service (Raft between controller nodes,
 //! carrying openraft's serialized messages in [`pb::RaftPayload`]), and
-//! [`transport::Connector`], the one way every crate makes channels to peers.
+//! [`transport::Connector`], the one way every crate makes channels to peers,
+//! and [`wire`], the replica fetch's own framing beside gRPC on the peer port.
 
 pub mod date;
 pub mod topic_config;
 pub mod transport;
-pub mod unary;
+pub mod wire;
 
 /// The encoded `FileDescriptorSet` of every Raftline `.proto`, for gRPC server
 /// reflection (grpcurl and other generic clients discover the services).

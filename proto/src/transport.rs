@@ -39,6 +39,10 @@ pub async fn probe_within<T>(
     }
 }
 
+/// A boxed plain connection in the making.
+pub type ConnectFuture =
+    Pin<Box<dyn Future<Output = std::io::Result<crate::wire::WireStream>> + Send + 'static>>;
+
 /// Makes gRPC channels to `host:port` addresses.
 pub trait Connector: Send + Sync + 'static {
     /// A channel that connects on first use and reconnects after failures.
@@ -49,6 +53,10 @@ pub trait Connector: Send + Sync + 'static {
     /// process listens there. The controller uses it to tell a crashed
     /// broker from a slow or cut-off one before its session runs out.
     fn probe(&self, addr: &str) -> ProbeFuture;
+
+    /// A plain connection to `addr` (Nagle off), for the replication wire
+    /// ([`crate::wire`]); fails after the connect timeout.
+    fn connect(&self, addr: &str) -> ConnectFuture;
 }
 
 /// A [`Connector`]'s channels, one per address, kept across calls: a
@@ -167,6 +175,17 @@ impl Connector for TcpConnector {
     fn probe(&self, addr: &str) -> ProbeFuture {
         let (addr, within) = (addr.to_string(), self.connect_timeout);
         Box::pin(probe_within(within, tokio::net::TcpStream::connect(addr)))
+    }
+
+    fn connect(&self, addr: &str) -> ConnectFuture {
+        let (addr, within) = (addr.to_string(), self.connect_timeout);
+        Box::pin(async move {
+            let stream = tokio::time::timeout(within, tokio::net::TcpStream::connect(addr))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as crate::wire::WireStream)
+        })
     }
 }
 

@@ -2,7 +2,10 @@
 //! channels dial through turmoil, and the accepted-connection stream a node's
 //! servers take. Host names resolve through turmoil's DNS ("n1:9000").
 
-use raftline_proto::transport::{peer_endpoint, probe_within, Connector, ProbeFuture};
+use raftline_proto::transport::{
+    peer_endpoint, probe_within, ConnectFuture, Connector, ProbeFuture,
+};
+use raftline_proto::wire::WireStream;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +77,19 @@ impl Connector for SimConnector {
     fn probe(&self, addr: &str) -> ProbeFuture {
         let (addr, within) = (addr.to_string(), self.connect_timeout);
         Box::pin(probe_within(within, turmoil::net::TcpStream::connect(addr)))
+    }
+
+    fn connect(&self, addr: &str) -> ConnectFuture {
+        let (addr, within, dials) = (addr.to_string(), self.connect_timeout, self.dials.clone());
+        Box::pin(async move {
+            if let Some(dials) = dials {
+                dials.fetch_add(1, Ordering::Relaxed);
+            }
+            let stream = tokio::time::timeout(within, turmoil::net::TcpStream::connect(addr))
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+            Ok(Box::new(stream) as WireStream)
+        })
     }
 }
 

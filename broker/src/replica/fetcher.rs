@@ -9,7 +9,10 @@
 //! ```
 //!
 //! Its log end goes to the leader only in the next fetch, after the append is
-//! durable: a leader never counts on a follower's unsynced data.
+//! durable: a leader never counts on a follower's unsynced data. Fetches go
+//! over the replication wire (`raftline_proto::wire`) on one kept connection
+//! to the source's peer port, not gRPC: the records cross without a copy
+//! into a message buffer on either side.
 
 use super::leader::Diverging;
 use super::partition::{FollowerPosition, Partition, ReadResult};
@@ -19,16 +22,12 @@ use crate::position::{LeaderEpoch, Offset, TopicPartition};
 use futures_util::future::join_all;
 use raftline_proto::pb;
 use raftline_proto::pb::ErrorCode;
-use raftline_proto::transport::ChannelCache;
-use raftline_proto::unary;
+use raftline_proto::wire;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-
-/// The Replication service's fetch, as gRPC names it.
-const REPLICA_FETCH: &str = "/raftline.v1.Replication/ReplicaFetch";
 
 /// After a failed round, before the next.
 const BACKOFF: Duration = Duration::from_millis(100);
@@ -73,7 +72,7 @@ pub(crate) fn spawn(
         config,
         link,
         following: BTreeMap::new(),
-        channels: ChannelCache::new(connector),
+        connection: wire::Connection::new(connector),
     };
     tokio::spawn(fetcher.run(rx, shutdown));
     tx
@@ -84,10 +83,10 @@ struct Fetcher {
     config: FetcherConfig,
     link: watch::Receiver<LinkState>,
     following: BTreeMap<TopicPartition, Following>,
-    /// The connection to the source, kept across rounds (a new one per
-    /// round cost a TCP and HTTP/2 handshake each, on the acks=all path) and
-    /// forgotten after a round that failed.
-    channels: ChannelCache,
+    /// The replication wire to the source, kept across rounds (a new
+    /// connection per round cost a TCP handshake on the acks=all path) and
+    /// opened anew after a round that failed or was dropped.
+    connection: wire::Connection,
 }
 
 impl Fetcher {
@@ -205,27 +204,20 @@ impl Fetcher {
                 .saturating_mul(u32::try_from(partitions.len()).unwrap_or(u32::MAX)),
             partitions,
         };
-        let Ok(channel) = self.channels.channel(&addr) else {
-            return false;
-        };
         let deadline = self.config.max_wait + self.config.rpc_timeout;
-        // Decoded from the frames as they came: tonic's client would copy
-        // every replicated byte into its message buffer first.
-        let answer = tokio::time::timeout(
-            deadline,
-            unary::call::<_, pb::FetchResponse>(channel, REPLICA_FETCH, &request),
-        )
-        .await;
+        let answer = tokio::time::timeout(deadline, self.connection.call(&addr, &request)).await;
         let response = match answer {
-            Ok(Ok(response)) => response,
-            Ok(Err(status)) => {
-                tracing::debug!(source = %self.source, %status, "replica fetch failed");
-                self.channels.forget(&addr);
+            Ok(Ok(Ok(response))) => response,
+            Ok(Ok(Err(error))) => {
+                tracing::debug!(source = %self.source, code = error.code, message = %error.message, "replica fetch refused");
+                return false;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(source = %self.source, error = %e, "replica fetch failed");
                 return false;
             }
             Err(_) => {
                 tracing::debug!(source = %self.source, "replica fetch timed out");
-                self.channels.forget(&addr);
                 return false;
             }
         };
