@@ -219,6 +219,8 @@ impl Log {
         if !self.config.cleanup.compact {
             return Ok(None);
         }
+        // A pass may rewrite batches the tail holds as they were.
+        self.tail.clear();
         let lag = millis(self.config.min_compaction_lag);
         let active = self.segments.keys().next_back().copied();
         let cleanable: Vec<Offset> = self

@@ -24,6 +24,7 @@ mod epoch_cache;
 mod index;
 mod producers;
 mod segment;
+mod tail;
 mod writer;
 
 pub use batch::{parse_batches, BatchError, BatchHeader, HEADER_LEN};
@@ -145,8 +146,8 @@ pub struct Log {
     last_flush_ms: i64,
     /// Set by a failure that leaves the on-disk state unknown.
     failed: Option<String>,
-    /// Reused for the leader's rewrite of offsets and epochs.
-    write_buf: Vec<u8>,
+    /// The newest leader appends, served to reads without the file.
+    tail: tail::Tail,
     /// Idempotent producers' recent batches.
     producers: ProducerStates,
     recovery: RecoveryReport,
@@ -270,7 +271,7 @@ impl Log {
             unflushed_records: 0,
             last_flush_ms: 0,
             failed: None,
-            write_buf: Vec::new(),
+            tail: tail::Tail::default(),
             producers: ProducerStates::default(),
             recovery: RecoveryReport::default(),
             cleaned_to: Offset(0),
@@ -625,17 +626,21 @@ impl Log {
         }
         // The leader's stamp goes on first: producers send base offset 0 and
         // partition leader epoch -1, both outside the CRC.
-        let mut buf = std::mem::take(&mut self.write_buf);
-        buf.clear();
-        buf.extend_from_slice(records);
+        let mut buf = records.to_vec();
         let base = self.log_end();
         if buf.len() >= HEADER_LEN {
             batch::set_base_offset(&mut buf, base);
             batch::set_leader_epoch(&mut buf, epoch);
         }
-        let result = self.append_stamped(&buf);
-        self.write_buf = buf;
-        result
+        let info = self.append_stamped(&buf)?;
+        if info.batches > 0 {
+            self.tail.push(
+                info.first_offset,
+                info.last_offset.plus(1),
+                Bytes::from(buf),
+            );
+        }
+        Ok(info)
     }
 
     fn append_stamped(&mut self, buf: &[u8]) -> LogResult<AppendInfo> {
@@ -722,6 +727,8 @@ impl Log {
                 latest,
             });
         }
+        // The tail holds only batches up to the log end.
+        self.tail.clear();
         self.append_validated(records, &headers)
     }
 
@@ -879,6 +886,14 @@ impl Log {
         if from >= upper {
             return Ok(empty);
         }
+        if let Some((records, next_offset)) = self.tail.read(from, max_bytes, upper) {
+            return Ok(LogRead {
+                records,
+                next_offset,
+                log_start,
+                log_end,
+            });
+        }
         for segment in self
             .segments
             .range(..=from)
@@ -942,6 +957,7 @@ impl Log {
                 log_end: self.log_end(),
             });
         }
+        self.tail.drop_from(offset);
         // Later segments go first and durably, so a crash midway leaves the
         // containing segment last, where recovery rescans it. Any failure here
         // fails the log: its files and its segment map may no longer agree.
@@ -983,6 +999,7 @@ impl Log {
     /// Empties the log and restarts it at `offset` (a follower whose leader's log
     /// starts beyond this log's end, as Kafka's `truncateFullyAndStartAt`).
     pub fn truncate_fully_and_start_at(&mut self, offset: Offset) -> LogResult<()> {
+        self.tail.clear();
         self.check_healthy()?;
         // The epochs go first: no record may outlive its epoch entry's removal
         // the other way round. A crash midway leaves the old log, an empty one,
@@ -1135,6 +1152,7 @@ impl Log {
             deleted.push(base);
         }
         if !deleted.is_empty() {
+            self.tail.drop_below(self.log_start());
             self.sync_dir()?;
             let mut epochs = self.epochs.clone();
             if epochs.truncate_from_start(self.log_start()) {

@@ -492,3 +492,52 @@ fn truncation_cuts_producer_state_to_what_a_rebuild_from_disk_finds() {
     );
     assert_eq!(cut.len(), 2);
 }
+
+#[test]
+fn reads_of_the_newest_leader_batches_match_the_files() {
+    // The leader keeps its newest batches in memory and serves reads that
+    // start at one of them from there; a reopened log has only the files.
+    let (disk, mut log) = fresh(LogConfig::default());
+    let mut starts = Vec::new();
+    for (i, count) in [3, 1, 7, 2, 5].into_iter().enumerate() {
+        let info = log
+            .append_as_leader(
+                &batch(count, 100 + i * 50, &format!("b{i}")),
+                LeaderEpoch(2),
+            )
+            .unwrap();
+        starts.push(info.first_offset);
+    }
+    let end = log.log_end();
+    let reopened = open(&disk, LogConfig::default());
+    for &from in &starts {
+        for max_bytes in [1, 500, 1500, 1 << 20] {
+            for upper in [from.plus(1), from.plus(6), end] {
+                let live = log.read(from, max_bytes, upper).unwrap();
+                let files = reopened.read(from, max_bytes, upper).unwrap();
+                assert_eq!(
+                    (live.records, live.next_offset),
+                    (files.records, files.next_offset),
+                    "from {from:?}, max {max_bytes}, upper {upper:?}"
+                );
+            }
+        }
+    }
+    drop(reopened);
+    // A truncation drops what it cut: the same offsets written again read
+    // as the new batches.
+    log.truncate_to(starts[2]).unwrap();
+    log.append_as_leader(&batch(4, 10, "new"), LeaderEpoch(3))
+        .unwrap();
+    let read = log.read(starts[2], 1 << 20, log.log_end()).unwrap();
+    let got: Vec<String> = decode(&read.records).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(got, values("new", 4));
+    let all: Vec<String> = read_all(&log, log.log_end(), 1 << 20)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        all,
+        [values("b0", 3), values("b1", 1), values("new", 4)].concat()
+    );
+}
