@@ -454,7 +454,8 @@ async fn first_bytes<IO: AsyncRead + Unpin>(io: &mut IO) -> io::Result<Bytes> {
 /// first, for the gRPC server. Each connection's first bytes are awaited
 /// on a task of its own, up to [`PREFACE_TIMEOUT`], so a silent one holds
 /// up no other. Runs on the current runtime until `incoming` ends or the
-/// gRPC side is dropped.
+/// gRPC side is dropped; then `incoming` (the listener) is dropped too, so a
+/// node started again in the same process can bind the port.
 pub fn demux<S, IO, E>(
     incoming: S,
 ) -> (
@@ -470,7 +471,15 @@ where
     let (wire_tx, wire_rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut incoming = std::pin::pin!(incoming);
-        while let Some(accepted) = incoming.next().await {
+        loop {
+            // The gRPC server gone (the node stopped), the listener goes too.
+            let accepted = tokio::select! {
+                () = grpc_tx.closed() => return,
+                accepted = incoming.next() => match accepted {
+                    Some(accepted) => accepted,
+                    None => return,
+                },
+            };
             let mut io = match accepted {
                 Ok(io) => io,
                 Err(e) => {
@@ -480,9 +489,6 @@ where
                     continue;
                 }
             };
-            if grpc_tx.is_closed() {
-                return;
-            }
             let (grpc_tx, wire_tx) = (grpc_tx.clone(), wire_tx.clone());
             tokio::spawn(async move {
                 let Ok(Ok(first)) =
@@ -622,6 +628,17 @@ mod tests {
             matches!(read_request(&mut b).await, Err(WireError::Io(_))),
             "cut mid-frame"
         );
+    }
+
+    #[tokio::test]
+    async fn demux_lets_go_of_the_listener_once_grpc_is_gone() {
+        let (accept, accepted) = mpsc::channel::<io::Result<tokio::io::DuplexStream>>(1);
+        let (grpc, wire) = demux(ReceiverStream::new(accepted));
+        drop(grpc);
+        tokio::time::timeout(Duration::from_secs(10), accept.closed())
+            .await
+            .expect("the accepted-connection stream is dropped");
+        drop(wire);
     }
 
     /// Connections over in-memory pipes; the server ends go to the test.
