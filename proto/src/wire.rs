@@ -315,20 +315,27 @@ impl Connection {
     /// none (or it went to another address). The stream is taken out for
     /// the call and kept again only after a whole answer: a call that
     /// fails, or is dropped (timed out, or its caller gave up), would leave
-    /// its answer or part of it for the next call to read as its own.
+    /// its answer or part of it for the next call to read as its own. A
+    /// kept connection that fails in transport is tried once more on a new
+    /// one: the server drops connections idle for [`SERVER_IDLE_TIMEOUT`],
+    /// and a fetch asked twice is answered alike.
     pub async fn call(
         &mut self,
         addr: &str,
         request: &pb::ReplicaFetchRequest,
     ) -> Result<Result<pb::FetchResponse, pb::Error>, WireError> {
-        let mut stream = match self.kept.take() {
-            Some((to, stream)) if to == addr => stream,
-            _ => {
-                let mut stream = self.connector.connect(addr).await?;
-                open(&mut stream).await?;
-                stream
+        if let Some((to, mut stream)) = self.kept.take().filter(|(to, _)| to == addr) {
+            match call(&mut stream, request).await {
+                Ok(answer) => {
+                    self.kept = Some((to, stream));
+                    return Ok(answer);
+                }
+                Err(WireError::Io(_)) => {}
+                Err(e) => return Err(e),
             }
-        };
+        }
+        let mut stream = self.connector.connect(addr).await?;
+        open(&mut stream).await?;
         let answer = call(&mut stream, request).await?;
         self.kept = Some((addr.to_string(), stream));
         Ok(answer)
@@ -341,9 +348,31 @@ pub async fn open<W: AsyncWrite + Unpin>(io: &mut W) -> io::Result<()> {
     io.flush().await
 }
 
+/// How long a server waits for a client's next request, or for an answer to
+/// go out, before it drops the connection: a follower fetches again as soon
+/// as it has applied an answer, so only a client gone without a word (a
+/// network partition, a host lost) stays silent this long, and its
+/// connection would otherwise hold a task and a socket for ever.
+pub const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn within<T>(
+    what: &'static str,
+    step: impl Future<Output = Result<T, WireError>>,
+) -> Result<T, WireError> {
+    tokio::time::timeout(SERVER_IDLE_TIMEOUT, step)
+        .await
+        .map_err(|_| {
+            WireError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what}: nothing for {SERVER_IDLE_TIMEOUT:?}"),
+            ))
+        })?
+}
+
 /// Serves calls on one accepted wire connection (its preface already read)
-/// until the client closes it, a frame is bad, or `stop` resolves. `handle`
-/// answers each request.
+/// until the client closes it, a frame is bad, the client is silent (or
+/// does not take an answer) for [`SERVER_IDLE_TIMEOUT`], or `stop`
+/// resolves. `handle` answers each request.
 pub async fn serve_connection<IO, H, F>(
     mut io: IO,
     handle: H,
@@ -355,9 +384,9 @@ where
     F: Future<Output = Result<pb::FetchResponse, pb::Error>>,
 {
     let serve = async {
-        while let Some(request) = read_request(&mut io).await? {
+        while let Some(request) = within("waiting for a request", read_request(&mut io)).await? {
             let answer = handle(request).await;
-            write_response(&mut io, answer).await?;
+            within("sending an answer", write_response(&mut io, answer)).await?;
         }
         Ok(())
     };
@@ -630,6 +659,28 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_server_drops_a_client_silent_for_its_idle_timeout() {
+        let answer = |_| async { Ok(pb::FetchResponse::default()) };
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let served = tokio::spawn(serve_connection(server, answer, std::future::pending()));
+        write_request(&mut client, &pb::ReplicaFetchRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            read_response(&mut client).await.unwrap(),
+            Ok(pb::FetchResponse::default())
+        );
+        let started = tokio::time::Instant::now();
+        let ended = served.await.unwrap();
+        assert!(
+            matches!(&ended, Err(WireError::Io(e)) if e.kind() == io::ErrorKind::TimedOut),
+            "{ended:?}"
+        );
+        assert!(started.elapsed() >= SERVER_IDLE_TIMEOUT);
+        drop(client);
+    }
+
     #[tokio::test]
     async fn demux_lets_go_of_the_listener_once_grpc_is_gone() {
         let (accept, accepted) = mpsc::channel::<io::Result<tokio::io::DuplexStream>>(1);
@@ -708,6 +759,20 @@ mod tests {
         assert_eq!(got, Some(request(2)));
         assert_eq!(third, Some(request(3)));
         assert!(servers.try_recv().is_err(), "two connections in all");
+        // The server has closed the kept connection (as after an idle
+        // timeout): the next call goes through on a new one.
+        let serve = tokio::spawn(async move {
+            let mut again = servers.recv().await.unwrap();
+            let mut preface = [0u8; 8];
+            again.read_exact(&mut preface).await.unwrap();
+            let got = read_request(&mut again).await.unwrap();
+            write_response(&mut again, Ok(pb::FetchResponse::default()))
+                .await
+                .unwrap();
+            got
+        });
+        connection.call("a", &request(4)).await.unwrap().unwrap();
+        assert_eq!(serve.await.unwrap(), Some(request(4)));
     }
 
     #[tokio::test]
