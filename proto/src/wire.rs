@@ -103,16 +103,26 @@ fn checked_len(what: &'static str, len: u32, max: usize) -> Result<usize, WireEr
     Ok(len)
 }
 
-/// Reads exactly `len` bytes into a new buffer (never zeroed first).
-async fn read_exact_bytes<R: AsyncRead + Unpin>(io: &mut R, len: usize) -> io::Result<Bytes> {
+/// Reads `len` bytes into a new buffer (never zeroed first), fewer if the
+/// stream ends first.
+async fn read_up_to<R: AsyncRead + Unpin>(io: &mut R, len: usize) -> io::Result<Bytes> {
     let mut buf = BytesMut::with_capacity(len);
     while buf.len() < len {
         let mut limited = (&mut *io).take((len - buf.len()) as u64);
         if limited.read_buf(&mut buf).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+            break;
         }
     }
     Ok(buf.freeze())
+}
+
+/// Reads exactly `len` bytes into a new buffer (never zeroed first).
+async fn read_exact_bytes<R: AsyncRead + Unpin>(io: &mut R, len: usize) -> io::Result<Bytes> {
+    let buf = read_up_to(io, len).await?;
+    if buf.len() < len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(buf)
 }
 
 fn decode<M: Message + Default>(what: &'static str, bytes: &[u8]) -> Result<M, WireError> {
@@ -160,19 +170,14 @@ fn frame_len(what: &'static str, len: usize, max: usize) -> Result<u32, WireErro
 pub async fn read_request<R: AsyncRead + Unpin>(
     io: &mut R,
 ) -> Result<Option<pb::ReplicaFetchRequest>, WireError> {
-    let mut first = [0u8; 4];
-    let mut got = 0;
-    while got < first.len() {
-        let n = io.read(&mut first[got..]).await?;
-        if n == 0 {
-            return if got == 0 {
-                Ok(None)
-            } else {
-                Err(io::Error::from(io::ErrorKind::UnexpectedEof).into())
-            };
-        }
-        got += n;
-    }
+    let first = read_up_to(io, 4).await?;
+    let Ok(first) = <[u8; 4]>::try_from(first.as_ref()) else {
+        return if first.is_empty() {
+            Ok(None)
+        } else {
+            Err(io::Error::from(io::ErrorKind::UnexpectedEof).into())
+        };
+    };
     let len = checked_len("request", u32::from_be_bytes(first), MAX_REQUEST_BYTES)?;
     let body = read_exact_bytes(io, len).await?;
     decode("request", &body).map(Some)
@@ -464,19 +469,6 @@ impl<IO: Connected> Connected for Prefixed<IO> {
     }
 }
 
-/// Reads up to the preface's length of `io`'s first bytes (fewer if it
-/// closes first).
-async fn first_bytes<IO: AsyncRead + Unpin>(io: &mut IO) -> io::Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(PREFACE.len());
-    while buf.len() < PREFACE.len() {
-        let mut limited = (&mut *io).take((PREFACE.len() - buf.len()) as u64);
-        if limited.read_buf(&mut buf).await? == 0 {
-            break;
-        }
-    }
-    Ok(buf.freeze())
-}
-
 /// Splits a peer port's accepted connections by their first bytes: those
 /// opening with [`PREFACE`] (preface consumed) to the second stream, every
 /// other one (its first bytes given back) and every accept error to the
@@ -521,7 +513,7 @@ where
             let (grpc_tx, wire_tx) = (grpc_tx.clone(), wire_tx.clone());
             tokio::spawn(async move {
                 let Ok(Ok(first)) =
-                    tokio::time::timeout(PREFACE_TIMEOUT, first_bytes(&mut io)).await
+                    tokio::time::timeout(PREFACE_TIMEOUT, read_up_to(&mut io, PREFACE.len())).await
                 else {
                     return;
                 };
@@ -714,6 +706,26 @@ mod tests {
         }
     }
 
+    /// The next connection the client opened, its preface checked.
+    async fn accept(
+        servers: &mut mpsc::UnboundedReceiver<tokio::io::DuplexStream>,
+    ) -> tokio::io::DuplexStream {
+        let mut server = servers.recv().await.unwrap();
+        let mut preface = [0u8; 8];
+        server.read_exact(&mut preface).await.unwrap();
+        assert_eq!(&preface, PREFACE);
+        server
+    }
+
+    /// Reads one request and answers it with an empty response.
+    async fn answer_one(server: &mut tokio::io::DuplexStream) -> Option<pb::ReplicaFetchRequest> {
+        let got = read_request(server).await.unwrap();
+        write_response(server, Ok(pb::FetchResponse::default()))
+            .await
+            .unwrap();
+        got
+    }
+
     #[tokio::test]
     async fn a_call_cut_short_never_leaves_its_answer_to_the_next() {
         let (tx, mut servers) = mpsc::unbounded_channel();
@@ -729,27 +741,16 @@ mod tests {
             connection.call("a", &first_request),
         );
         assert!(cut.await.is_err());
-        let mut first = servers.recv().await.unwrap();
-        let mut preface = [0u8; 8];
-        first.read_exact(&mut preface).await.unwrap();
-        assert_eq!(&preface, PREFACE);
+        let mut first = accept(&mut servers).await;
         assert_eq!(read_request(&mut first).await.unwrap(), Some(request(1)));
         // Its answer comes too late: the client has dropped that connection.
         assert!(write_response(&mut first, Ok(response())).await.is_err());
         // The next call opens a new connection and gets its own answer.
         let serve = tokio::spawn(async move {
-            let mut second = servers.recv().await.unwrap();
-            let mut preface = [0u8; 8];
-            second.read_exact(&mut preface).await.unwrap();
-            let got = read_request(&mut second).await.unwrap();
-            write_response(&mut second, Ok(pb::FetchResponse::default()))
-                .await
-                .unwrap();
+            let mut second = accept(&mut servers).await;
+            let got = answer_one(&mut second).await;
             // A whole answer keeps the connection: the third call comes here.
-            let third = read_request(&mut second).await.unwrap();
-            write_response(&mut second, Ok(pb::FetchResponse::default()))
-                .await
-                .unwrap();
+            let third = answer_one(&mut second).await;
             (got, third, servers)
         });
         let answer = connection.call("a", &request(2)).await.unwrap().unwrap();
@@ -762,14 +763,8 @@ mod tests {
         // The server has closed the kept connection (as after an idle
         // timeout): the next call goes through on a new one.
         let serve = tokio::spawn(async move {
-            let mut again = servers.recv().await.unwrap();
-            let mut preface = [0u8; 8];
-            again.read_exact(&mut preface).await.unwrap();
-            let got = read_request(&mut again).await.unwrap();
-            write_response(&mut again, Ok(pb::FetchResponse::default()))
-                .await
-                .unwrap();
-            got
+            let mut again = accept(&mut servers).await;
+            answer_one(&mut again).await
         });
         connection.call("a", &request(4)).await.unwrap().unwrap();
         assert_eq!(serve.await.unwrap(), Some(request(4)));
