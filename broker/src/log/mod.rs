@@ -508,6 +508,7 @@ impl Log {
             index_interval: self.config.index_interval_bytes,
             gaps: self.gaps,
             cached_tail: self.config.cached_tail,
+            hold_appends: self.config.flush == FlushPolicy::EveryAppend,
         }
     }
 
@@ -530,6 +531,14 @@ impl Log {
         if let Err(e) = self.mark_compacted_if_needed() {
             self.config = before;
             return Err(e);
+        }
+        // Appends held in memory for the next sync must reach the kernel
+        // at once when a sync no longer comes with each of them.
+        let hold = self.segment_settings().hold_appends;
+        if let Some(active) = self.active_mut() {
+            active
+                .set_hold_appends(hold)
+                .map_err(|e| LogError::io(active.path(), e))?;
         }
         Ok(())
     }

@@ -80,6 +80,30 @@ pub struct SegmentSettings {
     /// Synced bytes kept in the page cache behind the segment's end
     /// ([`LogConfig::cached_tail`](crate::log::LogConfig::cached_tail)).
     pub cached_tail: Option<u64>,
+    /// Whether appends may wait in memory until the segment's next sync
+    /// ([`StorageFile::hold_appends`]): every append is synced before it is
+    /// acknowledged (the default flush policy).
+    pub hold_appends: bool,
+}
+
+impl SegmentSettings {
+    /// Opens the file of a segment that will be appended to. With
+    /// `cached_tail` set the log keeps little in the page cache anyway, so
+    /// the file is written around it ([`Storage::open_log`]); without, the
+    /// kernel's cache keeps what it likes, as Kafka's does.
+    fn open_active(
+        &self,
+        storage: &dyn Storage,
+        path: &Path,
+        mode: OpenMode,
+    ) -> io::Result<Box<dyn StorageFile>> {
+        if self.cached_tail.is_none() {
+            return storage.open(path, mode);
+        }
+        let file = storage.open_log(path, mode)?;
+        file.hold_appends(self.hold_appends)?;
+        Ok(file)
+    }
 }
 
 /// Why an append to a segment failed.
@@ -122,8 +146,8 @@ impl Segment {
         settings: SegmentSettings,
     ) -> Result<Segment, WriteError> {
         let path = dir.join(file_name(base, "log"));
-        let file = storage
-            .open(&path, OpenMode::Truncate)
+        let file = settings
+            .open_active(storage, &path, OpenMode::Truncate)
             .map_err(WriteError::Write)?;
         storage.sync_dir(dir).map_err(WriteError::Sync)?;
         Ok(Segment::empty(base, path, file, settings))
@@ -168,9 +192,12 @@ impl Segment {
         limit: Option<Offset>,
         settings: SegmentSettings,
     ) -> LogResult<(Segment, ScanOutcome)> {
-        let file = storage
-            .open(&path, OpenMode::Existing)
-            .map_err(|e| LogError::io(&path, e))?;
+        // Only the last segment is appended to.
+        let file = match limit {
+            None => settings.open_active(storage, &path, OpenMode::Existing),
+            Some(_) => storage.open(&path, OpenMode::Existing),
+        }
+        .map_err(|e| LogError::io(&path, e))?;
         let file_len = file.len().map_err(|e| LogError::io(&path, e))?;
         let mut segment = Segment::empty(base, path, file, settings);
         let file = segment.file.clone();
@@ -339,6 +366,13 @@ impl Segment {
     /// The `.log` file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// See [`SegmentSettings::hold_appends`]; held appends go out now if
+    /// `hold` is off.
+    pub fn set_hold_appends(&mut self, hold: bool) -> io::Result<()> {
+        self.settings.hold_appends = hold;
+        self.file.hold_appends(hold)
     }
 
     /// Appends `data`, whose batches are `headers` (already validated and carrying
@@ -600,6 +634,15 @@ impl Segment {
     pub fn seal(&mut self, storage: &dyn Storage, dir: &Path) -> Result<(), WriteError> {
         self.file.sync_data().map_err(WriteError::Sync)?;
         self.release_cold();
+        // No more appends: a plain file for the reads (readers holding the
+        // appender's file keep it until they are done).
+        if self.settings.cached_tail.is_some() {
+            self.file = Arc::from(
+                storage
+                    .open(&self.path, OpenMode::Existing)
+                    .map_err(WriteError::Write)?,
+            );
+        }
         if let Some((t, rel)) = self.max_timestamp {
             self.time_index.push(t, rel);
         }

@@ -36,18 +36,11 @@ impl Storage for FsStorage {
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
-        let mut options = OpenOptions::new();
-        options.read(true).write(true);
-        match mode {
-            OpenMode::Existing => {}
-            OpenMode::CreateNew => {
-                options.create_new(true);
-            }
-            OpenMode::Truncate => {
-                options.create(true).truncate(true);
-            }
-        }
-        Ok(Box::new(FsFile(options.open(path)?)))
+        Ok(Box::new(FsFile(open_file(path, mode)?)))
+    }
+
+    fn open_log(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
+        super::direct::open(path, open_file(path, mode)?)
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -75,6 +68,21 @@ impl Storage for FsStorage {
     }
 }
 
+fn open_file(path: &Path, mode: OpenMode) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    match mode {
+        OpenMode::Existing => {}
+        OpenMode::CreateNew => {
+            options.create_new(true);
+        }
+        OpenMode::Truncate => {
+            options.create(true).truncate(true);
+        }
+    }
+    options.open(path)
+}
+
 #[derive(Debug)]
 struct FsFile(File);
 
@@ -88,25 +96,8 @@ impl StorageFile for FsFile {
     }
 
     fn read_vec_at(&self, len: usize, pos: u64) -> io::Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(len);
-        while buf.len() < len {
-            let at = pos + buf.len() as u64;
-            // Into the spare capacity, which rustix marks initialized as
-            // far as the read went.
-            match rustix::io::pread(&self.0, rustix::buffer::spare_capacity(&mut buf), at) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("the file ends before byte {}", pos + len as u64),
-                    ))
-                }
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        // The capacity may exceed what was asked for.
-        buf.truncate(len);
+        let mut buf = Vec::new();
+        read_file_onto(&self.0, &mut buf, len, pos)?;
         Ok(buf)
     }
 
@@ -123,12 +114,48 @@ impl StorageFile for FsFile {
     }
 
     fn release_cache(&self, pos: u64, len: u64) -> io::Result<()> {
-        let Some(len) = std::num::NonZeroU64::new(len) else {
-            return Ok(());
-        };
-        rustix::fs::fadvise(&self.0, pos, Some(len), rustix::fs::Advice::DontNeed)
-            .map_err(io::Error::from)
+        release_cache(&self.0, pos, len)
     }
+}
+
+/// Appends the file's `len` bytes from `pos` to `out`, reading into its
+/// spare capacity: no zeroing first (that cost 3% of a broker's CPU on the
+/// fetch path).
+pub(super) fn read_file_onto(
+    file: &File,
+    out: &mut Vec<u8>,
+    len: usize,
+    pos: u64,
+) -> io::Result<()> {
+    let start = out.len();
+    let target = start + len;
+    out.reserve(len);
+    while out.len() < target {
+        let at = pos + (out.len() - start) as u64;
+        // rustix marks the spare capacity initialized as far as the read went.
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut *out), at) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the file ends before byte {}", pos + len as u64),
+                ))
+            }
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The capacity may exceed what was asked for.
+    out.truncate(target);
+    Ok(())
+}
+
+/// Advises the kernel that `file`'s bytes `pos..pos + len` will not be read soon.
+pub(super) fn release_cache(file: &File, pos: u64, len: u64) -> io::Result<()> {
+    let Some(len) = std::num::NonZeroU64::new(len) else {
+        return Ok(());
+    };
+    rustix::fs::fadvise(file, pos, Some(len), rustix::fs::Advice::DontNeed).map_err(io::Error::from)
 }
 
 /// The sorted names of the entries in `dir` whose type passes `want`.

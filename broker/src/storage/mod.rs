@@ -8,6 +8,7 @@
 //! once [`StorageFile::sync_data`] returns; creating, renaming and removing a file is
 //! durable once [`Storage::sync_dir`] on its directory returns.
 
+mod direct;
 mod fs;
 mod mem;
 
@@ -41,6 +42,17 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn list_subdirs(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Opens `path` for reading and writing.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>>;
+    /// Opens `path` as [`open`](Self::open) does, for a file that grows by
+    /// appends at its end from one writer that syncs it: a segment being
+    /// written. Appended bytes are readable at once, but may stay in memory
+    /// until the next [`StorageFile::sync_data`] (so a crash of the process
+    /// loses them, as a power loss would) while
+    /// [`StorageFile::hold_appends`] is on, as it is after opening. On disk,
+    /// the bytes go around the page cache (`O_DIRECT`) where the file system
+    /// allows. By default, the same as `open`.
+    fn open_log(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
+        self.open(path, mode)
+    }
     /// Removes the file at `path`.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Removes the empty directory `dir`.
@@ -91,6 +103,13 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes the file's contents durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
+    /// For a file from [`Storage::open_log`]: whether appends may wait in
+    /// memory for the next sync (`true`, the state after opening) or must
+    /// reach the operating system before `write_all_at` returns (`false`; any
+    /// waiting now go out). Others ignore it.
+    fn hold_appends(&self, _hold: bool) -> io::Result<()> {
+        Ok(())
+    }
     /// Advice that the clean (synced) bytes in `pos..pos + len` will not be
     /// read again soon, so the kernel may drop them from its cache. Changes no
     /// content; a store without a cache ignores it.
