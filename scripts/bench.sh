@@ -10,7 +10,8 @@
 #                             longest gap between acknowledgements when a
 #                             partition leader is SIGKILLed) + disk and loopback
 #                             TCP baselines; each result also as a fraction of its
-#                             baseline
+#                             baseline, and each produce run with what the disk
+#                             under the data wrote meanwhile (MB/s, % busy)
 #   scripts/bench.sh --kafka  the same produce and consume through a Kafka client
 #                             (kcat): 1M x 100 B and 500k x 1 KiB records, acks=all,
 #                             1 partition, on 1 node RF 1 and 3 nodes RF 3, with
@@ -100,6 +101,18 @@ settle() {
   echo "(replication of $topic still moving after 60 s; measuring anyway)"
 }
 
+# The disk under $dir, as /proc/diskstats names it (empty if not listed:
+# then no disk figures are printed).
+disk_dev=$(basename "$(df --output=source "$dir" 2>/dev/null | tail -n 1)")
+grep -q " $disk_dev " /proc/diskstats 2>/dev/null || disk_dev=""
+# "sectors-written ms-busy" of that disk so far.
+disk_counters() { awk -v d="$disk_dev" '$3 == d { print $10, $13 }' /proc/diskstats; }
+# What the disk did between two disk_counters readings over SECONDS.
+disk_line() {
+  awk -v a="$1" -v b="$2" -v secs="$3" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    printf "disk: %.0f MB/s written, busy %.0f%% of the time", (y[1] - x[1]) * 512 / 1e6 / secs, (y[2] - x[2]) / 10 / secs }'
+}
+
 # One bench produce run, printed with its fractions: run NAME ARGS...; the
 # report stays in $dir/NAME.json.
 declare -A one_node
@@ -108,6 +121,9 @@ produce_run() {
   shift 3
   settle "$servers" "$topic"
   echo "-- bench produce $*"
+  local disk_before started
+  disk_before=$(disk_counters)
+  started=$(now)
   target/release/raftline bench produce --bootstrap-server "$servers" --topic "$topic" --output json "$@" > "$dir/$name.json"
   local mbps
   mbps=$(field "$dir/$name.json" mb_per_sec)
@@ -117,6 +133,9 @@ produce_run() {
     one-*) one_node[${name#one-}]=$mbps ;;
     *) line="$line, $(ratio "$mbps" "${one_node[${name#*-}]:-0}") of 1 node RF 1" ;;
   esac
+  if [ -n "$disk_dev" ]; then
+    line="$line; $(disk_line "$disk_before" "$(disk_counters)" "$(awk -v a="$started" -v b="$(now)" 'BEGIN { print b - a }')")"
+  fi
   echo "$line"
 }
 

@@ -633,6 +633,9 @@ impl Segment {
     /// Seals the segment: fsyncs it and writes its index files durably.
     pub fn seal(&mut self, storage: &dyn Storage, dir: &Path) -> Result<(), WriteError> {
         self.file.sync_data().map_err(WriteError::Sync)?;
+        // Durably its exact length before anything relies on it (the index
+        // files, the next segment).
+        self.file.finish_appends().map_err(WriteError::Sync)?;
         self.release_cold();
         // No more appends: a plain file for the reads (readers holding the
         // appender's file keep it until they are done).

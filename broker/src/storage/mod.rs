@@ -110,6 +110,13 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn hold_appends(&self, _hold: bool) -> io::Result<()> {
         Ok(())
     }
+    /// For a file from [`Storage::open_log`]: no more appends. Writes out
+    /// what is held, cuts the file to its exact length (a file written
+    /// around the page cache may have run up to a block past it on disk)
+    /// and syncs it. Others have nothing to do.
+    fn finish_appends(&self) -> io::Result<()> {
+        Ok(())
+    }
     /// Advice that the clean (synced) bytes in `pos..pos + len` will not be
     /// read again soon, so the kernel may drop them from its cache. Changes no
     /// content; a store without a cache ignores it.

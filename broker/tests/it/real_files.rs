@@ -8,21 +8,27 @@ use raftline_broker::storage::FsStorage;
 use raftline_broker::{LeaderEpoch, Offset};
 use std::sync::Arc;
 
+/// Appends twelve batches of three records, which fill at least three
+/// segments of [`small_config`], and syncs them.
+fn twelve_synced_batches(mut log: Log) -> Log {
+    for i in 0..12 {
+        log.append_as_leader(&batch(3, 60, &format!("f{i}")), LeaderEpoch(1))
+            .unwrap();
+    }
+    log.flush(0).unwrap();
+    assert!(log.segments().len() >= 3);
+    log
+}
+
 #[test]
 fn a_log_on_disk_survives_reopen_torn_tail_and_lost_index() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("orders-0");
     let open_fs = || Log::open(Arc::new(FsStorage), dir.clone(), small_config()).unwrap();
 
-    let mut log = open_fs();
-    for i in 0..12 {
-        log.append_as_leader(&batch(3, 60, &format!("f{i}")), LeaderEpoch(1))
-            .unwrap();
-    }
-    log.flush(0).unwrap();
+    let log = twelve_synced_batches(open_fs());
     let end = log.log_end();
     let segments = log.segments();
-    assert!(segments.len() >= 3);
     let reference = read_all(&log, end, 1 << 20);
     assert_eq!(reference.len(), 36);
     drop(log);
@@ -54,6 +60,49 @@ fn a_log_on_disk_survives_reopen_torn_tail_and_lost_index() {
         reference,
         "reads of one batch at a time agree"
     );
+}
+
+/// Segments are written around the page cache in whole blocks, the last
+/// filled up with zeros: a sealed segment is cut to its exact length when it
+/// is sealed, the active one when the log is dropped, and after a crash
+/// (the log never dropped) the recovery cuts the zeros as a torn tail and
+/// keeps every synced batch.
+#[test]
+fn direct_writes_leave_exact_segments_and_a_crash_only_zeros_to_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders-0");
+    let open_fs = || Log::open(Arc::new(FsStorage), dir.clone(), small_config()).unwrap();
+    let log = twelve_synced_batches(open_fs());
+    let end = log.log_end();
+    let segments = log.segments();
+    let file_len = |base: u64| std::fs::metadata(dir.join(seg(base, "log"))).unwrap().len();
+    let (active, sealed) = segments.split_last().unwrap();
+    for s in sealed {
+        assert_eq!(file_len(s.base.0), s.size, "sealed segment {}", s.base);
+    }
+    assert_eq!(
+        active.size % 4096 != 0,
+        file_len(active.base.0) > active.size
+    );
+    assert_eq!(file_len(active.base.0), active.size.div_ceil(4096) * 4096);
+    let reference = read_all(&log, end, 1 << 20);
+    // A crash: nothing runs after the last fsync.
+    std::mem::forget(log);
+
+    let log = open_fs();
+    assert_eq!(log.log_end(), end);
+    assert_eq!(read_all(&log, end, 1 << 20), reference);
+    let fill = active.size.div_ceil(4096) * 4096 - active.size;
+    assert_eq!(log.recovery().truncated_bytes, fill);
+    assert_eq!(file_len(active.base.0), active.size);
+    drop(log);
+    let log = open_fs();
+    assert_eq!(
+        log.recovery(),
+        &Default::default(),
+        "a clean reopen cuts nothing"
+    );
+    assert_eq!(log.log_end(), end);
 }
 
 #[test]
