@@ -89,20 +89,21 @@ pub struct SegmentSettings {
 impl SegmentSettings {
     /// Opens the file of a segment that will be appended to. With
     /// `cached_tail` set the log keeps little in the page cache anyway, so
-    /// the file is written around it ([`Storage::open_log`]); without, the
-    /// kernel's cache keeps what it likes, as Kafka's does.
+    /// while every append is synced the file is written around it
+    /// ([`Storage::open_log`], appends held until their sync). Otherwise it
+    /// is a plain file: the kernel's cache keeps what it likes, as Kafka's
+    /// does, or (other flush policies) takes each append at once without
+    /// the writer waiting for the disk.
     fn open_active(
         &self,
         storage: &dyn Storage,
         path: &Path,
         mode: OpenMode,
     ) -> io::Result<Box<dyn StorageFile>> {
-        if self.cached_tail.is_none() {
+        if self.cached_tail.is_none() || !self.hold_appends {
             return storage.open(path, mode);
         }
-        let file = storage.open_log(path, mode)?;
-        file.hold_appends(self.hold_appends)?;
-        Ok(file)
+        storage.open_log(path, mode)
     }
 }
 

@@ -26,9 +26,10 @@
 //!
 //! Appended bytes are readable at once (reads take them from the buffer),
 //! but until the next sync they are only in this process: a crash of the
-//! process loses them as a power loss would. The log holds appends this way
-//! only while every append is fsynced before it is acknowledged; otherwise
-//! ([`StorageFile::hold_appends`] `false`) each append is written out at once.
+//! process loses them as a power loss would. The log opens segments this
+//! way only while every append is fsynced before it is acknowledged; if
+//! that changes, [`StorageFile::hold_appends`] `false` has each append
+//! written out at once.
 
 use super::fs::{read_file_onto, release_cache};
 use super::StorageFile;
@@ -46,6 +47,9 @@ const BLOCK: u64 = 4096;
 /// Appends held beyond this many bytes are written out at once rather than
 /// at the next sync, bounding the memory a slow fsync can pile up.
 const MAX_HELD: usize = 16 << 20;
+
+/// The largest buffer a file keeps for its next write-out.
+const MAX_SPARE: usize = 1 << 20;
 
 /// Opens `path` (already created or truncated by `plain`) for direct writes;
 /// `None` where the file system refuses `O_DIRECT`.
@@ -284,9 +288,11 @@ impl DirectFile {
         match result {
             Ok(()) => {
                 state.written = end;
-                if let Ok(held) = Arc::try_unwrap(out) {
-                    state.spare = Some(held);
-                }
+                // Kept for the next write-out unless large: a broker has a
+                // file like this for every partition it holds.
+                state.spare = Arc::try_unwrap(out)
+                    .ok()
+                    .filter(|held| held.buf.capacity() <= MAX_SPARE);
                 Ok(())
             }
             Err(e) => {

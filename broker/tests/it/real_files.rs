@@ -105,6 +105,43 @@ fn direct_writes_leave_exact_segments_and_a_crash_only_zeros_to_cut() {
     assert_eq!(log.log_end(), end);
 }
 
+/// Appends wait in memory for their fsync only while every append is
+/// synced: a topic switched to another flush policy has the held ones, and
+/// every later one, reach the file at once, and its next segment is a plain
+/// file.
+#[test]
+fn without_a_sync_per_append_appends_reach_the_file_at_once() {
+    use raftline_broker::log::FlushPolicy;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders-0");
+    let mut log = Log::open(Arc::new(FsStorage), dir.clone(), small_config()).unwrap();
+    let on_disk = || std::fs::metadata(dir.join(seg(0, "log"))).unwrap().len();
+    log.append_as_leader(&batch(1, 60, "held"), LeaderEpoch(1))
+        .unwrap();
+    assert_eq!(on_disk(), 0, "held until the fsync");
+    let periodic = LogConfig {
+        flush: FlushPolicy::Periodic {
+            messages: 1_000,
+            interval: std::time::Duration::from_secs(60),
+        },
+        ..small_config()
+    };
+    log.set_config(periodic).unwrap();
+    let size = |log: &Log| log.segments().last().unwrap().size;
+    assert!(on_disk() >= size(&log), "written out by the switch");
+    log.append_as_leader(&batch(1, 60, "through"), LeaderEpoch(1))
+        .unwrap();
+    assert!(on_disk() >= size(&log), "written at once");
+    // Until the next segment, which is a plain file of exact length.
+    while log.segments().len() < 2 {
+        log.append_as_leader(&batch(3, 60, "more"), LeaderEpoch(1))
+            .unwrap();
+    }
+    let active = log.segments().last().unwrap().clone();
+    let path = dir.join(seg(active.base.0, "log"));
+    assert_eq!(std::fs::metadata(path).unwrap().len(), active.size);
+}
+
 #[test]
 fn a_start_finds_damage_in_real_partition_directories() {
     use raftline_broker::replica::{clear_damage_marks, recover_local_logs};
