@@ -160,6 +160,9 @@ produce_runs() {
 # consumer reading along.
 e2e_run() {
   local servers=$1 topic=$2
+  # The acks=1 runs before leave the followers copying their backlog: the
+  # open loop starts once replication has caught up, as each produce run does.
+  settle "$servers" "$topic"
   local rate
   rate=$(awk -v r="$(field "$dir/acksall-1k.json" records_per_sec)" 'BEGIN { printf "%d", r / 2 }')
   echo "-- bench produce --rate $rate (half the acks=all 1 KiB peak) --producers 1 --record-size 1024 --batch-size 500 --linger-ms 0 --duration-ms 10000"

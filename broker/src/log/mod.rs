@@ -191,7 +191,7 @@ impl RetiredFiles {
     /// file stays behind under its `.deleted` name and the next open sweeps it.
     pub fn remove(self) {
         for path in &self.paths {
-            match self.storage.remove_file(path) {
+            match self.storage.remove_dead_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     tracing::warn!(path = %path.display(), error = %e, "cannot remove a deleted segment's file; the next start removes it");
                 }

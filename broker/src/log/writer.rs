@@ -337,7 +337,18 @@ impl Writer {
                     if let Some(reply) = delete {
                         self.settle().await;
                         rx.close();
-                        let _ = reply.send(self.log.delete(self.clock.now_ms()));
+                        let now_ms = self.clock.now_ms();
+                        // On a disk, off the runtime: unlinking a large
+                        // log's files takes up to seconds.
+                        let deleted = if self.log.syncs_block() {
+                            let log = self.log;
+                            tokio::task::spawn_blocking(move || log.delete(now_ms))
+                                .await
+                                .unwrap_or(Err(LogError::WriterStopped))
+                        } else {
+                            self.log.delete(now_ms)
+                        };
+                        let _ = reply.send(deleted);
                         return Ok(());
                     }
                 }

@@ -3,9 +3,10 @@
 //! back to the kernel.
 
 use crate::support::*;
-use raftline_broker::log::{Log, LogConfig, DEFAULT_CACHED_TAIL as CACHED_TAIL};
+use raftline_broker::clock::TokioClock;
+use raftline_broker::log::{spawn_writer, Log, LogConfig, DEFAULT_CACHED_TAIL as CACHED_TAIL};
 use raftline_broker::storage::FsStorage;
-use raftline_broker::{LeaderEpoch, Offset};
+use raftline_broker::{LeaderEpoch, LogError, Offset};
 use std::sync::Arc;
 
 /// Appends twelve batches of three records, which fill at least three
@@ -307,4 +308,70 @@ fn cold_bytes_go_back_in_whole_pages_once_a_mebibyte_has_gone_cold() {
         Some((mib, mib + 4096))
     );
     assert_eq!(cold_range(0, 100, CACHED_TAIL), None);
+}
+
+/// The files of segments retention deleted leave the disk, a segment of
+/// several MiB cut down a step at a time on a blocking thread
+/// (`Storage::remove_dead_file`), while the writer goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_deleted_segments_files_from_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders-0");
+    let config = LogConfig {
+        segment_bytes: 4 << 20,
+        retention_bytes: Some(4 << 20),
+        ..megabyte_segments()
+    };
+    let mut log = Log::open(Arc::new(FsStorage), dir.clone(), config).unwrap();
+    append_synced_megabytes(&mut log);
+    let before = log.segments().len();
+    assert!(before >= 4, "{before} segments");
+    let (handle, _task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    let out = handle
+        .with(|log| log.apply_retention(0, log.log_end()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.deleted_segments.len() >= 2, "{out:?}");
+    let gone = |base: &Offset| {
+        let prefix = format!("{:020}.", base.0);
+        !std::fs::read_dir(&dir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !out.deleted_segments.iter().all(gone) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deleted segments' files still on disk"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // What retention kept still reads from its start.
+    let start = handle.with(|log| log.log_start()).await.unwrap();
+    assert_eq!(start, out.log_start);
+    let read = handle.read(start, 1 << 20, Offset(u64::MAX)).await.unwrap();
+    assert!(!read.records.is_empty());
+}
+
+/// Deleting a log on disk (the partition left this broker) removes its
+/// directory; the writer does it on a blocking thread and then stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_on_disk_is_deleted_with_its_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders-0");
+    let log =
+        twelve_synced_batches(Log::open(Arc::new(FsStorage), dir.clone(), small_config()).unwrap());
+    let (handle, task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    handle.delete().await.unwrap();
+    assert!(!dir.exists());
+    assert!(tmp.path().exists(), "only the log's own directory goes");
+    assert!(matches!(
+        handle.read(Offset(0), 1024, Offset(u64::MAX)).await,
+        Err(LogError::WriterStopped)
+    ));
+    task.await.unwrap().unwrap();
 }
