@@ -255,7 +255,7 @@ impl Log {
             // A write_file_atomic, or a cleaner's rewrite, that never reached
             // its rename, or a deleted segment's file whose removal a crash
             // cut short: harmless leftovers.
-            let _ = storage.remove_file(&dir.join(name));
+            let _ = storage.remove_dead_file(&dir.join(name));
         }
         let bases: Vec<Offset> = names
             .iter()
