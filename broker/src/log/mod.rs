@@ -180,23 +180,58 @@ impl PendingFlush {
     }
 }
 
-/// Files of deleted segments to remove (see [`Log::take_retired`]).
+/// The end of the name a deleted log's directory is renamed to (see
+/// [`Log::delete_later`]): `<topic>-<partition>.<n>-delete`, as Kafka's.
+/// Such a name is no partition's, so nothing opens it as a log.
+pub const DELETED_DIR_SUFFIX: &str = "-delete";
+
+/// Files of deleted segments to remove (see [`Log::take_retired`]), or a
+/// deleted log's directory (see [`Log::delete_later`]).
 pub struct RetiredFiles {
     storage: Arc<dyn Storage>,
     paths: Vec<PathBuf>,
+    /// The directory the files are in, removed after them.
+    dir: Option<PathBuf>,
 }
 
 impl RetiredFiles {
+    /// Everything in `dir`, a deleted log's directory, and then `dir`.
+    pub fn dead_dir(storage: Arc<dyn Storage>, dir: PathBuf) -> io::Result<RetiredFiles> {
+        let paths = storage
+            .list_dir(&dir)?
+            .into_iter()
+            .map(|name| dir.join(name))
+            .collect();
+        Ok(RetiredFiles {
+            storage,
+            paths,
+            dir: Some(dir),
+        })
+    }
+
     /// Removes them (it blocks on a disk). A failure is only logged: the
-    /// file stays behind under its `.deleted` name and the next open sweeps it.
+    /// file stays behind under its `.deleted` name (or in its `-delete`
+    /// directory) and the next start sweeps it.
     pub fn remove(self) {
         for path in &self.paths {
             match self.storage.remove_dead_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a deleted segment's file; the next start removes it");
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a deleted log's file; the next start removes it");
+                    return;
                 }
                 _ => {}
             }
+        }
+        let Some(dir) = self.dir else { return };
+        let removed = self
+            .storage
+            .remove_dir(&dir)
+            .and_then(|()| match dir.parent() {
+                Some(parent) => self.storage.sync_dir(parent),
+                None => Ok(()),
+            });
+        if let Err(e) = removed {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted log's directory; the next start removes it");
         }
     }
 }
@@ -1206,6 +1241,38 @@ impl Log {
         Ok(())
     }
 
+    /// Deletes the log as [`delete`](Self::delete) does, but only renames
+    /// its directory out of the way now (`<name>.<n>-delete`, durably), so
+    /// that a log of any size is gone at once and a partition of the same
+    /// name can be created meanwhile; the returned files are to be removed
+    /// off the caller's path ([`RetiredFiles::remove`]). Needs a storage
+    /// that renames directories (a disk).
+    pub fn delete_later(self, now_ms: i64) -> LogResult<RetiredFiles> {
+        let storage = self.storage.clone();
+        let dir = self.dir.clone();
+        drop(self);
+        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+            return Err(LogError::InvalidConfig(format!(
+                "log directory {} has no parent",
+                dir.display()
+            )));
+        };
+        let name = name.to_string_lossy();
+        let mut n = now_ms.max(0);
+        let mut gone = parent.join(format!("{name}.{n}{DELETED_DIR_SUFFIX}"));
+        while storage.exists(&gone) {
+            n += 1;
+            gone = parent.join(format!("{name}.{n}{DELETED_DIR_SUFFIX}"));
+        }
+        storage
+            .rename_dir(&dir, &gone)
+            .map_err(|e| LogError::io(&dir, e))?;
+        storage
+            .sync_dir(parent)
+            .map_err(|e| LogError::io(parent, e))?;
+        RetiredFiles::dead_dir(storage, gone.clone()).map_err(|e| LogError::io(&gone, e))
+    }
+
     fn active(&self) -> Option<&Segment> {
         self.segments.values().next_back()
     }
@@ -1252,6 +1319,7 @@ impl Log {
         Some(RetiredFiles {
             storage: self.storage.clone(),
             paths: std::mem::take(&mut self.retired),
+            dir: None,
         })
     }
 

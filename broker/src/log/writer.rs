@@ -338,13 +338,22 @@ impl Writer {
                         self.settle().await;
                         rx.close();
                         let now_ms = self.clock.now_ms();
-                        // On a disk, off the runtime: unlinking a large
-                        // log's files takes up to seconds.
+                        // On a disk, the directory is renamed away and its
+                        // files removed later, off the runtime and off the
+                        // caller's path: a large log takes seconds to remove
+                        // (see `Storage::remove_dead_file`).
                         let deleted = if self.log.syncs_block() {
                             let log = self.log;
-                            tokio::task::spawn_blocking(move || log.delete(now_ms))
+                            match tokio::task::spawn_blocking(move || log.delete_later(now_ms))
                                 .await
-                                .unwrap_or(Err(LogError::WriterStopped))
+                            {
+                                Ok(Ok(retired)) => {
+                                    drop(tokio::task::spawn_blocking(move || retired.remove()));
+                                    Ok(())
+                                }
+                                Ok(Err(e)) => Err(e),
+                                Err(_) => Err(LogError::WriterStopped),
+                            }
                         } else {
                             self.log.delete(now_ms)
                         };

@@ -136,30 +136,43 @@ impl Fetcher {
             enum Event {
                 Stop,
                 Command(FetcherCommand),
-                Round(bool),
+                Fetched(Option<pb::FetchResponse>),
             }
             let event = tokio::select! {
                 _ = shutdown.cancelled() => Event::Stop,
                 command = rx.recv() => command.map_or(Event::Stop, Event::Command),
-                progressed = self.round() => Event::Round(progressed),
+                fetched = self.fetch() => Event::Fetched(fetched),
             };
-            match event {
+            let progressed = match event {
                 Event::Stop => return,
-                // The set changed: this round is dropped and the next one fetches.
-                Event::Command(command) => self.command(command),
-                Event::Round(true) => {}
-                Event::Round(false) => {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(BACKOFF) => {}
-                    }
+                // The set changed while the fetch waited: it is dropped and
+                // the next one fetches for the new set.
+                Event::Command(command) => {
+                    self.command(command);
+                    true
+                }
+                // Applied whole, commands waiting meanwhile: an apply cut
+                // short could leave its append running in the writer, and the
+                // next fetch, from the old position, would fail on it and
+                // back off (100 ms without acknowledgements on every other
+                // partition from this source whenever a topic came or went).
+                Event::Fetched(Some(response)) => tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    progressed = self.apply(response) => progressed,
+                },
+                Event::Fetched(None) => false,
+            };
+            if !progressed {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(BACKOFF) => {}
                 }
             }
         }
     }
 
-    /// One fetch and its results; false if nothing could be done (back off).
-    async fn round(&mut self) -> bool {
+    /// One fetch; `None` if it could not be made or failed (back off).
+    async fn fetch(&mut self) -> Option<pb::FetchResponse> {
         for f in self.following.values_mut() {
             if f.position.is_none() {
                 f.position = f.partition.follower_position().await.ok();
@@ -173,7 +186,7 @@ impl Fetcher {
                 .broker(self.source)
                 .and_then(|b| b.endpoints.get("peer").cloned()),
         ) else {
-            return false;
+            return None;
         };
         let partitions: Vec<pb::FetchPartition> = self
             .following
@@ -191,7 +204,7 @@ impl Fetcher {
             })
             .collect();
         if partitions.is_empty() {
-            return false;
+            return None;
         }
         let request = pb::ReplicaFetchRequest {
             replica_id: self.config.local.0,
@@ -206,21 +219,25 @@ impl Fetcher {
         };
         let deadline = self.config.max_wait + self.config.rpc_timeout;
         let answer = tokio::time::timeout(deadline, self.connection.call(&addr, &request)).await;
-        let response = match answer {
-            Ok(Ok(Ok(response))) => response,
+        match answer {
+            Ok(Ok(Ok(response))) => Some(response),
             Ok(Ok(Err(error))) => {
                 tracing::debug!(source = %self.source, code = error.code, message = %error.message, "replica fetch refused");
-                return false;
+                None
             }
             Ok(Err(e)) => {
                 tracing::debug!(source = %self.source, error = %e, "replica fetch failed");
-                return false;
+                None
             }
             Err(_) => {
                 tracing::debug!(source = %self.source, "replica fetch timed out");
-                return false;
+                None
             }
-        };
+        }
+    }
+
+    /// A fetch's results applied; false if none could be (back off).
+    async fn apply(&mut self, response: pb::FetchResponse) -> bool {
         // Partitions are applied concurrently: each has its own log writer,
         // so their appends and fsyncs overlap.
         let following = &self.following;

@@ -1,6 +1,7 @@
 //! Before a broker registers: every local partition log is opened once, so
 //! recovery runs (and cuts what a crash tore or the disk damaged) before the
-//! controller may elect this broker anywhere. Partitions whose recovery cut
+//! controller may elect this broker anywhere; what is left of deleted logs
+//! (`*-delete` directories) is removed. Partitions whose recovery cut
 //! synced records go with the registration; the controller takes the broker
 //! out of their ISR and ELR, and the marks are cleared once it knows.
 //!
@@ -33,6 +34,16 @@ pub fn recover_local_logs(
     };
     let mut damaged = Vec::new();
     for name in names {
+        if name.ends_with(log::DELETED_DIR_SUFFIX) {
+            // A deleted log whose removal a stop cut short.
+            match log::RetiredFiles::dead_dir(storage.clone(), log_dir.join(&name)) {
+                Ok(dead) => dead.remove(),
+                Err(e) => {
+                    tracing::warn!(dir = %name, error = %e, "cannot list a deleted log's directory to remove it")
+                }
+            }
+            continue;
+        }
         let Some(tp) = TopicPartition::from_dir_name(&name) else {
             continue;
         };

@@ -67,6 +67,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
     }
     /// Removes the empty directory `dir`.
     fn remove_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Renames the directory `from` to `to`, which must not exist. A disk
+    /// does; by default `Unsupported` (the in-memory store keeps files, not
+    /// directories).
+    fn rename_dir(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
     /// Renames `from` to `to`, replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes creations, renames and removals in `dir` durable.

@@ -357,21 +357,75 @@ async fn retention_removes_deleted_segments_files_from_the_disk() {
     assert!(!read.records.is_empty());
 }
 
-/// Deleting a log on disk (the partition left this broker) removes its
-/// directory; the writer does it on a blocking thread and then stops.
+/// Deleting a log on disk (the partition left this broker): its directory
+/// is renamed away at once, so a partition of the same name can start anew
+/// there, and removed with its files afterwards, off the caller's path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_log_on_disk_is_deleted_with_its_directory() {
+async fn a_log_on_disk_is_renamed_away_at_once_and_removed_afterwards() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("orders-0");
-    let log =
-        twelve_synced_batches(Log::open(Arc::new(FsStorage), dir.clone(), small_config()).unwrap());
-    let (handle, task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    let open_fs = || Log::open(Arc::new(FsStorage), dir.clone(), small_config()).unwrap();
+    let (handle, task) = spawn_writer(
+        twelve_synced_batches(open_fs()),
+        Arc::new(TokioClock::starting_at(0)),
+    );
     handle.delete().await.unwrap();
     assert!(!dir.exists());
-    assert!(tmp.path().exists(), "only the log's own directory goes");
     assert!(matches!(
         handle.read(Offset(0), 1024, Offset(u64::MAX)).await,
         Err(LogError::WriterStopped)
     ));
     task.await.unwrap().unwrap();
+    // The topic created again under its name: a new, empty log.
+    let mut again = open_fs();
+    assert_eq!(again.log_end(), Offset(0));
+    again
+        .append_as_leader(&batch(1, 10, "new"), LeaderEpoch(1))
+        .unwrap();
+    again.flush(0).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        if names == ["orders-0"] {
+            break;
+        }
+        assert!(
+            names
+                .iter()
+                .all(|n| n == "orders-0" || n.starts_with("orders-0.") && n.ends_with("-delete")),
+            "{names:?}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still there: {names:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(read_all(&again, again.log_end(), 1 << 20).len(), 1);
+}
+
+/// A deleted log's directory that a stop left behind is removed at the next
+/// start, before any log is opened; partition directories stay.
+#[test]
+fn a_start_removes_what_is_left_of_deleted_logs() {
+    use raftline_broker::log::DELETED_DIR_SUFFIX;
+    use raftline_broker::replica::recover_local_logs;
+    use raftline_broker::storage::Storage;
+    let tmp = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage);
+    for name in ["orders-0", "orders-1"] {
+        twelve_synced_batches(
+            Log::open(storage.clone(), tmp.path().join(name), small_config()).unwrap(),
+        );
+    }
+    let left = tmp.path().join(format!("orders-1.17{DELETED_DIR_SUFFIX}"));
+    std::fs::rename(tmp.path().join("orders-1"), &left).unwrap();
+    std::fs::write(left.join(seg(0, "log")), vec![1u8; 3 << 20]).unwrap();
+    assert!(recover_local_logs(&storage, tmp.path(), &small_config()).is_empty());
+    assert!(!left.exists());
+    let log = Log::open(storage, tmp.path().join("orders-0"), small_config()).unwrap();
+    assert_eq!(read_all(&log, log.log_end(), 1 << 20).len(), 36);
 }
