@@ -214,6 +214,17 @@ pub async fn create_topic_with(
     .await
 }
 
+/// Deletes topic `name` through any node: "ok", or why not.
+pub async fn delete_topic(nodes: usize, deadline: Instant, name: &str) -> String {
+    admin_call(nodes, deadline, |mut admin| {
+        let request = pb::DeleteTopicRequest {
+            name: name.to_string(),
+        };
+        async move { admin.delete_topic(request).await.map(|_| ()) }
+    })
+    .await
+}
+
 /// `admin`: the topics first, then the changes during the faults.
 pub async fn admin(spec: WorkloadSpec, nodes: usize, history: History) -> turmoil::Result {
     for topic in &spec.topics {

@@ -6,9 +6,11 @@
 //! - `determinism`: one seed twice gives the same history.
 //! - `producer`: partition lanes apart under a stalled leader.
 //! - `maintenance`: a restarted broker's first retention and cleaner passes.
+//! - `churn`: topics created and deleted beside one taking writes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod churn;
 mod determinism;
 mod maintenance;
 mod producer;
