@@ -213,16 +213,19 @@ impl RetiredFiles {
     /// file stays behind under its `.deleted` name (or in its `-delete`
     /// directory) and the next start sweeps it.
     pub fn remove(self) {
+        let mut all = true;
         for path in &self.paths {
             match self.storage.remove_dead_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     tracing::warn!(path = %path.display(), error = %e, "cannot remove a deleted log's file; the next start removes it");
-                    return;
+                    all = false;
                 }
                 _ => {}
             }
         }
-        let Some(dir) = self.dir else { return };
+        let Some(dir) = self.dir.filter(|_| all) else {
+            return;
+        };
         let removed = self
             .storage
             .remove_dir(&dir)
