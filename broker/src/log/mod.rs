@@ -213,28 +213,38 @@ impl RetiredFiles {
     /// file stays behind under its `.deleted` name (or in its `-delete`
     /// directory) and the next start sweeps it.
     pub fn remove(self) {
-        let mut all = true;
-        for path in &self.paths {
-            match self.storage.remove_dead_file(path) {
+        if let Err((path, e)) = self.try_remove() {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove a deleted log's file; the next start removes it");
+        }
+    }
+
+    /// Removes every file (one missing already is fine), then the directory
+    /// if there is one and every file went, durably; the first failure and
+    /// its path.
+    pub fn try_remove(self) -> Result<(), (PathBuf, io::Error)> {
+        let mut first = None;
+        for path in self.paths {
+            match self.storage.remove_dead_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a deleted log's file; the next start removes it");
-                    all = false;
+                    first.get_or_insert((path, e));
                 }
                 _ => {}
             }
         }
-        let Some(dir) = self.dir.filter(|_| all) else {
-            return;
+        if let Some(failed) = first {
+            return Err(failed);
+        }
+        let Some(dir) = self.dir else { return Ok(()) };
+        let storage = &self.storage;
+        let at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e| (path, e)
         };
-        let removed = self
-            .storage
-            .remove_dir(&dir)
-            .and_then(|()| match dir.parent() {
-                Some(parent) => self.storage.sync_dir(parent),
-                None => Ok(()),
-            });
-        if let Err(e) = removed {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted log's directory; the next start removes it");
+        storage.sync_dir(&dir).map_err(at(&dir))?;
+        storage.remove_dir(&dir).map_err(at(&dir))?;
+        match dir.parent() {
+            Some(parent) => storage.sync_dir(parent).map_err(at(parent)),
+            None => Ok(()),
         }
     }
 }
@@ -1223,25 +1233,10 @@ impl Log {
         let storage = self.storage.clone();
         let dir = self.dir.clone();
         drop(self);
-        let names = storage.list_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
-        for name in names {
-            let path = dir.join(&name);
-            match storage.remove_file(&path) {
-                // A deleted segment's file removed meanwhile off the writer.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                removed => removed.map_err(|e| LogError::io(&path, e))?,
-            }
-        }
-        storage.sync_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
-        storage
-            .remove_dir(&dir)
-            .map_err(|e| LogError::io(&dir, e))?;
-        if let Some(parent) = dir.parent() {
-            storage
-                .sync_dir(parent)
-                .map_err(|e| LogError::io(parent, e))?;
-        }
-        Ok(())
+        RetiredFiles::dead_dir(storage, dir.clone())
+            .map_err(|e| LogError::io(&dir, e))?
+            .try_remove()
+            .map_err(|(path, e)| LogError::io(path, e))
     }
 
     /// Deletes the log as [`delete`](Self::delete) does, but only renames

@@ -56,7 +56,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Removes the file at `path`.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Removes the file at `path`, which nothing will read again (a deleted
-    /// segment's): on a disk, a large file is first cut down a few MiB at a
+    /// segment's): on a disk, a large file is first cut down 1 MiB at a
     /// time, each cut made durable, so that the file system frees its blocks
     /// (and, mounted with `discard`, trims them) in small steps. Unlinked
     /// whole, a 256 MiB segment held ext4's journal for 0.3-0.5 s under load,

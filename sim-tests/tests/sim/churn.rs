@@ -13,6 +13,7 @@ use raftline_sim_tests::history::now_ms;
 use raftline_sim_tests::workload::{connect, create_topic, delete_topic, TopicSpec};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 const STEADY: &str = "steady";
@@ -40,7 +41,11 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 
 /// One record at a time to `steady`, each after the previous one's
 /// acknowledgement, until the churn is over.
-async fn produce(servers: String, shared: Arc<Mutex<Shared>>) -> Result<(), String> {
+async fn produce(
+    servers: String,
+    shared: Arc<Mutex<Shared>>,
+    acked: watch::Sender<u64>,
+) -> Result<(), String> {
     let client = connect(&servers).await.map_err(|e| e.to_string())?;
     let spec = TopicSpec {
         name: STEADY.into(),
@@ -68,6 +73,7 @@ async fn produce(servers: String, shared: Arc<Mutex<Shared>>) -> Result<(), Stri
         let took = started.elapsed();
         let mut s = lock(&shared);
         s.acked += 1;
+        acked.send_replace(s.acked);
         if s.churning {
             s.worst = s.worst.max(took);
         }
@@ -79,10 +85,11 @@ async fn produce(servers: String, shared: Arc<Mutex<Shared>>) -> Result<(), Stri
 }
 
 /// Once `steady` is warm, creates and deletes topics of 3 partitions.
-async fn churn(shared: Arc<Mutex<Shared>>) -> Result<(), String> {
-    while lock(&shared).acked < WARM_UP {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn churn(shared: Arc<Mutex<Shared>>, mut acked: watch::Receiver<u64>) -> Result<(), String> {
+    acked
+        .wait_for(|&n| n >= WARM_UP)
+        .await
+        .map_err(|_| "the producer went away".to_string())?;
     lock(&shared).churning = true;
     for i in 0..CYCLES {
         let spec = TopicSpec {
@@ -95,6 +102,8 @@ async fn churn(shared: Arc<Mutex<Shared>>) -> Result<(), String> {
         if created != "ok" {
             return Err(format!("create {}: {created}", spec.name));
         }
+        // The topic lives a while (simulated time), its replicas fetching
+        // beside `steady`'s, before it goes.
         tokio::time::sleep(Duration::from_millis(250)).await;
         let deleted = delete_topic(3, deadline, &spec.name).await;
         if deleted != "ok" {
@@ -110,16 +119,17 @@ async fn churn(shared: Arc<Mutex<Shared>>) -> Result<(), String> {
 fn topics_coming_and_going_never_stall_another_topics_acknowledgements() {
     let mut cluster = SimCluster::new(3, 31);
     let shared = Arc::new(Mutex::new(Shared::default()));
+    let (acked_tx, acked_rx) = watch::channel(0);
     let (servers, s) = (cluster.servers(), shared.clone());
     cluster.client("producer", async move {
-        if let Err(e) = produce(servers, s.clone()).await {
+        if let Err(e) = produce(servers, s.clone(), acked_tx).await {
             lock(&s).error = Some(e);
         }
         Ok(())
     });
     let s = shared.clone();
     cluster.client("churn", async move {
-        if let Err(e) = churn(s.clone()).await {
+        if let Err(e) = churn(s.clone(), acked_rx).await {
             lock(&s).error = Some(e);
         }
         Ok(())
