@@ -117,3 +117,51 @@ fn dump_log_reports_segments_batches_and_damage() {
     assert_eq!(code, 2);
     assert!(stderr.contains("no .log segment files"), "{stderr}");
 }
+
+/// A segment written into a deleted segment's file: dump-log stops at its
+/// end mark, before the older bytes, and calls it whole.
+#[test]
+fn dump_log_reads_a_reused_segment_file_up_to_its_end_mark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders-0");
+    let config = LogConfig {
+        segment_bytes: 2 << 20,
+        retention_bytes: Some(2 << 20),
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(Arc::new(FsStorage), dir.clone(), config).unwrap();
+    let append = |log: &mut Log| {
+        log.append_as_leader(&batch(500), LeaderEpoch(1)).unwrap();
+        log.flush(0).unwrap();
+    };
+    for _ in 0..120 {
+        append(&mut log);
+    }
+    let deleted = log.apply_retention(0, log.log_end()).unwrap();
+    assert!(!deleted.deleted_segments.is_empty());
+    let segments = log.segments().len();
+    while log.segments().len() == segments {
+        append(&mut log);
+    }
+    for _ in 0..3 {
+        append(&mut log);
+    }
+    let active = log.segments().last().unwrap().clone();
+    let file = dir.join(format!("{:020}.log", active.base.0));
+    assert!(dir.join(format!("{:020}.reused", active.base.0)).exists());
+    assert!(
+        std::fs::metadata(&file).unwrap().len() > active.size,
+        "older bytes after the data"
+    );
+    // A crash: the reused file keeps its blocks.
+    std::mem::forget(log);
+
+    let (code, stdout, _) = dump(&dir, &["--output", "json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let parsed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let last = parsed.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["status"], "ok");
+    assert_eq!(last["reused"], true);
+    assert_eq!(last["next_offset"].as_u64(), Some(active.next_offset.0));
+    assert_eq!(last["bytes"].as_u64(), Some(active.size));
+}
