@@ -27,6 +27,7 @@ pub mod network;
 mod node;
 mod runtime;
 mod sm_store;
+mod standby;
 mod types;
 
 pub use disk::{MemDisk, RaftDisk, SledDisk};

@@ -6,6 +6,8 @@
 //!   ├─ LogStore<D> + StateMachineStore<M, D> on the disk
 //!   ├─ openraft::Raft with GrpcNetwork(connector)
 //!   ├─ RaftPeer gRPC server on `incoming` (until shutdown)
+//!   ├─ standby watcher: stands for election at once when the leader's
+//!   │  process is gone (`standby.rs`)
 //!   └─ first start of a listed voter: initialize(voters); later starts recover
 //! ```
 
@@ -14,6 +16,7 @@ use crate::error::DiskError;
 use crate::log_store::LogStore;
 use crate::network::{Connector, GrpcNetwork, RaftPeerService};
 use crate::sm_store::{StateMachine, StateMachineStore};
+use crate::standby::{self, Heard};
 use crate::types::{NodeId, Request, TypeConfig};
 use openraft::error::{
     ChangeMembershipError, CheckIsLeaderError, ClientWriteError, InitializeError, RaftError,
@@ -197,14 +200,26 @@ impl<M: StateMachine, D: RaftDisk> RaftNode<M, D> {
         let handle = RaftHandle {
             id: config.id,
             raft: raft.clone(),
-            leaders: ChannelCache::new(connector),
+            leaders: ChannelCache::new(connector.clone()),
             machine: machine_store,
             shutdown: shutdown.clone(),
         };
+        let heard = Heard::new();
+        tokio::spawn(standby::watch(
+            config.id,
+            raft.clone(),
+            connector.clone(),
+            heard.clone(),
+            standby::Timing {
+                heartbeat: config.heartbeat,
+                lease: config.election_timeout.1,
+            },
+            shutdown.clone(),
+        ));
         let mut routes = RoutesBuilder::default();
         // Append batches and snapshots: bounded, well above any one message.
         routes.add_service(
-            RaftPeerServer::new(RaftPeerService::new(raft))
+            RaftPeerServer::new(RaftPeerService::new(raft, heard))
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20),
         );

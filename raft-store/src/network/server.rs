@@ -2,6 +2,7 @@
 //! each RPC to the local Raft.
 
 use crate::node::{read_index, write_error, WriteError};
+use crate::standby::Heard;
 use crate::types::{Request as Request_, TypeConfig};
 use openraft::Raft;
 use raftline_proto::pb::raft_peer_server::RaftPeer;
@@ -14,12 +15,13 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct RaftPeerService {
     raft: Raft<TypeConfig>,
+    heard: Heard,
 }
 
 impl RaftPeerService {
-    /// The service for `raft`.
-    pub fn new(raft: Raft<TypeConfig>) -> Self {
-        RaftPeerService { raft }
+    /// The service for `raft`; every `AppendEntries` is marked in `heard`.
+    pub fn new(raft: Raft<TypeConfig>, heard: Heard) -> Self {
+        RaftPeerService { raft, heard }
     }
 }
 
@@ -41,6 +43,7 @@ impl RaftPeer for RaftPeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.heard.mark();
         let result = self.raft.append_entries(decode(request)?).await;
         encode(&result)
     }

@@ -163,3 +163,32 @@ async fn a_restarted_node_catches_up_with_the_leader_before_it_answers_a_read() 
         .unwrap();
     cluster.stop_all().await.unwrap();
 }
+
+/// A leader whose process is gone (its peer port refuses connections) is
+/// replaced as soon as its lease runs out at the voters: the lowest other
+/// voter stands then, instead of after a further random election timeout.
+/// With a lease of 3 s and timeouts of 2-3 s, the ordinary timers could
+/// elect no one before 5 s after the leader was last heard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_process_is_gone_is_replaced_when_its_lease_ends() {
+    let mut cluster = LocalCluster::start(3, Kv::default, |config| {
+        config.heartbeat = Duration::from_millis(50);
+        config.election_timeout = (Duration::from_millis(2_000), Duration::from_millis(3_000));
+    })
+    .await
+    .unwrap();
+    cluster.write(set("k", "v"), WITHIN).await.unwrap();
+    let old = cluster.leader().await.unwrap();
+    let killed = tokio::time::Instant::now();
+    cluster.kill(old).await.unwrap();
+    let standing = *cluster.nodes().keys().min().unwrap();
+    let new = cluster.leader().await.unwrap();
+    let took = killed.elapsed();
+    assert_eq!(new, standing, "the lowest other voter stood");
+    assert!(
+        took < Duration::from_millis(4_500),
+        "a new leader after {took:?}: the ordinary timers, not the standby"
+    );
+    cluster.write(set("k2", "v"), WITHIN).await.unwrap();
+    cluster.stop_all().await.unwrap();
+}
