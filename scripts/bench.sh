@@ -42,17 +42,13 @@ baselines() {
 
 # What one durable copy costs the CPU, same run: the log's own write + fdatasync
 # + page-cache release, at 200 KiB (a replica's write at half the 3-node peak)
-# and 1 MiB per fsync, into a new file and into one written before (a segment
-# reusing a deleted one's file, as logs at their retention do).
+# and 1 MiB per fsync.
 disk_cpu_baseline() {
-  local size reuse
+  local size
   cargo build --release --locked -q -p raftline --bin raftline
-  for reuse in "" "--reuse-file-mib 256"; do
-    for size in 204800 1048576; do
-      # shellcheck disable=SC2086 # $reuse is two words or none
-      target/release/raftline bench disk --record-size "$size" --duration-ms 3000 --dir "$dir" $reuse --output json > "$dir/disk.json"
-      echo "write + fdatasync of $((size / 1024)) KiB each (bench disk${reuse:+ $reuse}): $(round "$(field "$dir/disk.json" mb_per_sec)") MB/s, p50 $(field "$dir/disk.json" p50) ms; CPU per GB: user $(round2 "$(field "$dir/disk.json" user)") s, system $(round2 "$(field "$dir/disk.json" system)") s"
-    done
+  for size in 204800 1048576; do
+    target/release/raftline bench disk --record-size "$size" --duration-ms 3000 --dir "$dir" --output json > "$dir/disk.json"
+    echo "write + fdatasync of $((size / 1024)) KiB each (bench disk): $(round "$(field "$dir/disk.json" mb_per_sec)") MB/s, p50 $(field "$dir/disk.json" p50) ms; CPU per GB: user $(round2 "$(field "$dir/disk.json" user)") s, system $(round2 "$(field "$dir/disk.json" system)") s"
   done
 }
 

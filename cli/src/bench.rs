@@ -115,11 +115,6 @@ pub struct BenchArgs {
     /// disk: the directory the file is written in (removed afterwards).
     #[arg(long, default_value = ".")]
     pub dir: std::path::PathBuf,
-    /// disk: write into a file of this many MiB written once before (not
-    /// measured), from its start and again from its start at its end, as a
-    /// segment does that reuses a deleted one's file; by default a new file.
-    #[arg(long)]
-    pub reuse_file_mib: Option<u64>,
 }
 
 impl BenchArgs {
@@ -139,7 +134,6 @@ impl BenchArgs {
             duration: Duration::from_millis(self.duration_ms),
             records: self.records,
             rate: self.rate,
-            reuse_file: self.reuse_file_mib.map(|mib| mib.saturating_mul(1 << 20)),
         }
     }
 }
@@ -175,9 +169,6 @@ pub struct BenchConfig {
     /// Records per second (open loop); e2e defaults to 1,000, produce runs
     /// closed loops without it.
     pub rate: Option<u64>,
-    /// disk: bytes of a file written before and written again (see
-    /// [`BenchArgs::reuse_file_mib`]).
-    pub reuse_file: Option<u64>,
 }
 
 /// What a run measured.
@@ -359,9 +350,8 @@ pub async fn loopback(config: BenchConfig, output: Output) -> Result<()> {
 }
 
 /// The disk baseline (see the module docs): `record_size`-byte writes to a
-/// new file in `dir` (or one written before, `reuse_file`), each made
-/// durable before the next, for the duration (or `records` writes); the
-/// file is removed afterwards.
+/// new file in `dir`, each made durable before the next, for the duration
+/// (or `records` writes); the file is removed afterwards.
 pub async fn disk(config: BenchConfig, dir: std::path::PathBuf, output: Output) -> Result<()> {
     let chunk = config.record_size.max(1);
     let run = config.clone();
@@ -403,35 +393,9 @@ fn disk_writes(config: &BenchConfig, dir: &std::path::Path, chunk: usize) -> Res
     use raftline_broker::log::{cold_range, DEFAULT_CACHED_TAIL};
     use raftline_broker::storage::{FsStorage, OpenMode, Storage};
     let path = dir.join(format!("raftline-bench-disk-{}.tmp", std::process::id()));
-    let spare = path.with_extension("spare");
-    let cannot = || format!("cannot write in {} (--dir)", dir.display());
-    // A file reused from its start: as a log segment in a deleted one's file.
-    let reuse =
-        |spare: &std::path::Path| -> Result<Box<dyn raftline_broker::storage::StorageFile>> {
-            FsStorage.reuse_log(spare, &path).with_context(cannot)
-        };
-    let size = config.reuse_file.map(|bytes| bytes.max(chunk as u64));
-    let mut file = match size {
-        Some(size) => {
-            let prefill = FsStorage
-                .open_log(&spare, OpenMode::Truncate)
-                .with_context(cannot)?;
-            let block = vec![0u8; 1 << 20];
-            let mut at = 0;
-            while at < size {
-                let n = (size - at).min(block.len() as u64) as usize;
-                prefill.write_all_at(&block[..n], at)?;
-                at += n as u64;
-            }
-            prefill.finish_appends()?;
-            drop(prefill);
-            reuse(&spare)?
-        }
-        None => FsStorage
-            .open_log(&path, OpenMode::Truncate)
-            .with_context(cannot)?,
-    };
-    let mut pos = 0u64;
+    let file = FsStorage
+        .open_log(&path, OpenMode::Truncate)
+        .with_context(|| format!("cannot write in {} (--dir)", dir.display()))?;
     let data = vec![0xA5u8; chunk];
     let limit = config.records.unwrap_or(u64::MAX);
     let cpu_before = process_cpu_seconds();
@@ -440,24 +404,15 @@ fn disk_writes(config: &BenchConfig, dir: &std::path::Path, chunk: usize) -> Res
     let mut released = 0u64;
     let written = (|| {
         while started.elapsed() < config.duration && m.records < limit {
-            if size.is_some_and(|size| pos + chunk as u64 > size) {
-                // Its end: taken again from its start (the handle it
-                // replaces goes with the data synced, its blocks kept).
-                std::fs::rename(&path, &spare)?;
-                file = reuse(&spare).map_err(std::io::Error::other)?;
-                pos = 0;
-                released = 0;
-            }
             let t = Instant::now();
-            file.write_all_at(&data, pos)?;
+            file.write_all_at(&data, m.bytes)?;
             file.sync_data()?;
-            pos += chunk as u64;
             m.latencies.push(micros(t.elapsed()));
             m.bytes += chunk as u64;
             m.records += 1;
             // As a log segment does after each sync (nothing, for a file
             // written around the page cache): all but the tail back.
-            if let Some((from, len)) = cold_range(released, pos, DEFAULT_CACHED_TAIL) {
+            if let Some((from, len)) = cold_range(released, m.bytes, DEFAULT_CACHED_TAIL) {
                 file.release_cache(from, len)?;
                 released = from + len;
             }

@@ -5,12 +5,10 @@
 use crate::table::print_rows;
 use crate::Output;
 use anyhow::{bail, Context, Result};
-use raftline_broker::log::{BatchHeader, HEADER_LEN, REUSED_SUFFIX};
-use raftline_broker::storage::END_MARK;
+use raftline_broker::log::{BatchHeader, HEADER_LEN};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -24,10 +22,6 @@ struct Segment {
     bytes: u64,
     /// `ok`, or where and why the valid data ends.
     status: String,
-    /// The file was a deleted segment's, reused (its `<base>.reused` mark is
-    /// beside it): its data ends at an end mark, older bytes after it.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    reused: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     batch_list: Vec<Batch>,
 }
@@ -63,10 +57,7 @@ pub fn run(dir: &Path, with_batches: bool, output: Output) -> Result<ExitCode> {
     }
     let segments = names
         .iter()
-        .map(|name| {
-            let mark = format!("{}.{}", name.trim_end_matches(".log"), REUSED_SUFFIX);
-            scan(&dir.join(name), name, dir.join(mark).exists(), with_batches)
-        })
+        .map(|name| scan(&dir.join(name), name, with_batches))
         .collect::<Result<Vec<_>>>()?;
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&segments)?),
@@ -80,7 +71,7 @@ pub fn run(dir: &Path, with_batches: bool, output: Output) -> Result<ExitCode> {
     })
 }
 
-fn scan(path: &Path, name: &str, reused: bool, with_batches: bool) -> Result<Segment> {
+fn scan(path: &Path, name: &str, with_batches: bool) -> Result<Segment> {
     let base_offset = name
         .strip_suffix(".log")
         .and_then(|digits| digits.parse::<u64>().ok())
@@ -94,7 +85,6 @@ fn scan(path: &Path, name: &str, reused: bool, with_batches: bool) -> Result<Seg
         records: 0,
         bytes: 0,
         status: "ok".into(),
-        reused,
         batch_list: Vec::new(),
     };
     let mut buf = vec![0u8; HEADER_LEN];
@@ -110,7 +100,6 @@ fn scan(path: &Path, name: &str, reused: bool, with_batches: bool) -> Result<Seg
         }
         let header = match BatchHeader::parse(&buf) {
             Ok(header) => header,
-            Err(_) if reused && end_mark_at(&file, segment.bytes)? => break,
             Err(e) => {
                 segment.status = format!("corrupt batch at byte {}: {e}", segment.bytes);
                 break;
@@ -151,16 +140,6 @@ fn scan(path: &Path, name: &str, reused: bool, with_batches: bool) -> Result<Seg
         segment.next_offset = header.next_offset().0;
     }
     Ok(segment)
-}
-
-/// Whether a reused file's end mark is at `pos`: zeros to the end of its
-/// block and [`END_MARK`] bytes more (or to the end of the file).
-fn end_mark_at(file: &File, pos: u64) -> Result<bool> {
-    let to = pos.div_ceil(END_MARK) * END_MARK + END_MARK;
-    let len = file.metadata()?.len().min(to).saturating_sub(pos);
-    let mut bytes = vec![0u8; usize::try_from(len)?];
-    file.read_exact_at(&mut bytes, pos)?;
-    Ok(bytes.iter().all(|&b| b == 0))
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.

@@ -367,7 +367,7 @@ impl Log {
             )));
         }
         let settings = self.segment_settings();
-        let reopened = Segment::recover(&*self.storage, log_path, base, next_base, settings, false);
+        let reopened = Segment::recover(&*self.storage, log_path, base, next_base, settings);
         let mut fresh = match reopened {
             Ok((fresh, scan)) if scan.stopped_by.is_none() && fresh.next_offset() == limit => fresh,
             Ok((_, scan)) => {

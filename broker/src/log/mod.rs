@@ -32,7 +32,7 @@ pub use compaction::{records, CleanOutcome, RecordView};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, DEFAULT_CACHED_TAIL};
 pub use epoch_cache::LeaderEpochCache;
 pub use producers::{ProducerStates, SequenceCheck};
-pub use segment::{cold_range, REUSED_SUFFIX};
+pub use segment::cold_range;
 pub use writer::{spawn_writer, Durable, Fence, LogHandle, WriterStats};
 
 use crate::error::{LogError, LogResult};
@@ -161,10 +161,6 @@ pub struct Log {
     /// removed: the writer removes them off its own task
     /// ([`take_retired`](Log::take_retired)).
     retired: Vec<PathBuf>,
-    /// Log files of segments the last retention pass deleted, kept (as
-    /// `<name>.deleted`) for the next rolls to write into
-    /// ([`Segment::reuse`]) instead of new files, until the next pass.
-    spares: Vec<PathBuf>,
 }
 
 /// An fsync begun by [`Log::begin_flush`]: [`run`](Self::run) it anywhere
@@ -262,9 +258,6 @@ pub struct RetentionOutcome {
     pub log_start: Offset,
 }
 
-/// The smallest deleted segment file worth reusing: 1 MiB.
-const MIN_REUSED_FILE: u64 = 1 << 20;
-
 /// `Duration` as whole milliseconds, saturating instead of wrapping.
 fn millis(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -316,18 +309,6 @@ impl Log {
             .iter()
             .filter_map(|n| segment::parse_log_name(n))
             .collect();
-        // A reused file's mark matters for the active segment only; others
-        // are left over from a crash after a seal, or before a reuse began.
-        let mut active_reused = false;
-        for name in &names {
-            match segment::parse_name(name, segment::REUSED_SUFFIX) {
-                Some(base) if Some(&base) == bases.last() => active_reused = true,
-                Some(_) => {
-                    let _ = storage.remove_file(&dir.join(name));
-                }
-                None => {}
-            }
-        }
         let mut log = Log {
             dir,
             storage,
@@ -344,7 +325,6 @@ impl Log {
             cleaned_to: Offset(0),
             gaps: false,
             retired: Vec::new(),
-            spares: Vec::new(),
         };
         log.gaps = log.storage.exists(&log.dir.join(COMPACTED_MARK));
         log.mark_compacted_if_needed()?;
@@ -354,7 +334,7 @@ impl Log {
                 .reasons
                 .push("damage found at an earlier start, not yet reported".into());
         }
-        let scanned_epochs = log.load_segments(&bases, active_reused)?;
+        let scanned_epochs = log.load_segments(&bases)?;
         log.load_epoch_cache(scanned_epochs)?;
         // What the active segment holds may still sit in the page cache only (the
         // process, not the machine, went down): sync it before calling it durable.
@@ -400,13 +380,8 @@ impl Log {
         &self.producers
     }
 
-    /// Loads every segment (the last one's file `active_reused`, see
-    /// [`Segment::reuse`]); returns the epoch starts seen in scanned segments.
-    fn load_segments(
-        &mut self,
-        bases: &[Offset],
-        active_reused: bool,
-    ) -> LogResult<Vec<(LeaderEpoch, Offset)>> {
+    /// Loads every segment; returns the epoch starts seen in scanned segments.
+    fn load_segments(&mut self, bases: &[Offset]) -> LogResult<Vec<(LeaderEpoch, Offset)>> {
         let interval = self.segment_settings();
         let storage = self.storage.clone();
         let mut epoch_starts = Vec::new();
@@ -437,14 +412,8 @@ impl Log {
                 Some(segment) => (segment, true),
                 None => {
                     let path = self.dir.join(segment::file_name(base, "log"));
-                    let (mut segment, outcome) = Segment::recover(
-                        &*storage,
-                        path,
-                        base,
-                        next_base,
-                        interval,
-                        active_reused,
-                    )?;
+                    let (mut segment, outcome) =
+                        Segment::recover(&*storage, path, base, next_base, interval)?;
                     // A sealed segment was synced whole before the next began:
                     // whatever stops its scan is damage.
                     if outcome.damaged || (next_base.is_some() && outcome.stopped_by.is_some()) {
@@ -944,28 +913,8 @@ impl Log {
             None => return Err(self.fail("the log has no active segment".into())),
         };
         sealed.map_err(|e| self.absorb(&dir, e))?;
-        let settings = self.segment_settings();
-        // Into a deleted segment's file if retention left one: its blocks
-        // are the file system's already (see `Storage::reuse_log`).
-        let reused = match self.spares.pop() {
-            Some(spare) => match Segment::reuse(&*storage, &dir, end, settings, &spare) {
-                Ok(segment) => Some(segment),
-                Err(WriteError::Sync(e)) => return Err(self.absorb(&dir, WriteError::Sync(e))),
-                // Not reused after all: a new file, as without a spare.
-                Err(WriteError::Write(e)) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot reuse a deleted segment's file; creating a new one");
-                    self.retired.push(spare);
-                    None
-                }
-            },
-            None => None,
-        };
-        let segment = match reused {
-            Some(segment) => segment,
-            None => {
-                Segment::create(&*storage, &dir, end, settings).map_err(|e| self.absorb(&dir, e))?
-            }
-        };
+        let segment = Segment::create(&*storage, &dir, end, self.segment_settings())
+            .map_err(|e| self.absorb(&dir, e))?;
         self.segments.insert(end, segment);
         Ok(())
     }
@@ -1081,7 +1030,7 @@ impl Log {
             .map(|(&b, _)| b)
             .collect();
         for &base in &doomed {
-            self.delete_segment(base, false)?;
+            self.delete_segment(base)?;
         }
         self.sync_dir()?;
         let end = match self.segments.values_mut().next_back() {
@@ -1115,10 +1064,8 @@ impl Log {
         self.persist_epochs(LeaderEpochCache::default())?;
         let bases: Vec<Offset> = self.segments.keys().copied().collect();
         for base in bases {
-            self.delete_segment(base, false)?;
+            self.delete_segment(base)?;
         }
-        // The log may start again below the spares' offsets: none is reused.
-        self.retired.append(&mut self.spares);
         self.sync_dir()?;
         let created = Segment::create(&*self.storage, &self.dir, offset, self.segment_settings());
         let segment =
@@ -1212,20 +1159,13 @@ impl Log {
     /// Deletes whole old segments by `retention.ms` (measured against `now_ms`)
     /// and `retention.bytes` when `cleanup.policy` includes `delete`, never a segment holding offsets at or above
     /// `max_deletable` (the high watermark: nothing is deleted that a follower may
-    /// still need). The log start moves to the first remaining segment. The
-    /// deleted segments' log files are kept for the rolls until the next
-    /// pass, which lets go of those not taken ([`Segment::reuse`]).
+    /// still need). The log start moves to the first remaining segment.
     pub fn apply_retention(
         &mut self,
         now_ms: i64,
         max_deletable: Offset,
     ) -> LogResult<RetentionOutcome> {
         self.check_healthy()?;
-        // Spares the rolls since the last pass did not take go now, and the
-        // files this pass deletes take their place: the disk holds no more
-        // than the log did before the pass, and a deleted file stays at most
-        // one pass (Kafka keeps them for `file.delete.delay.ms`, a minute).
-        self.retired.append(&mut self.spares);
         if !self.config.cleanup.delete {
             // `cleanup.policy=compact` alone: the cleaner, not age or size, decides.
             return Ok(RetentionOutcome {
@@ -1264,7 +1204,7 @@ impl Log {
                 break;
             }
             let (base, size) = (oldest.base(), oldest.size());
-            self.delete_segment(base, true)?;
+            self.delete_segment(base)?;
             total -= size;
             deleted.push(base);
         }
@@ -1356,32 +1296,11 @@ impl Log {
 
     /// Lets go of a segment: its files are renamed `*.deleted` (removed
     /// later, see [`take_retired`](Self::take_retired)), then it is
-    /// forgotten. A failure fails the log. With `spare`, its log file may be
-    /// kept for a later roll to reuse instead ([`Segment::reuse`]): only
-    /// retention's, whose offsets are all below any later segment's, so
-    /// what is left of them in the reused file can never read as the
-    /// segment's next batch; and only one about the size of a full segment
-    /// (a sealed reused file is cut to its length at once).
-    fn delete_segment(&mut self, base: Offset, spare: bool) -> LogResult<()> {
-        let size = self.segments.get(&base).map_or(0, Segment::size);
+    /// forgotten. A failure fails the log.
+    fn delete_segment(&mut self, base: Offset) -> LogResult<()> {
         let retired = segment::retire_files(&*self.storage, &self.dir, base);
-        let mut retired =
+        let retired =
             retired.map_err(|e| self.fail(format!("deleting segment {base} failed: {e}")))?;
-        let reusable = spare
-            && self.storage.reuses_files()
-            && self.segment_settings().writes_around_cache()
-            && size >= MIN_REUSED_FILE
-            && size <= self.config.segment_bytes.saturating_add(MIN_REUSED_FILE);
-        if reusable {
-            let log_file = format!(
-                "{}.{}",
-                segment::file_name(base, "log"),
-                segment::RETIRED_SUFFIX
-            );
-            if let Some(i) = retired.iter().position(|p| p.ends_with(&log_file)) {
-                self.spares.push(retired.remove(i));
-            }
-        }
         self.retired.extend(retired);
         self.segments.remove(&base);
         Ok(())

@@ -44,12 +44,7 @@ pub fn file_name(base: Offset, suffix: &str) -> String {
 
 /// Parses `<20 digits>.log` back into a base offset.
 pub fn parse_log_name(name: &str) -> Option<Offset> {
-    parse_name(name, "log")
-}
-
-/// Parses `<20 digits>.<suffix>` back into a base offset.
-pub fn parse_name(name: &str, suffix: &str) -> Option<Offset> {
-    let digits = name.strip_suffix(suffix)?.strip_suffix('.')?;
+    let digits = name.strip_suffix(".log")?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -105,16 +100,10 @@ impl SegmentSettings {
         path: &Path,
         mode: OpenMode,
     ) -> io::Result<Box<dyn StorageFile>> {
-        if !self.writes_around_cache() {
+        if self.cached_tail.is_none() || !self.hold_appends {
             return storage.open(path, mode);
         }
         storage.open_log(path, mode)
-    }
-
-    /// Whether active segments are files from [`Storage::open_log`], which
-    /// alone may reuse a deleted segment's file.
-    pub fn writes_around_cache(&self) -> bool {
-        self.cached_tail.is_some() && self.hold_appends
     }
 }
 
@@ -146,9 +135,6 @@ pub struct Segment {
     settings: SegmentSettings,
     /// Bytes below this were synced and handed back to the kernel's cache.
     released_to: u64,
-    /// Its file is a deleted segment's, reused ([`Segment::reuse`]) and not
-    /// yet sealed: its `<base>.reused` mark is on disk.
-    reused: bool,
 }
 
 impl Segment {
@@ -187,39 +173,7 @@ impl Segment {
             bytes_since_index: 0,
             settings,
             released_to: 0,
-            reused: false,
         }
-    }
-
-    /// Starts an empty segment at `base` in the file `spare` (a deleted
-    /// segment's log file; see [`Storage::reuse_log`]). The `<base>.reused`
-    /// mark goes to disk first, durably, so a recovery reads the zeros after
-    /// the segment's data as the end of a reused file, not as damage before
-    /// older bytes. A failure to write leaves no mark behind.
-    pub fn reuse(
-        storage: &dyn Storage,
-        dir: &Path,
-        base: Offset,
-        settings: SegmentSettings,
-        spare: &Path,
-    ) -> Result<Segment, WriteError> {
-        let path = dir.join(file_name(base, "log"));
-        let mark = dir.join(file_name(base, REUSED_SUFFIX));
-        drop(
-            storage
-                .open(&mark, OpenMode::Truncate)
-                .map_err(WriteError::Write)?,
-        );
-        storage.sync_dir(dir).map_err(WriteError::Sync)?;
-        let file = storage.reuse_log(spare, &path).map_err(|e| {
-            let _ = storage.remove_file(&mark);
-            WriteError::Write(e)
-        })?;
-        storage.sync_dir(dir).map_err(WriteError::Sync)?;
-        file.sync_data().map_err(WriteError::Sync)?;
-        let mut segment = Segment::empty(base, path, file, settings);
-        segment.reused = true;
-        Ok(segment)
     }
 
     /// Whether a batch at `base` may follow a batch that ended at `expected`.
@@ -231,28 +185,22 @@ impl Segment {
     /// sequence is checked and the indexes are rebuilt. Anything after the first bad
     /// batch (or at or past `limit`, the next segment's base) is left for
     /// [`cut_scanned_tail`](Self::cut_scanned_tail) to cut, so the caller can
-    /// record damage durably first. In the file of a `reused` active segment
-    /// (its mark on disk) the scan may end at an end mark
-    /// ([`storage::END_MARK`]): older bytes follow, and that is no damage.
+    /// record damage durably first.
     pub fn recover(
         storage: &dyn Storage,
         path: PathBuf,
         base: Offset,
         limit: Option<Offset>,
         settings: SegmentSettings,
-        reused: bool,
     ) -> LogResult<(Segment, ScanOutcome)> {
         // Only the last segment is appended to.
-        let reused = reused && limit.is_none();
         let file = match limit {
-            None if reused && settings.writes_around_cache() => storage.open_reused_log(&path),
             None => settings.open_active(storage, &path, OpenMode::Existing),
             Some(_) => storage.open(&path, OpenMode::Existing),
         }
         .map_err(|e| LogError::io(&path, e))?;
         let file_len = file.len().map_err(|e| LogError::io(&path, e))?;
         let mut segment = Segment::empty(base, path, file, settings);
-        segment.reused = reused;
         let file = segment.file.clone();
         let mut reader = ChunkReader::new(&*file, file_len, SCAN_CHUNK);
         let mut stopped_by = None;
@@ -280,13 +228,13 @@ impl Segment {
                 }
                 Err(ScanError::Io(e)) => return Err(io(e)),
                 Err(ScanError::Batch(e)) => {
-                    let zeros = reader.ends_at(pos, reused).map_err(io)?;
+                    let zeros = reader.zeros_to_end(pos).map_err(io)?;
                     stop(format!("corrupt batch at byte {pos}: {e}"), zeros);
                     break;
                 }
             };
             if !segment.continues(header.base_offset, segment.next_offset) {
-                let zeros = reader.ends_at(pos, reused).map_err(io)?;
+                let zeros = reader.zeros_to_end(pos).map_err(io)?;
                 stop(
                     format!(
                         "batch at byte {pos} has offset {}, expected {}",
@@ -689,12 +637,6 @@ impl Segment {
         // Durably its exact length before anything relies on it (the index
         // files, the next segment).
         self.file.finish_appends().map_err(WriteError::Sync)?;
-        if self.reused {
-            // Cut to its length: no end mark to read any more. A mark a
-            // crash brings back is swept at the next open.
-            let _ = storage.remove_file(&dir.join(file_name(self.base, REUSED_SUFFIX)));
-            self.reused = false;
-        }
         self.release_cold();
         // No more appends: a plain file for the reads (readers holding the
         // appender's file keep it until they are done).
@@ -791,12 +733,8 @@ impl Segment {
 /// sweeps any a crash left behind.
 pub const RETIRED_SUFFIX: &str = "deleted";
 
-/// The suffix of the mark `<base>.reused` beside a segment whose file was a
-/// deleted segment's ([`Segment::reuse`]), until it is sealed.
-pub const REUSED_SUFFIX: &str = "reused";
-
-/// The files of one segment, by suffix (the mark of a reused file too).
-const SEGMENT_FILES: [&str; 4] = ["log", "index", "timeindex", REUSED_SUFFIX];
+/// The files of one segment, by suffix.
+const SEGMENT_FILES: [&str; 3] = ["log", "index", "timeindex"];
 
 /// Renames the files of the segment at `base` to `<name>.deleted` (not yet
 /// durably: the caller syncs the directory) and returns their new paths, for
@@ -891,20 +829,6 @@ impl<'a> ChunkReader<'a> {
     /// [`DAMAGE_SEARCH_MAX`] bytes).
     fn zeros_to_end(&mut self, pos: u64) -> Result<bool, io::Error> {
         Ok(self.tail(pos, DAMAGE_SEARCH_MAX)?.iter().all(|&b| b == 0))
-    }
-
-    /// Whether the data ends at `pos`: zeros from there to the end of the
-    /// file, or in a `reused` file an end mark (zeros to the end of `pos`'s
-    /// block and a further [`storage::END_MARK`] bytes).
-    fn ends_at(&mut self, pos: u64, reused: bool) -> Result<bool, io::Error> {
-        if reused {
-            let mark_end = pos.div_ceil(storage::END_MARK) * storage::END_MARK + storage::END_MARK;
-            let len = (mark_end - pos) as usize;
-            if self.tail(pos, len)?.iter().all(|&b| b == 0) {
-                return Ok(true);
-            }
-        }
-        self.zeros_to_end(pos)
     }
 
     /// The header of the batch at `pos`, checking the whole batch's CRC if

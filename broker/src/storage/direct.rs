@@ -24,18 +24,6 @@
 //! The write happens on the thread that syncs, which the log's writer runs
 //! off the runtime: an append costs the writer one memory copy.
 //!
-//! A reused file ([`Storage::reuse_log`](super::Storage::reuse_log): a
-//! deleted segment's file taken for a new segment) keeps its blocks: its
-//! appends overwrite what an older segment left there, which costs the file
-//! system no block allocation and no journal commit per fsync (write +
-//! fdatasync of 256 KiB: 996 MB/s against 629 for a new file, three writers
-//! 436 MB/s each against 322; docs/BENCHMARKS.md). Its data's end is marked by
-//! zeros instead of the file's length: every write-out carries a block of
-//! zeros past the block its data ends in ([`END_MARK`]), a cut writes the
-//! same mark at the new length and leaves the blocks after it, and only
-//! [`finish_appends`](StorageFile::finish_appends) cuts the file to its
-//! length. The log's recovery reads that mark as the end of a reused file.
-//!
 //! Appended bytes are readable at once (reads take them from the buffer),
 //! but until the next sync they are only in this process: a crash of the
 //! process loses them as a power loss would. The log opens segments this
@@ -44,7 +32,7 @@
 //! written out at once.
 
 use super::fs::{read_file_onto, release_cache};
-use super::{StorageFile, END_MARK};
+use super::StorageFile;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -54,7 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The alignment of direct writes: offsets, lengths and memory. 4 KiB covers
 /// every logical block size in use (512 B on this VM's virtio disk).
-const BLOCK: u64 = END_MARK;
+const BLOCK: u64 = 4096;
 
 /// Appends held beyond this many bytes are written out at once rather than
 /// at the next sync, bounding the memory a slow fsync can pile up.
@@ -64,9 +52,8 @@ const MAX_HELD: usize = 16 << 20;
 const MAX_SPARE: usize = 1 << 20;
 
 /// Opens `path` (already created or truncated by `plain`) for direct writes;
-/// `None` where the file system refuses `O_DIRECT`. A `reused` file keeps
-/// its blocks past its data (see the module's notes).
-pub fn open(path: &Path, plain: File, reused: bool) -> io::Result<Box<dyn StorageFile>> {
+/// `None` where the file system refuses `O_DIRECT`.
+pub fn open(path: &Path, plain: File) -> io::Result<Box<dyn StorageFile>> {
     let direct = OpenOptions::new()
         .write(true)
         .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
@@ -81,7 +68,6 @@ pub fn open(path: &Path, plain: File, reused: bool) -> io::Result<Box<dyn Storag
         file: plain,
         direct,
         refused: AtomicBool::new(false),
-        reused,
         state: Mutex::new(State {
             len,
             written: len,
@@ -169,15 +155,11 @@ impl Held {
         &self.buf[self.pad..]
     }
 
-    /// Fills the last block up with zeros, and with `mark` adds a block of
-    /// zeros after it (a reused file's end mark); no more data is added after.
-    fn fill_block(&mut self, mark: bool) {
+    /// Fills the last block up with zeros; no more data is added after.
+    fn fill_block(&mut self) {
         let zeros = (BLOCK as usize - self.data().len() % BLOCK as usize) % BLOCK as usize;
         self.extend(&ZEROS[..zeros]);
-        if mark {
-            self.extend(&ZEROS);
-        }
-        self.zeros = zeros + if mark { BLOCK as usize } else { 0 };
+        self.zeros = zeros;
     }
 
     fn end(&self) -> u64 {
@@ -255,8 +237,6 @@ struct DirectFile {
     direct: Option<File>,
     /// The file system took `O_DIRECT` at open but refused a direct write.
     refused: AtomicBool,
-    /// Blocks past the data are kept, the data's end marked by zeros.
-    reused: bool,
     state: Mutex<State>,
     /// One write-out at a time (a sync on the blocking pool may meet a
     /// truncation or a sealing sync from the writer).
@@ -297,7 +277,7 @@ impl DirectFile {
             let carried = (carry_from - state.held.start) as usize;
             next.extend(&state.held.data()[carried..]);
             let mut out = std::mem::replace(&mut state.held, next);
-            out.fill_block(self.reused);
+            out.fill_block();
             let out = Arc::new(out);
             state.writing = Some(out.clone());
             (out, end)
@@ -330,8 +310,7 @@ impl DirectFile {
     }
 
     /// Writes `held`: in whole blocks (zeros after the data) directly, or
-    /// just the data (and a reused file's end mark) through the page cache
-    /// where direct writes are refused.
+    /// just the data through the page cache where direct writes are refused.
     fn write_held(&self, held: &Held) -> io::Result<()> {
         if let Some(direct) = self.direct() {
             match direct.write_all_at(held.blocks(), held.start) {
@@ -344,22 +323,7 @@ impl DirectFile {
                 Err(e) => return Err(e),
             }
         }
-        let bytes = if self.reused {
-            held.blocks()
-        } else {
-            held.data()
-        };
-        self.file.write_all_at(bytes, held.start)
-    }
-
-    /// A reused file cut to `len`: the end mark written there (not synced),
-    /// the blocks after it kept.
-    fn mark_end(&self, len: u64) -> io::Result<()> {
-        let carry = self.read_file(floor(len), len)?;
-        let mut held = Held::empty(floor(len), carry.len() + 2 * BLOCK as usize);
-        held.extend(&carry);
-        held.fill_block(true);
-        self.write_held(&held)
+        self.file.write_all_at(held.data(), held.start)
     }
 
     /// Cuts the zeros a direct write left past the file's length.
@@ -478,11 +442,7 @@ impl StorageFile for DirectFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.write_out()?;
         let _one = lock(&self.one_writer);
-        if self.reused && len <= self.file.metadata()?.len() {
-            self.mark_end(len)?;
-        } else {
-            self.file.set_len(len)?;
-        }
+        self.file.set_len(len)?;
         self.reload(len)
     }
 
@@ -520,8 +480,7 @@ impl Drop for DirectFile {
     /// Held bytes go to the file (not synced), as a buffered file's writes
     /// would stay in the page cache.
     fn drop(&mut self) {
-        // A reused file's blocks stay: its end mark tells where its data ends.
-        if self.write_out().is_ok() && !self.reused {
+        if self.write_out().is_ok() {
             let _ = self.cut_to_len();
         }
     }
@@ -775,51 +734,5 @@ mod tests {
         }
         file.finish_appends().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), bytes(0, len as usize));
-    }
-
-    /// A reused file keeps its blocks: the data, zeros to the end of its
-    /// block and one block more, then the old bytes. A cut writes the mark
-    /// at the new length; a drop keeps everything; only `finish_appends`
-    /// cuts the file to its length.
-    #[test]
-    fn a_reused_file_keeps_its_blocks_and_marks_where_its_data_ends() {
-        let dir = tempfile::tempdir().unwrap();
-        let spare = dir.path().join("old.log.deleted");
-        let path = dir.path().join("new.log");
-        let old = vec![0xEEu8; 65_536];
-        std::fs::write(&spare, &old).unwrap();
-        let file = FsStorage.reuse_log(&spare, &path).unwrap();
-        assert!(!spare.exists());
-        assert_eq!(file.len().unwrap(), 0);
-        file.write_all_at(&bytes(0, 5_000), 0).unwrap();
-        file.sync_data().unwrap();
-        let disk = std::fs::read(&path).unwrap();
-        assert_eq!(disk.len(), 65_536, "no block freed or added");
-        assert_eq!(&disk[..5_000], bytes(0, 5_000));
-        assert!(disk[5_000..12_288].iter().all(|&b| b == 0), "the end mark");
-        assert_eq!(&disk[12_288..], &old[12_288..], "old bytes after it");
-        assert_eq!(file.read_vec_at(5_000, 0).unwrap(), bytes(0, 5_000));
-        assert!(file.read_vec_at(1, 5_000).is_err(), "nothing past the data");
-
-        file.set_len(3_000).unwrap();
-        file.sync_data().unwrap();
-        let disk = std::fs::read(&path).unwrap();
-        assert_eq!(disk.len(), 65_536, "a cut keeps the blocks");
-        assert_eq!(&disk[..3_000], bytes(0, 3_000));
-        assert!(disk[3_000..8_192].iter().all(|&b| b == 0), "marked anew");
-        assert_eq!(file.len().unwrap(), 3_000);
-
-        file.write_all_at(&bytes(3_000, 7_000), 3_000).unwrap();
-        drop(file);
-        let disk = std::fs::read(&path).unwrap();
-        assert_eq!(disk.len(), 65_536, "a drop keeps the blocks");
-        assert_eq!(&disk[..10_000], bytes(0, 10_000));
-        assert!(disk[10_000..16_384].iter().all(|&b| b == 0));
-
-        let file = FsStorage.open_reused_log(&path).unwrap();
-        file.set_len(10_000).unwrap();
-        file.write_all_at(&bytes(10_000, 2_000), 10_000).unwrap();
-        file.finish_appends().unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), bytes(0, 12_000));
     }
 }

@@ -56,25 +56,7 @@ impl Storage for FsStorage {
     }
 
     fn open_log(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
-        super::direct::open(path, open_file(path, mode)?, false)
-    }
-
-    fn reuse_log(&self, spare: &Path, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        if path.exists() {
-            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
-        }
-        std::fs::rename(spare, path)?;
-        let file = self.open_reused_log(path)?;
-        file.set_len(0)?;
-        Ok(file)
-    }
-
-    fn reuses_files(&self) -> bool {
-        true
-    }
-
-    fn open_reused_log(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        super::direct::open(path, open_file(path, OpenMode::Existing)?, true)
+        super::direct::open(path, open_file(path, mode)?)
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {

@@ -20,11 +20,6 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-/// A reused segment file's end mark: its data is followed by zeros up to the
-/// end of the block the data ends in, and then this many bytes of zeros (see
-/// [`Storage::reuse_log`]).
-pub const END_MARK: u64 = 4096;
-
 /// How [`Storage::open`] treats a file that does or does not exist.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum OpenMode {
@@ -57,31 +52,6 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// allows. By default, the same as `open`.
     fn open_log(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
         self.open(path, mode)
-    }
-    /// Takes the file at `spare`, a deleted segment's, for the new segment
-    /// at `path` (renamed there, not yet durably: the caller syncs the
-    /// directory), and opens it as [`open_log`](Self::open_log) would, empty:
-    /// appends overwrite the blocks it has, which on a disk costs the file
-    /// system no block allocation and no journal commit per fsync. Cutting
-    /// it ([`StorageFile::set_len`]) or dropping it keeps its blocks: the end
-    /// of its data is marked by zeros ([`END_MARK`]) written at the cut (not
-    /// synced), and after every write; only
-    /// [`StorageFile::finish_appends`] cuts it to its length. Only where
-    /// [`reuses_files`](Self::reuses_files); by default `Unsupported`.
-    fn reuse_log(&self, spare: &Path, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        let _ = (spare, path);
-        Err(io::Error::from(io::ErrorKind::Unsupported))
-    }
-    /// Whether [`reuse_log`](Self::reuse_log) works: a disk's file system
-    /// gains from it; the in-memory store (the default, `false`) would not.
-    fn reuses_files(&self) -> bool {
-        false
-    }
-    /// Opens the existing `path`, a segment file [`reuse_log`](Self::reuse_log)
-    /// took, after a restart: as [`open_log`](Self::open_log) would, its
-    /// blocks kept as `reuse_log`'s are. By default, `open_log`.
-    fn open_reused_log(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        self.open_log(path, OpenMode::Existing)
     }
     /// Removes the file at `path`.
     fn remove_file(&self, path: &Path) -> io::Result<()>;

@@ -178,19 +178,12 @@ fn a_start_finds_damage_in_real_partition_directories() {
 fn append_synced_megabytes(log: &mut Log) -> usize {
     let mut records = 0;
     for i in 0..320 {
-        append_synced(log, &format!("m{i}"));
+        log.append_as_leader(&batch(10, 6_000, &format!("m{i}")), LeaderEpoch(1))
+            .unwrap();
+        log.flush(0).unwrap();
         records += 10;
     }
     records
-}
-
-/// 4 MiB segments, 4 MiB kept.
-fn four_megabyte_retention() -> LogConfig {
-    LogConfig {
-        segment_bytes: 4 << 20,
-        retention_bytes: Some(4 << 20),
-        ..megabyte_segments()
-    }
 }
 
 fn megabyte_segments() -> LogConfig {
@@ -317,24 +310,18 @@ fn cold_bytes_go_back_in_whole_pages_once_a_mebibyte_has_gone_cold() {
     assert_eq!(cold_range(0, 100, CACHED_TAIL), None);
 }
 
-/// Polls `done` every 10 ms until it holds; fails after 30 s.
-async fn poll_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
-
 /// The files of segments retention deleted leave the disk, a segment of
 /// several MiB cut down a step at a time on a blocking thread
-/// (`Storage::remove_dead_file`), while the writer goes on: their indexes at
-/// once, their log files, kept for the rolls to reuse, at the next pass.
+/// (`Storage::remove_dead_file`), while the writer goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_removes_deleted_segments_files_from_the_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("orders-0");
-    let config = four_megabyte_retention();
+    let config = LogConfig {
+        segment_bytes: 4 << 20,
+        retention_bytes: Some(4 << 20),
+        ..megabyte_segments()
+    };
     let mut log = Log::open(Arc::new(FsStorage), dir.clone(), config).unwrap();
     append_synced_megabytes(&mut log);
     let before = log.segments().len();
@@ -346,29 +333,23 @@ async fn retention_removes_deleted_segments_files_from_the_disk() {
         .unwrap()
         .unwrap();
     assert!(out.deleted_segments.len() >= 2, "{out:?}");
-    let files_of = |base: &Offset| -> Vec<String> {
+    let gone = |base: &Offset| {
         let prefix = format!("{:020}.", base.0);
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|name| name.starts_with(&prefix))
-            .collect()
+        !std::fs::read_dir(&dir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
     };
-    let spare = |base: &Offset| vec![format!("{}.deleted", seg(base.0, "log"))];
-    poll_until("deleted segments' indexes still on disk", || {
-        out.deleted_segments.iter().all(|b| files_of(b) == spare(b))
-    })
-    .await;
-    // The next pass lets go of the spares no roll took.
-    handle
-        .with(|log| log.apply_retention(0, log.log_end()))
-        .await
-        .unwrap()
-        .unwrap();
-    poll_until("spares still on disk after the next pass", || {
-        out.deleted_segments.iter().all(|b| files_of(b).is_empty())
-    })
-    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !out.deleted_segments.iter().all(gone) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deleted segments' files still on disk"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     // What retention kept still reads from its start.
     let start = handle.with(|log| log.log_start()).await.unwrap();
     assert_eq!(start, out.log_start);
@@ -447,109 +428,4 @@ fn a_start_removes_what_is_left_of_deleted_logs() {
     assert!(!left.exists());
     let log = Log::open(storage, tmp.path().join("orders-0"), small_config()).unwrap();
     assert_eq!(read_all(&log, log.log_end(), 1 << 20).len(), 36);
-}
-
-/// One batch of ten 6,000-byte records, synced.
-fn append_synced(log: &mut Log, tag: &str) {
-    log.append_as_leader(&batch(10, 6_000, tag), LeaderEpoch(1))
-        .unwrap();
-    log.flush(0).unwrap();
-}
-
-/// Synced batches until the log rolls.
-fn append_until_roll(log: &mut Log, tag: &str) {
-    let segments = log.segments().len();
-    let mut i = 0;
-    while log.segments().len() == segments {
-        append_synced(log, &format!("{tag}{i}"));
-        i += 1;
-    }
-}
-
-/// All of `file`'s bytes on disk.
-fn disk_len(path: &std::path::Path) -> u64 {
-    std::fs::metadata(path).unwrap().len()
-}
-
-/// A segment retention deleted is written again by the next one: its file
-/// keeps its blocks (and the old bytes past the new data), marked
-/// `<base>.reused`. Reads never see the old bytes; a crash, a crash after a
-/// truncation inside the reused file, and a clean reopen all recover
-/// exactly the log, without calling the old bytes damage; the next roll
-/// cuts the file to its length and drops the mark.
-#[test]
-fn a_deleted_segment_s_file_is_written_again_and_its_old_bytes_never_read() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("orders-0");
-    let config = four_megabyte_retention();
-    let open_fs = || Log::open(Arc::new(FsStorage), dir.clone(), config.clone()).unwrap();
-    let mut log = open_fs();
-    append_synced_megabytes(&mut log);
-    let out = log.apply_retention(0, log.log_end()).unwrap();
-    let spares: Vec<_> = out
-        .deleted_segments
-        .iter()
-        .map(|b| dir.join(format!("{}.deleted", seg(b.0, "log"))))
-        .collect();
-    assert!(spares.iter().all(|p| p.exists()), "kept for the rolls");
-    let lens: Vec<u64> = spares.iter().map(|p| disk_len(p)).collect();
-    assert!(lens.iter().all(|&len| len > 3 << 20), "{lens:?}");
-
-    // Append up to the next roll: the new segment takes the spare.
-    append_until_roll(&mut log, "n");
-    let active = log.segments().last().unwrap().clone();
-    let active_file = dir.join(seg(active.base.0, "log"));
-    let mark = dir.join(seg(active.base.0, "reused"));
-    let taken: Vec<usize> = (0..spares.len()).filter(|&i| !spares[i].exists()).collect();
-    assert_eq!(taken.len(), 1, "one spare became the new segment");
-    let spare_len = lens[taken[0]];
-    assert!(mark.exists());
-    assert!(
-        disk_len(&active_file) >= spare_len,
-        "its blocks kept: {} < {spare_len}",
-        disk_len(&active_file)
-    );
-    // More batches in it, then a crash: nothing runs after the last fsync.
-    for j in 0..20 {
-        append_synced(&mut log, &format!("r{j}"));
-    }
-    let end = log.log_end();
-    let reference = read_all(&log, end, 1 << 20);
-    assert_eq!(reference.len() as u64, end.0 - log.log_start().0);
-    std::mem::forget(log);
-
-    let mut log = open_fs();
-    assert_eq!(log.log_end(), end);
-    assert!(!log.recovery().damaged, "{:?}", log.recovery());
-    assert_eq!(read_all(&log, end, 1 << 20), reference);
-    assert!(
-        disk_len(&active_file) >= spare_len,
-        "recovery kept the blocks"
-    );
-
-    // A truncation inside the reused file, then a crash: the batches cut
-    // off are still on disk past the end mark, and stay cut off.
-    let cut = active.base.plus(35);
-    let truncated = log.truncate_to(cut).unwrap();
-    assert!(truncated > active.base && truncated <= cut, "{truncated}");
-    std::mem::forget(log);
-    let log = open_fs();
-    assert_eq!(log.log_end(), truncated);
-    assert!(!log.recovery().damaged, "{:?}", log.recovery());
-    let kept = (truncated.0 - log.log_start().0) as usize;
-    assert_eq!(read_all(&log, truncated, 1 << 20), reference[..kept]);
-
-    // A clean reopen, then appends up to the next roll: sealed, the file is
-    // cut to its length and the mark goes.
-    drop(log);
-    let mut log = open_fs();
-    assert_eq!(log.log_end(), truncated);
-    append_until_roll(&mut log, "s");
-    let sealed = log
-        .segments()
-        .into_iter()
-        .find(|s| s.base == active.base)
-        .unwrap();
-    assert_eq!(disk_len(&active_file), sealed.size);
-    assert!(!mark.exists());
 }

@@ -161,8 +161,7 @@ fn bench_loopback_measures_raw_tcp() {
 }
 
 /// The disk baseline needs no cluster: exactly --records durable writes,
-/// their latency, the CPU they cost, and no file left behind, into a new
-/// file or one written before (--reuse-file-mib). A directory
+/// their latency, the CPU they cost, and no file left behind. A directory
 /// it cannot write in is refused, naming the flag.
 #[test]
 fn bench_disk_measures_durable_writes_and_their_cpu() {
@@ -187,23 +186,6 @@ fn bench_disk_measures_durable_writes_and_their_cpu() {
     let cpu = &report["cpu_seconds_per_gb"];
     assert!(f(&cpu["user"]) >= 0.0 && f(&cpu["system"]) >= 0.0, "{cpu}");
     assert!(report.get("topic").is_none() && report.get("acks").is_none());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-
-    // Into a file written before: 1 MiB taken again from its start every
-    // four writes of 256 KiB, and gone afterwards too.
-    let report = baseline(&[
-        "disk",
-        "--record-size",
-        "262144",
-        "--records",
-        "10",
-        "--reuse-file-mib",
-        "1",
-        "--dir",
-        dir_arg,
-    ]);
-    assert_eq!(report["records"].as_u64(), Some(10));
-    assert_eq!(report["bytes"].as_u64(), Some(10 * 262_144));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 
     let missing = dir.path().join("missing");
