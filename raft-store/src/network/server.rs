@@ -81,6 +81,7 @@ impl RaftPeer for RaftPeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.heard.mark();
         let result = self.raft.install_snapshot(decode(request)?).await;
         encode(&result)
     }
