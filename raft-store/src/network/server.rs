@@ -19,7 +19,8 @@ pub struct RaftPeerService {
 }
 
 impl RaftPeerService {
-    /// The service for `raft`; every `AppendEntries` is marked in `heard`.
+    /// The service for `raft`; every `AppendEntries` and snapshot from a
+    /// leader is marked in `heard`.
     pub fn new(raft: Raft<TypeConfig>, heard: Heard) -> Self {
         RaftPeerService { raft, heard }
     }

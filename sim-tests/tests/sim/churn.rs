@@ -21,6 +21,9 @@ const STEADY: &str = "steady";
 const CYCLES: usize = 12;
 /// Records acknowledged before the churn starts.
 const WARM_UP: u64 = 20;
+/// Records `steady` has acknowledged while each topic lives, and after each
+/// is deleted, before the churn goes on.
+const LIFE: u64 = 10;
 /// The fetcher's backoff after a round that did nothing: no acknowledgement
 /// during the churn may take this long (a round trip here is a few ms).
 const BACKOFF: Duration = Duration::from_millis(100);
@@ -84,12 +87,20 @@ async fn produce(
     Ok(())
 }
 
+/// Waits until `steady` has acknowledged `more` records beyond what it had.
+async fn acknowledged(acked: &mut watch::Receiver<u64>, more: u64) -> Result<(), String> {
+    let from = *acked.borrow();
+    let wait = acked.wait_for(|&n| n >= from + more);
+    match tokio::time::timeout(Duration::from_secs(20), wait).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err("the producer went away".to_string()),
+        Err(_) => Err(format!("{more} records not acknowledged within 20 s")),
+    }
+}
+
 /// Once `steady` is warm, creates and deletes topics of 3 partitions.
 async fn churn(shared: Arc<Mutex<Shared>>, mut acked: watch::Receiver<u64>) -> Result<(), String> {
-    acked
-        .wait_for(|&n| n >= WARM_UP)
-        .await
-        .map_err(|_| "the producer went away".to_string())?;
+    acknowledged(&mut acked, WARM_UP).await?;
     lock(&shared).churning = true;
     for i in 0..CYCLES {
         let spec = TopicSpec {
@@ -102,14 +113,14 @@ async fn churn(shared: Arc<Mutex<Shared>>, mut acked: watch::Receiver<u64>) -> R
         if created != "ok" {
             return Err(format!("create {}: {created}", spec.name));
         }
-        // The topic lives a while (simulated time), its replicas fetching
-        // beside `steady`'s, before it goes.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // The topic lives while `steady` takes more writes, its replicas
+        // fetching beside `steady`'s, before it goes.
+        acknowledged(&mut acked, LIFE).await?;
         let deleted = delete_topic(3, deadline, &spec.name).await;
         if deleted != "ok" {
             return Err(format!("delete {}: {deleted}", spec.name));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        acknowledged(&mut acked, LIFE).await?;
     }
     lock(&shared).churned = true;
     Ok(())
