@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use raftline_broker::log::{BatchHeader, HEADER_LEN};
 use serde::Serialize;
 use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -101,7 +101,7 @@ fn scan(path: &Path, name: &str, with_batches: bool) -> Result<Segment> {
         let header = match BatchHeader::parse(&buf) {
             Ok(header) => header,
             Err(e) => {
-                segment.status = format!("corrupt batch at byte {}: {e}", segment.bytes);
+                segment.status = damage(&mut file, segment.bytes, format!("{e}"))?;
                 break;
             }
         };
@@ -111,16 +111,17 @@ fn scan(path: &Path, name: &str, with_batches: bool) -> Result<Segment> {
             break;
         }
         if let Err(e) = header.verify_crc(&buf) {
-            segment.status = format!("corrupt batch at byte {}: {e}", segment.bytes);
+            segment.status = damage(&mut file, segment.bytes, format!("{e}"))?;
             break;
         }
         // A gap is fine (a compacted topic's cleaner removes whole batches);
         // going back is not.
         if header.base_offset.0 < segment.next_offset {
-            segment.status = format!(
-                "batch at byte {} has offset {}, expected at least {}",
-                segment.bytes, header.base_offset, segment.next_offset
+            let why = format!(
+                "offset {}, expected at least {}",
+                header.base_offset, segment.next_offset
             );
+            segment.status = damage(&mut file, segment.bytes, why)?;
             break;
         }
         if with_batches {
@@ -140,6 +141,28 @@ fn scan(path: &Path, name: &str, with_batches: bool) -> Result<Segment> {
         segment.next_offset = header.next_offset().0;
     }
     Ok(segment)
+}
+
+/// How the valid data of a segment ends at byte `pos`, where a batch did not
+/// check out (`why`). As a broker's recovery has it: zeros from there to the
+/// end of the file are a torn tail (a crash before the file system wrote the
+/// data, or the block fill of a direct write), anything else is damage.
+fn damage(file: &mut File, pos: u64, why: String) -> Result<String> {
+    file.seek(SeekFrom::Start(pos))?;
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut zeros = 0u64;
+    loop {
+        let n = read_full(file, &mut chunk)?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Ok(format!("corrupt batch at byte {pos}: {why}"));
+        }
+        zeros += n as u64;
+        if n < chunk.len() {
+            return Ok(format!(
+                "torn tail at byte {pos}: {zeros} zero bytes to the end of the file (a broker cuts them when it opens the log)"
+            ));
+        }
+    }
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.

@@ -112,6 +112,28 @@ fn dump_log_reports_segments_batches_and_damage() {
         "dump-log must not repair"
     );
 
+    // Zeros to the end (a crash before the data reached the disk, or a direct
+    // write's block fill) are a torn tail, as a broker's recovery has them;
+    // other bytes there are damage.
+    let whole = bytes.len() - 20;
+    bytes.truncate(whole);
+    bytes.extend_from_slice(&[0; 4096]);
+    std::fs::write(&last, &bytes).unwrap();
+    let (code, stdout, _) = dump(&dir, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains(&format!("torn tail at byte {whole}: 4096 zero bytes")),
+        "{stdout}"
+    );
+    bytes[whole + 3000] = 1;
+    std::fs::write(&last, &bytes).unwrap();
+    let (code, stdout, _) = dump(&dir, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains(&format!("corrupt batch at byte {whole}")),
+        "{stdout}"
+    );
+
     // A directory without segments is a clear error.
     let (code, _, stderr) = dump(tmp.path(), &[]);
     assert_eq!(code, 2);
