@@ -11,10 +11,11 @@ use raftline_broker::storage::{MemStorage, Storage};
 use raftline_broker::TopicPartition;
 use raftline_controller::{ControllerMachine, LeaderRebalance};
 use raftline_raft_store::{MemDisk, RaftHandle};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 /// Every node's peer port.
@@ -27,6 +28,71 @@ pub const EPOCH_MS: i64 = 1_800_000_000_000;
 pub const LOG_DIR: &str = "/logs";
 
 /// Node `i`'s host name.
+/// Every run in this process holds this shared, [`alone_in_process`]
+/// exclusively.
+static RUNS: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// Whether this thread holds [`RUNS`] exclusively (its own runs then
+    /// take no share of it).
+    static ALONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Held by a test whose runs must have the process to themselves.
+pub struct Alone {
+    _runs: RwLockWriteGuard<'static, ()>,
+}
+
+impl Drop for Alone {
+    fn drop(&mut self) {
+        ALONE.set(false);
+    }
+}
+
+/// Waits until no other test's simulation runs in this process and keeps
+/// any from starting until the returned guard is dropped: runs made
+/// meanwhile on this thread are exactly replayable (see
+/// [`align_task_ids`]). `cargo test` runs a binary's tests on several
+/// threads of one process.
+pub fn alone_in_process() -> Alone {
+    let runs = RUNS.write().unwrap_or_else(|p| p.into_inner());
+    ALONE.set(true);
+    Alone { _runs: runs }
+}
+
+/// Where each run starts tokio's task numbering: past a multiple of this.
+const TASK_ID_ALIGN: u64 = 64;
+
+/// Spends tokio's task numbers until the next one is one past a multiple of
+/// [`TASK_ID_ALIGN`], as in a fresh process.
+///
+/// tokio numbers tasks from one counter for the whole process, and a
+/// current-thread runtime (each simulated host's) keeps its tasks in four
+/// lists chosen by that number. A crash drops the host's runtime, so its
+/// tasks list by list; each connection a task drops sends a segment whose
+/// delivery draws from the simulation's random numbers. The numbers a run's
+/// tasks got would so decide its history after the first crash, and they
+/// depend on the tasks spawned before the run (a seed run after another in
+/// the long mode went differently than alone). Tests running at the same
+/// time in one process spawn tasks between a run's: only a run that has its
+/// process to itself ([`alone_in_process`], or one test per process as in
+/// `--exact` replays and the long mode) is exactly replayable.
+fn align_task_ids() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+        return;
+    };
+    for _ in 0..TASK_ID_ALIGN {
+        let task = runtime.spawn(async {});
+        // A number that does not read as one ends the alignment (the
+        // determinism meta-test would then fail).
+        let id: u64 = task.id().to_string().parse().unwrap_or(0);
+        let _ = runtime.block_on(task);
+        if id.is_multiple_of(TASK_ID_ALIGN) {
+            return;
+        }
+    }
+}
+
 pub fn host(i: usize) -> String {
     format!("n{i}")
 }
@@ -122,6 +188,8 @@ pub struct SimCluster<'a> {
     disks: Vec<(MemDisk, MemStorage)>,
     clients: Vec<String>,
     probes: Probes,
+    /// Held for the run: see [`alone_in_process`].
+    _run: Option<RwLockReadGuard<'static, ()>>,
 }
 
 /// Between retention passes on every node (the default of `raftline serve`).
@@ -147,6 +215,13 @@ impl<'a> SimCluster<'a> {
     /// [`new`](Self::new) with `cleaner_backoff` between the log cleaner's
     /// passes on every node.
     pub fn with_cleaner_backoff(n: usize, seed: u64, cleaner_backoff: Duration) -> SimCluster<'a> {
+        // Another test's run may go on in this process, unless a caller
+        // of `alone_in_process` holds it.
+        let run = match ALONE.get() {
+            true => None,
+            false => Some(RUNS.read().unwrap_or_else(|p| p.into_inner())),
+        };
+        align_task_ids();
         // Raft's election timeouts follow the seed too (turmoil runs every
         // host on this thread).
         raftline_raft_store::seed_raft_rng(seed);
@@ -178,6 +253,7 @@ impl<'a> SimCluster<'a> {
             disks,
             clients: Vec::new(),
             probes,
+            _run: run,
         }
     }
 
