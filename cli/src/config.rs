@@ -93,6 +93,12 @@ struct RawConfig {
     /// 0 leaves the whole log to the kernel's cache, as Kafka does.
     #[serde(default = "default_cached_tail_bytes")]
     log_cached_tail_bytes: u64,
+    /// Bytes of its led partitions' newest appends a broker may keep in
+    /// memory beyond 4 MiB per partition (each up to 32 MiB), so followers
+    /// behind by more still read from memory. Default 268435456; 0: 4 MiB
+    /// per partition.
+    #[serde(default = "default_leader_tail_bytes")]
+    log_leader_tail_bytes: u64,
     /// Where the Kafka protocol listener binds, host:port; absent or "": no
     /// Kafka listener.
     #[serde(default)]
@@ -121,6 +127,10 @@ fn default_offsets_segment_bytes() -> u32 {
 
 fn default_cached_tail_bytes() -> u64 {
     DEFAULT_CACHED_TAIL
+}
+
+fn default_leader_tail_bytes() -> u64 {
+    256 << 20
 }
 
 fn default_cleaner_backoff_ms() -> u64 {
@@ -204,6 +214,8 @@ pub struct NodeConfig {
     pub log_retention_check: Duration,
     /// Synced bytes per segment kept in the page cache (`None`: all).
     pub log_cached_tail: Option<u64>,
+    /// Memory for leaders' tails beyond 4 MiB each (`None`: none).
+    pub log_leader_tail: Option<u64>,
     /// Automatic preferred-leader rebalancing, if on.
     pub leader_rebalance: Option<LeaderRebalance>,
     /// The Kafka protocol listener, if on.
@@ -367,6 +379,7 @@ impl NodeConfig {
             log_cleaner_backoff: Duration::from_millis(raw.log_cleaner_backoff_ms.max(1)),
             log_retention_check: Duration::from_millis(raw.log_retention_check_interval_ms.max(1)),
             log_cached_tail: Some(raw.log_cached_tail_bytes).filter(|&n| n > 0),
+            log_leader_tail: Some(raw.log_leader_tail_bytes).filter(|&n| n > 0),
         })
     }
 }
@@ -455,6 +468,12 @@ peer_addr = "127.0.0.1:9191"
         )
         .unwrap();
         assert_eq!(all_cached.log_cached_tail, None, "0: Kafka's behaviour");
+        assert_eq!(c.log_leader_tail, Some(256 << 20));
+        let small_tails = NodeConfig::parse(
+            &GOOD.replace("[controllers]", "log_leader_tail_bytes = 0\n[controllers]"),
+        )
+        .unwrap();
+        assert_eq!(small_tails.log_leader_tail, None);
         assert_eq!(c.log_retention_check, Duration::from_secs(30));
         let often = NodeConfig::parse(&GOOD.replace(
             "[controllers]",

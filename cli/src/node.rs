@@ -19,6 +19,7 @@ use raftline_broker::group::{CoordinatorConfig, GroupCoordinator, GroupsService}
 use raftline_broker::kafka::{
     AdminFuture, ClusterAdmin, Elected, KafkaConfig, KafkaFrontEnd, KAFKA_ENDPOINT,
 };
+use raftline_broker::log::TailBudget;
 use raftline_broker::metadata::BrokerId;
 use raftline_broker::replica::{
     clear_damage_marks, recover_local_logs, ReplicaManager, ReplicaManagerConfig,
@@ -96,6 +97,10 @@ pub struct NodeSettings {
     /// Synced bytes per segment kept in the page cache (`None`: all), as
     /// [`LogConfig::cached_tail`](raftline_broker::log::LogConfig).
     pub log_cached_tail: Option<u64>,
+    /// The broker's memory for leaders' in-memory tails beyond 4 MiB each
+    /// ([`LogConfig::leader_tail`](raftline_broker::log::LogConfig)); `None`:
+    /// 4 MiB each.
+    pub log_leader_tail: Option<u64>,
     /// The Kafka listener's address as clients reach it (`host:port`), if
     /// this node serves Kafka ([`Node::serve_kafka`]); registered with the
     /// broker so every node's Metadata can name it.
@@ -280,6 +285,9 @@ impl<D: RaftDisk> Node<D> {
         replica_config.cleaner_check = settings.log_cleaner_backoff;
         replica_config.retention_check = settings.log_retention_check;
         replica_config.log_defaults.cached_tail = settings.log_cached_tail;
+        replica_config.log_defaults.leader_tail = settings
+            .log_leader_tail
+            .map(|bytes| Arc::new(TailBudget::new(bytes)));
         let damaged = recover_local_logs(
             &parts.storage,
             &settings.log_dir,

@@ -60,6 +60,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         log_retention_check: config.log_retention_check,
         leader_rebalance: config.leader_rebalance,
         log_cached_tail: config.log_cached_tail,
+        log_leader_tail: config.log_leader_tail,
         kafka_addr: config.kafka.as_ref().map(|k| k.advertised.clone()),
     };
     let parts = NodeParts {

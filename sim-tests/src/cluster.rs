@@ -454,6 +454,9 @@ async fn run_node(
             ..LeaderRebalance::default()
         }),
         log_cached_tail: Some(raftline_broker::log::DEFAULT_CACHED_TAIL),
+        // 4 MiB per leader, as the simulation has always run: a larger tail
+        // would serve from memory what its corruption faults damage on disk.
+        log_leader_tail: None,
         kafka_addr: None,
     };
     // A restart is a new process: a new incarnation (deterministic: the

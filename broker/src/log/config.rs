@@ -1,7 +1,9 @@
 //! Per-partition log settings, named after Kafka's topic configs.
 
+use super::tail::TailBudget;
 use crate::error::{LogError, LogResult};
 pub use raftline_proto::topic_config::CleanupPolicy;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// When the log fsyncs, and whether an append waits for it.
@@ -64,6 +66,10 @@ pub struct LogConfig {
     /// [`DEFAULT_CACHED_TAIL`] (4 MiB); `None` leaves everything to the kernel,
     /// as Kafka does (node setting `log_cached_tail_bytes`, 0 for `None`).
     pub cached_tail: Option<u64>,
+    /// The broker's budget for leaders' in-memory tails beyond 4 MiB each
+    /// (see [`TailBudget`]); `None`: 4 MiB per log (node setting
+    /// `log_leader_tail_bytes`, 0 for `None`).
+    pub leader_tail: Option<Arc<TailBudget>>,
 }
 
 /// The default [`LogConfig::cached_tail`]: what followers and tailing
@@ -87,6 +93,7 @@ impl Default for LogConfig {
             min_compaction_lag: Duration::ZERO,
             min_cleanable_dirty_permille: 500,
             cached_tail: Some(DEFAULT_CACHED_TAIL),
+            leader_tail: None,
         }
     }
 }

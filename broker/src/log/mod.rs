@@ -33,6 +33,7 @@ pub use config::{CleanupPolicy, FlushPolicy, LogConfig, DEFAULT_CACHED_TAIL};
 pub use epoch_cache::LeaderEpochCache;
 pub use producers::{ProducerStates, SequenceCheck};
 pub use segment::cold_range;
+pub use tail::{TailBudget, TAIL_BYTES, TAIL_BYTES_MAX};
 pub use writer::{spawn_writer, Durable, Fence, LogHandle, WriterStats};
 
 use crate::error::{LogError, LogResult};
@@ -309,6 +310,7 @@ impl Log {
             .iter()
             .filter_map(|n| segment::parse_log_name(n))
             .collect();
+        let tail = tail::Tail::new(config.leader_tail.clone());
         let mut log = Log {
             dir,
             storage,
@@ -319,7 +321,7 @@ impl Log {
             unflushed_records: 0,
             last_flush_ms: 0,
             failed: None,
-            tail: tail::Tail::default(),
+            tail,
             producers: ProducerStates::default(),
             recovery: RecoveryReport::default(),
             cleaned_to: Offset(0),

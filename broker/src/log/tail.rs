@@ -5,20 +5,80 @@
 //! all; several batches are joined into one buffer.
 //!
 //! Bounded in bytes per log (oldest batches go first; the newest is kept
-//! whatever its size). It always ends at the log end, so a read it serves
-//! is as long as one from the file: a follower append empties it. Anything
-//! that rewrites or removes records (a truncation, a compaction pass,
-//! retention) empties it or drops what it no longer holds, so it only ever
-//! holds bytes equal to the log's.
+//! whatever its size): [`TAIL_BYTES`] each, and up to [`TAIL_BYTES_MAX`]
+//! while the broker's [`TailBudget`] for the bytes beyond [`TAIL_BYTES`]
+//! lasts. A follower further behind than the tail reads the segment file,
+//! which direct writes leave out of the page cache, with every CRC checked
+//! again; under acks=1 followers fall that far behind. It always ends at the
+//! log end, so a read it serves is as long as one from the file: a follower
+//! append empties it. Anything that rewrites or removes records (a
+//! truncation, a compaction pass, retention) empties it or drops what it no
+//! longer holds, so it only ever holds bytes equal to the log's.
 
 use crate::position::Offset;
 use bytes::Bytes;
 use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-/// How many bytes of a log's newest leader appends stay in memory: a few
-/// batches of the largest usual size (1 MiB), enough for two followers a
-/// batch or two behind.
+/// How many bytes of a log's newest leader appends stay in memory whatever
+/// the budget: a few batches of the largest usual size (1 MiB), enough for
+/// two followers a batch or two behind.
 pub const TAIL_BYTES: usize = 4 << 20;
+
+/// The most one log's tail holds with a [`TailBudget`]: followers of a
+/// leader taking a few hundred MB/s stay within it.
+pub const TAIL_BYTES_MAX: usize = 32 << 20;
+
+/// A broker's bytes for its logs' tails beyond [`TAIL_BYTES`] each, shared
+/// by every log that holds a handle (all of a broker's, through
+/// [`LogConfig::leader_tail`](super::LogConfig::leader_tail)). A tail grows
+/// past [`TAIL_BYTES`] only while the budget is not spent, so a broker's
+/// tails hold at most [`TAIL_BYTES`] per log plus the budget (and one
+/// batch).
+pub struct TailBudget {
+    bytes: usize,
+    used: AtomicUsize,
+}
+
+impl TailBudget {
+    /// A budget of `bytes` beyond [`TAIL_BYTES`] per log.
+    pub fn new(bytes: u64) -> TailBudget {
+        TailBudget {
+            bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// The bytes beyond [`TAIL_BYTES`] the broker's tails hold now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn spent(&self) -> bool {
+        self.used() > self.bytes
+    }
+}
+
+/// Budgets compare by size: a log whose settings are otherwise the same is
+/// not reopened for a new handle.
+impl PartialEq for TailBudget {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for TailBudget {}
+
+impl fmt::Debug for TailBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TailBudget")
+            .field("bytes", &self.bytes)
+            .field("used", &self.used())
+            .finish()
+    }
+}
 
 /// One batch: its offsets and its bytes as stored.
 #[derive(Clone, Debug)]
@@ -33,28 +93,63 @@ struct Cached {
 pub struct Tail {
     batches: VecDeque<Cached>,
     bytes: usize,
+    budget: Option<Arc<TailBudget>>,
 }
 
 impl Tail {
+    /// An empty tail growing past [`TAIL_BYTES`] on `budget`, if any.
+    pub fn new(budget: Option<Arc<TailBudget>>) -> Tail {
+        Tail {
+            batches: VecDeque::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
     /// Adds the batch `[base, next)`; forgets everything if it does not
     /// follow the newest batch held (a follower append came between).
     pub fn push(&mut self, base: Offset, next: Offset, bytes: Bytes) {
         if self.batches.back().is_some_and(|b| b.next != base) {
             self.clear();
         }
-        self.bytes += bytes.len();
+        self.set_bytes(self.bytes + bytes.len());
         self.batches.push_back(Cached { base, next, bytes });
-        while self.bytes > TAIL_BYTES && self.batches.len() > 1 {
+        while self.batches.len() > 1 && self.over_limit() {
             if let Some(old) = self.batches.pop_front() {
-                self.bytes -= old.bytes.len();
+                self.set_bytes(self.bytes - old.bytes.len());
             }
         }
+    }
+
+    /// Whether the oldest batch must go.
+    fn over_limit(&self) -> bool {
+        match &self.budget {
+            None => self.bytes > TAIL_BYTES,
+            Some(budget) => {
+                self.bytes > TAIL_BYTES_MAX || (self.bytes > TAIL_BYTES && budget.spent())
+            }
+        }
+    }
+
+    /// Sets the bytes held, counting those beyond [`TAIL_BYTES`] against
+    /// the budget.
+    fn set_bytes(&mut self, bytes: usize) {
+        if let Some(budget) = &self.budget {
+            let before = self.bytes.saturating_sub(TAIL_BYTES);
+            let after = bytes.saturating_sub(TAIL_BYTES);
+            if after > before {
+                budget.used.fetch_add(after - before, Ordering::Relaxed);
+            } else {
+                budget.used.fetch_sub(before - after, Ordering::Relaxed);
+            }
+        }
+        self.bytes = bytes;
     }
 
     /// Forgets every batch.
     pub fn clear(&mut self) {
         self.batches.clear();
-        self.bytes = 0;
+        self.set_bytes(0);
     }
 
     /// Forgets the batches with any offset below `start` (retention moved
@@ -64,8 +159,9 @@ impl Tail {
             if front.base >= start {
                 break;
             }
-            self.bytes -= front.bytes.len();
+            let len = front.bytes.len();
             self.batches.pop_front();
+            self.set_bytes(self.bytes - len);
         }
     }
 
@@ -75,8 +171,9 @@ impl Tail {
             if back.next <= end {
                 break;
             }
-            self.bytes -= back.bytes.len();
+            let len = back.bytes.len();
             self.batches.pop_back();
+            self.set_bytes(self.bytes - len);
         }
     }
 
@@ -109,6 +206,13 @@ impl Tail {
             joined.extend_from_slice(&b.bytes);
         }
         Some((Bytes::from(joined), next))
+    }
+}
+
+/// A dropped log gives its share of the budget back.
+impl Drop for Tail {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
@@ -180,6 +284,57 @@ mod tests {
             big.read(Offset(0), 1, Offset(1)).is_some(),
             "the newest stays whatever its size"
         );
+    }
+
+    const MIB: usize = 1 << 20;
+
+    /// Batches of 1 MiB from `from` on, `count` of them.
+    fn push_mib(tail: &mut Tail, from: u64, count: u64) {
+        for i in from..from + count {
+            tail.push(Offset(i), Offset(i + 1), batch(0, MIB));
+        }
+    }
+
+    #[test]
+    fn tails_grow_past_their_share_only_on_the_broker_budget() {
+        let budget = Arc::new(TailBudget::new(8 * MIB as u64));
+        let mut first = Tail::new(Some(budget.clone()));
+        let mut second = Tail::new(Some(budget.clone()));
+        push_mib(&mut first, 0, 20);
+        assert_eq!(first.bytes, TAIL_BYTES + 8 * MIB, "4 MiB, and the budget");
+        assert_eq!(budget.used(), 8 * MIB);
+        push_mib(&mut second, 0, 20);
+        assert_eq!(second.bytes, TAIL_BYTES, "the budget is spent");
+        assert!(second.read(Offset(16), MIB, Offset(20)).is_some());
+        assert!(second.read(Offset(15), MIB, Offset(20)).is_none());
+        drop(first);
+        assert_eq!(budget.used(), 0, "a dropped tail gives its bytes back");
+        push_mib(&mut second, 20, 20);
+        assert_eq!(second.bytes, TAIL_BYTES + 8 * MIB);
+
+        // Whatever the budget, one tail holds at most TAIL_BYTES_MAX.
+        let plenty = Arc::new(TailBudget::new(1 << 40));
+        let mut big = Tail::new(Some(plenty.clone()));
+        push_mib(&mut big, 0, 40);
+        assert_eq!(big.bytes, TAIL_BYTES_MAX);
+        assert_eq!(plenty.used(), TAIL_BYTES_MAX - TAIL_BYTES);
+    }
+
+    #[test]
+    fn every_way_of_forgetting_gives_the_budget_back() {
+        let budget = Arc::new(TailBudget::new(64 * MIB as u64));
+        let mut tail = Tail::new(Some(budget.clone()));
+        push_mib(&mut tail, 0, 10);
+        assert_eq!(budget.used(), 6 * MIB);
+        tail.drop_from(Offset(8));
+        assert_eq!(budget.used(), 4 * MIB);
+        tail.drop_below(Offset(3));
+        assert_eq!((tail.bytes, budget.used()), (5 * MIB, MIB));
+        tail.push(Offset(20), Offset(21), batch(0, MIB));
+        assert_eq!(budget.used(), 0, "a gap empties it");
+        push_mib(&mut tail, 21, 9);
+        tail.clear();
+        assert_eq!((tail.bytes, budget.used()), (0, 0));
     }
 
     #[test]
