@@ -5,7 +5,7 @@
 use crate::table::print_rows;
 use crate::Output;
 use anyhow::{bail, Context, Result};
-use raftline_broker::log::{BatchHeader, HEADER_LEN};
+use raftline_broker::log::{BatchHeader, DAMAGE_SEARCH_MAX, HEADER_LEN};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
@@ -144,25 +144,22 @@ fn scan(path: &Path, name: &str, with_batches: bool) -> Result<Segment> {
 }
 
 /// How the valid data of a segment ends at byte `pos`, where a batch did not
-/// check out (`why`). As a broker's recovery has it: zeros from there to the
-/// end of the file are a torn tail (a crash before the file system wrote the
-/// data, or the block fill of a direct write), anything else is damage.
+/// check out (`why`). By the rule of a broker's recovery: only zeros from
+/// there (looked at up to [`DAMAGE_SEARCH_MAX`] bytes) are a torn tail (a
+/// crash before the file system wrote the data, or the block fill of a
+/// direct write), anything else is damage.
 fn damage(file: &mut File, pos: u64, why: String) -> Result<String> {
     file.seek(SeekFrom::Start(pos))?;
-    let mut chunk = vec![0u8; 1 << 16];
-    let mut zeros = 0u64;
-    loop {
-        let n = read_full(file, &mut chunk)?;
-        if chunk[..n].iter().any(|&b| b != 0) {
-            return Ok(format!("corrupt batch at byte {pos}: {why}"));
-        }
-        zeros += n as u64;
-        if n < chunk.len() {
-            return Ok(format!(
-                "torn tail at byte {pos}: {zeros} zero bytes to the end of the file (a broker cuts them when it opens the log)"
-            ));
-        }
-    }
+    let mut rest = Vec::new();
+    file.take(DAMAGE_SEARCH_MAX as u64).read_to_end(&mut rest)?;
+    Ok(if rest.iter().all(|&b| b == 0) {
+        format!(
+            "torn tail at byte {pos}: {} zero bytes (a broker cuts them when it opens the log)",
+            rest.len()
+        )
+    } else {
+        format!("corrupt batch at byte {pos}: {why}")
+    })
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.

@@ -32,8 +32,8 @@ pub use compaction::{records, CleanOutcome, RecordView};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, DEFAULT_CACHED_TAIL};
 pub use epoch_cache::LeaderEpochCache;
 pub use producers::{ProducerStates, SequenceCheck};
-pub use segment::cold_range;
-pub use tail::{TailBudget, TAIL_BYTES, TAIL_BYTES_MAX};
+pub use segment::{cold_range, DAMAGE_SEARCH_MAX};
+pub use tail::TailBudget;
 pub use writer::{spawn_writer, Durable, Fence, LogHandle, WriterStats};
 
 use crate::error::{LogError, LogResult};

@@ -35,7 +35,7 @@ const RELEASE_STEP: u64 = 1 << 20;
 const PAGE: u64 = 4096;
 /// How far past a batch that seems cut short recovery looks for signs that it
 /// is whole but damaged: beyond the largest batch a topic takes by default.
-const DAMAGE_SEARCH_MAX: usize = 16 << 20;
+pub const DAMAGE_SEARCH_MAX: usize = 16 << 20;
 
 /// A segment file's name for a base offset: 20 digits, zero-padded, as Kafka's.
 pub fn file_name(base: Offset, suffix: &str) -> String {
