@@ -27,7 +27,6 @@ pub const EPOCH_MS: i64 = 1_800_000_000_000;
 /// Where each node keeps its partition logs (on its in-memory disk).
 pub const LOG_DIR: &str = "/logs";
 
-/// Node `i`'s host name.
 /// Every run in this process holds this shared, [`alone_in_process`]
 /// exclusively.
 static RUNS: RwLock<()> = RwLock::new(());
@@ -68,8 +67,8 @@ const TASK_ID_ALIGN: u64 = 64;
 ///
 /// tokio numbers tasks from one counter for the whole process, and a
 /// current-thread runtime (each simulated host's) keeps its tasks in four
-/// lists chosen by that number. A crash drops the host's runtime, so its
-/// tasks list by list; each connection a task drops sends a segment whose
+/// lists chosen by that number. A crash drops the host's runtime, and with
+/// it its tasks, list by list; each connection a task drops sends a segment whose
 /// delivery draws from the simulation's random numbers. The numbers a run's
 /// tasks got would so decide its history after the first crash, and they
 /// depend on the tasks spawned before the run (a seed run after another in
@@ -93,6 +92,7 @@ fn align_task_ids() {
     }
 }
 
+/// Node `i`'s host name.
 pub fn host(i: usize) -> String {
     format!("n{i}")
 }

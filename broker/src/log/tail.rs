@@ -35,8 +35,8 @@ pub const TAIL_BYTES_MAX: usize = 32 << 20;
 /// by every log that holds a handle (all of a broker's, through
 /// [`LogConfig::leader_tail`](super::LogConfig::leader_tail)). A tail grows
 /// past [`TAIL_BYTES`] only while the budget is not spent, so a broker's
-/// tails hold at most [`TAIL_BYTES`] per log plus the budget (and one
-/// batch).
+/// tails hold at most [`TAIL_BYTES`] per log plus the budget (and, in
+/// each log, its newest batch whatever its size).
 pub struct TailBudget {
     bytes: usize,
     used: AtomicUsize,
