@@ -503,8 +503,21 @@ fn join_request(group: &str, member: &str) -> JoinGroupRequest {
 }
 
 /// Joins `group` at `version` (getting a member id first from v4 on).
+/// Joins as a Kafka client does: COORDINATOR_LOAD_IN_PROGRESS (14) while
+/// the coordinator's offsets partition is still taking leadership is retried
+/// at the same coordinator, within a deadline.
 fn join(conn: &mut Conn, group: &str, member: &str, version: i16) -> JoinGroupResponse {
-    let r = conn.call(&join_request(group, member), version);
+    let mut r = conn.call(&join_request(group, member), version);
+    if r.error_code == 14 {
+        wait_for(
+            "the coordinator to load its groups",
+            Duration::from_secs(30),
+            || {
+                r = conn.call(&join_request(group, member), version);
+                r.error_code != 14
+            },
+        );
+    }
     if r.error_code == 79 {
         assert!(version >= 4 && member.is_empty());
         return conn.call(&join_request(group, r.member_id.as_str()), version);
