@@ -905,20 +905,34 @@ impl Log {
 
     /// Seals the active segment and starts a new one at the log end. A full disk
     /// is reported and leaves the active segment in place (it is sealed again at
-    /// the next roll); a failed fsync fails the log.
+    /// the next roll); a failed fsync fails the log. Four syncs: the sealed
+    /// segment, its two index files, and one of the directory for the index
+    /// files' names and the new segment's file together.
     fn roll(&mut self) -> LogResult<()> {
         let end = self.log_end();
         let storage = self.storage.clone();
         let dir = self.dir.clone();
         let sealed = match self.segments.values_mut().next_back() {
-            Some(active) => active.seal(&*storage, &dir),
+            Some(active) => active.seal_unsynced_dir(&*storage, &dir),
             None => return Err(self.fail("the log has no active segment".into())),
         };
         sealed.map_err(|e| self.absorb(&dir, e))?;
-        let segment = Segment::create(&*storage, &dir, end, self.segment_settings())
+        let segment = Segment::create_unsynced_dir(&*storage, &dir, end, self.segment_settings())
             .map_err(|e| self.absorb(&dir, e))?;
+        storage
+            .sync_dir(&dir)
+            .map_err(|e| self.absorb(&dir, WriteError::Sync(e)))?;
         self.segments.insert(end, segment);
         Ok(())
+    }
+
+    /// Whether appending `incoming` bytes would roll the active segment for
+    /// its size (the roll under load; one for age, `segment.ms`, is not
+    /// foreseen here).
+    pub fn rolls_for_size(&self, incoming: usize) -> bool {
+        self.active().is_some_and(|active| {
+            !active.is_empty() && active.size() + incoming as u64 > self.config.segment_bytes
+        })
     }
 
     /// Reads whole batches from the one containing `from`, up to about

@@ -146,11 +146,23 @@ impl Segment {
         base: Offset,
         settings: SegmentSettings,
     ) -> Result<Segment, WriteError> {
+        let segment = Self::create_unsynced_dir(storage, dir, base, settings)?;
+        storage.sync_dir(dir).map_err(WriteError::Sync)?;
+        Ok(segment)
+    }
+
+    /// [`create`](Self::create) without the directory's sync: nothing may
+    /// be appended to it until the caller has synced `dir`.
+    pub fn create_unsynced_dir(
+        storage: &dyn Storage,
+        dir: &Path,
+        base: Offset,
+        settings: SegmentSettings,
+    ) -> Result<Segment, WriteError> {
         let path = dir.join(file_name(base, "log"));
         let file = settings
             .open_active(storage, &path, OpenMode::Truncate)
             .map_err(WriteError::Write)?;
-        storage.sync_dir(dir).map_err(WriteError::Sync)?;
         Ok(Segment::empty(base, path, file, settings))
     }
 
@@ -633,7 +645,18 @@ impl Segment {
 
     /// Seals the segment: fsyncs it and writes its index files durably.
     pub fn seal(&mut self, storage: &dyn Storage, dir: &Path) -> Result<(), WriteError> {
-        self.file.sync_data().map_err(WriteError::Sync)?;
+        self.seal_unsynced_dir(storage, dir)?;
+        storage.sync_dir(dir).map_err(WriteError::Sync)
+    }
+
+    /// [`seal`](Self::seal) without the directory's sync: the segment and its
+    /// index files' contents are durable, their names once the caller syncs
+    /// `dir` (a roll syncs it once for these and the next segment's file).
+    pub fn seal_unsynced_dir(
+        &mut self,
+        storage: &dyn Storage,
+        dir: &Path,
+    ) -> Result<(), WriteError> {
         // Durably its exact length before anything relies on it (the index
         // files, the next segment).
         self.file.finish_appends().map_err(WriteError::Sync)?;
@@ -650,13 +673,15 @@ impl Segment {
         if let Some((t, rel)) = self.max_timestamp {
             self.time_index.push(t, rel);
         }
-        for (suffix, bytes) in [
-            ("index", self.index.encode()),
-            ("timeindex", self.time_index.encode()),
-        ] {
-            storage::write_file_atomic(storage, dir, &file_name(self.base, suffix), &bytes)?;
-        }
-        Ok(())
+        let (index, time_index) = (self.index.encode(), self.time_index.encode());
+        storage::write_files_atomic_unsynced_dir(
+            storage,
+            dir,
+            &[
+                (&file_name(self.base, "index"), &index),
+                (&file_name(self.base, "timeindex"), &time_index),
+            ],
+        )
     }
 
     /// Every batch's byte position and header, in order.

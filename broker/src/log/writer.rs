@@ -383,7 +383,9 @@ impl Writer {
             } => {
                 let result = match fence.filter(|f| !f.holds()) {
                     Some(_) => Err(LogError::Fenced),
-                    None => self.log.append_as_leader(&records, epoch),
+                    None => {
+                        self.rolling(records.len(), |log| log.append_as_leader(&records, epoch))
+                    }
                 };
                 if let Ok(info) = &result {
                     let _ = written.send(*info);
@@ -397,7 +399,7 @@ impl Writer {
             } => {
                 let result = match fence.filter(|f| !f.holds()) {
                     Some(_) => Err(LogError::Fenced),
-                    None => self.log.append_as_follower(&records),
+                    None => self.rolling(records.len(), |log| log.append_as_follower(&records)),
                 };
                 self.after_append(result, reply);
             }
@@ -425,6 +427,23 @@ impl Writer {
             }
         }
         None
+    }
+
+    /// Runs an append of `incoming` bytes. One that rolls the segment syncs
+    /// four times in a row (the sealed segment, its index files, the
+    /// directory): on a disk under a multi-threaded runtime it runs as
+    /// blocking code, so the runtime moves its other tasks (the network,
+    /// other partitions' writers) to another thread meanwhile instead of
+    /// leaving them behind the disk. Any other append only copies into
+    /// memory and runs in place.
+    fn rolling<T>(&mut self, incoming: usize, append: impl FnOnce(&mut Log) -> T) -> T {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread && self.log.syncs_block() && self.log.rolls_for_size(incoming) {
+            tokio::task::block_in_place(|| append(&mut self.log))
+        } else {
+            append(&mut self.log)
+        }
     }
 
     /// Removes the files of segments the last job deleted (retention, a

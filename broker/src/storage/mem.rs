@@ -54,6 +54,8 @@ struct Disk {
     capacity: Option<u64>,
     fail_syncs: bool,
     sync_latency: Duration,
+    /// Syncs of files and directories so far.
+    syncs: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -151,6 +153,12 @@ impl MemStorage {
     }
 
     /// Makes every following `sync_data` fail (an I/O error), or stops doing so.
+    /// How many syncs (of files and of directories) were asked for so far,
+    /// failed ones included.
+    pub fn syncs(&self) -> u64 {
+        lock(&self.disk).syncs
+    }
+
     pub fn set_fail_syncs(&self, fail: bool) {
         lock(&self.disk).fail_syncs = fail;
     }
@@ -311,6 +319,7 @@ impl Storage for MemStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut disk = lock(&self.disk);
+        disk.syncs += 1;
         if disk.fail_syncs {
             return Err(io::Error::other("injected fsync failure"));
         }
@@ -409,7 +418,11 @@ impl StorageFile for MemHandle {
         self.gate.pass();
         // The disk lock is never held while taking a file lock here, so the lock
         // order (disk, then file) of the other methods cannot deadlock.
-        let fail = lock(&self.disk).fail_syncs;
+        let fail = {
+            let mut disk = lock(&self.disk);
+            disk.syncs += 1;
+            disk.fail_syncs
+        };
         let mut file = lock(&self.file);
         if fail {
             // As Linux does after a failed writeback: the dirty pages are marked

@@ -127,12 +127,13 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn hold_appends(&self, _hold: bool) -> io::Result<()> {
         Ok(())
     }
-    /// For a file from [`Storage::open_log`]: no more appends. Writes out
-    /// what is held, cuts the file to its exact length (a file written
-    /// around the page cache may have run up to a block past it on disk)
-    /// and syncs it. Others have nothing to do.
+    /// No more appends: makes what was written durable, at its exact
+    /// length. A file from [`Storage::open_log`] also writes out what it
+    /// holds and cuts the file to that length first (a file written around
+    /// the page cache may have run up to a block past it on disk); others
+    /// only sync.
     fn finish_appends(&self) -> io::Result<()> {
-        Ok(())
+        self.sync_data()
     }
     /// Advice that the clean (synced) bytes in `pos..pos + len` will not be
     /// read again soon, so the kernel may drop them from its cache. Changes no
@@ -178,19 +179,36 @@ pub fn write_file_atomic(
     name: &str,
     contents: &[u8],
 ) -> Result<(), WriteError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let file = storage
-        .open(&tmp, OpenMode::Truncate)
-        .map_err(WriteError::Write)?;
-    if let Err(e) = file.write_all_at(contents, 0) {
-        drop(file);
-        let _ = storage.remove_file(&tmp);
-        return Err(WriteError::Write(e));
-    }
-    file.sync_data().map_err(WriteError::Sync)?;
-    drop(file);
-    storage
-        .rename(&tmp, &dir.join(name))
-        .map_err(WriteError::Write)?;
+    write_files_atomic_unsynced_dir(storage, dir, &[(name, contents)])?;
     storage.sync_dir(dir).map_err(WriteError::Sync)
+}
+
+/// [`write_file_atomic`] for several files, but without the directory's
+/// sync: each file's contents are durable and renamed into place, and the
+/// names become durable with the caller's next `sync_dir` (one for all of
+/// them, and for whatever else the caller changes in `dir` meanwhile). Until
+/// then a crash leaves each name at its old file or its new one.
+pub fn write_files_atomic_unsynced_dir(
+    storage: &dyn Storage,
+    dir: &Path,
+    files: &[(&str, &[u8])],
+) -> Result<(), WriteError> {
+    for (name, contents) in files {
+        let tmp = dir.join(format!("{name}.tmp"));
+        let file = storage
+            .open(&tmp, OpenMode::Truncate)
+            .map_err(WriteError::Write)?;
+        if let Err(e) = file.write_all_at(contents, 0) {
+            drop(file);
+            let _ = storage.remove_file(&tmp);
+            return Err(WriteError::Write(e));
+        }
+        file.sync_data().map_err(WriteError::Sync)?;
+    }
+    for (name, _) in files {
+        storage
+            .rename(&dir.join(format!("{name}.tmp")), &dir.join(name))
+            .map_err(WriteError::Write)?;
+    }
+    Ok(())
 }

@@ -349,6 +349,51 @@ fn segments_roll_by_size_and_age_with_kafka_file_names() {
     assert_eq!(log.segments()[1].base, Offset(2));
 }
 
+/// The writer runs an append that rolls off the runtime's thread, so it must
+/// know one before it runs: `rolls_for_size` foresees every roll for size. A
+/// roll syncs four times, and a crash right after it keeps every sealed
+/// segment's index files.
+#[test]
+fn a_roll_is_foreseen_and_costs_four_syncs_that_a_crash_keeps() {
+    let (disk, mut log) = fresh(small_config());
+    let mut rolls = 0;
+    for i in 0..16 {
+        let records = batch(1 + i % 4, 60, &format!("r{i}"));
+        let foreseen = log.rolls_for_size(records.len());
+        let (segments, syncs) = (log.segments().len(), disk.syncs());
+        log.append_as_leader(&records, LeaderEpoch(0)).unwrap();
+        let rolled = log.segments().len() > segments;
+        assert_eq!(foreseen, rolled, "append {i}");
+        if rolled {
+            rolls += 1;
+            assert_eq!(
+                disk.syncs() - syncs,
+                4,
+                "the sealed segment, its two index files, the directory once"
+            );
+        }
+    }
+    assert!(rolls >= 3, "{rolls} rolls");
+    log.flush(0).unwrap();
+    let (end, bases) = (
+        log.log_end(),
+        log.segments().iter().map(|s| s.base).collect::<Vec<_>>(),
+    );
+    drop(log);
+    disk.crash();
+    let log = open(&disk, small_config());
+    assert_eq!(log.log_end(), end);
+    assert_eq!(
+        log.segments().iter().map(|s| s.base).collect::<Vec<_>>(),
+        bases
+    );
+    assert_eq!(
+        log.recovery().rebuilt_indexes,
+        Vec::<Offset>::new(),
+        "the index files' names were made durable by the roll's one directory sync"
+    );
+}
+
 #[test]
 fn a_produce_request_carries_one_batch_whose_count_matches_its_offsets() {
     let (_disk, mut log) = fresh(LogConfig::default());

@@ -429,3 +429,49 @@ fn a_start_removes_what_is_left_of_deleted_logs() {
     let log = Log::open(storage, tmp.path().join("orders-0"), small_config()).unwrap();
     assert_eq!(read_all(&log, log.log_end(), 1 << 20).len(), 36);
 }
+
+/// Appends through the writer on real files, rolling several times: a roll
+/// runs as blocking code on a multi-threaded runtime and in place on a
+/// current-thread one, and either way every acknowledged record is on disk
+/// after a reopen, in segments with their index files.
+async fn appends_through_rolls_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders-0");
+    let log = Log::open(Arc::new(FsStorage), dir.clone(), small_config()).unwrap();
+    let (handle, task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    let appends: Vec<_> = (0..12)
+        .map(|i| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                handle
+                    .append_as_leader(batch(3, 60, &format!("w{i}")), LeaderEpoch(1))
+                    .await
+            })
+        })
+        .collect();
+    for append in appends {
+        append.await.unwrap().unwrap();
+    }
+    drop(handle);
+    task.await.unwrap().unwrap();
+    let log = Log::open(Arc::new(FsStorage), dir.clone(), small_config()).unwrap();
+    assert_eq!(log.log_end(), Offset(36));
+    assert_eq!(read_all(&log, Offset(36), 1 << 20).len(), 36);
+    let segments = log.segments();
+    assert!(segments.len() >= 3, "{segments:?}");
+    assert_eq!(log.recovery().rebuilt_indexes, Vec::<Offset>::new());
+    for sealed in &segments[..segments.len() - 1] {
+        assert!(dir.join(seg(sealed.base.0, "index")).exists());
+        assert!(dir.join(seg(sealed.base.0, "timeindex")).exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolls_run_off_a_multi_threaded_runtime_and_keep_every_append() {
+    appends_through_rolls_on_disk().await;
+}
+
+#[tokio::test]
+async fn rolls_run_in_place_on_a_current_thread_runtime_and_keep_every_append() {
+    appends_through_rolls_on_disk().await;
+}
