@@ -892,7 +892,7 @@ impl Log {
         if active.is_empty() {
             return false;
         }
-        let full = active.size() + incoming > self.config.segment_bytes;
+        let full = self.rolls_for_size(incoming);
         // Kafka measures segment age by record timestamps, not the broker clock.
         let old = match (self.config.segment_age, active.first_timestamp()) {
             (Some(age), Some(first)) => {
@@ -929,9 +929,9 @@ impl Log {
     /// Whether appending `incoming` bytes would roll the active segment for
     /// its size (the roll under load; one for age, `segment.ms`, is not
     /// foreseen here).
-    pub fn rolls_for_size(&self, incoming: usize) -> bool {
+    pub fn rolls_for_size(&self, incoming: u64) -> bool {
         self.active().is_some_and(|active| {
-            !active.is_empty() && active.size() + incoming as u64 > self.config.segment_bytes
+            !active.is_empty() && active.size() + incoming > self.config.segment_bytes
         })
     }
 

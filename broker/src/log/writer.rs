@@ -437,9 +437,11 @@ impl Writer {
     /// leaving them behind the disk. Any other append only copies into
     /// memory and runs in place.
     fn rolling<T>(&mut self, incoming: usize, append: impl FnOnce(&mut Log) -> T) -> T {
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if multi_thread && self.log.syncs_block() && self.log.rolls_for_size(incoming) {
+        let multi_thread = || {
+            tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        };
+        if self.log.syncs_block() && self.log.rolls_for_size(incoming as u64) && multi_thread() {
             tokio::task::block_in_place(|| append(&mut self.log))
         } else {
             append(&mut self.log)

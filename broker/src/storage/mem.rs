@@ -152,13 +152,13 @@ impl MemStorage {
         lock(&self.disk).capacity = bytes;
     }
 
-    /// Makes every following `sync_data` fail (an I/O error), or stops doing so.
     /// How many syncs (of files and of directories) were asked for so far,
     /// failed ones included.
     pub fn syncs(&self) -> u64 {
         lock(&self.disk).syncs
     }
 
+    /// Makes every following `sync_data` fail (an I/O error), or stops doing so.
     pub fn set_fail_syncs(&self, fail: bool) {
         lock(&self.disk).fail_syncs = fail;
     }

@@ -187,27 +187,32 @@ pub fn write_file_atomic(
 /// sync: each file's contents are durable and renamed into place, and the
 /// names become durable with the caller's next `sync_dir` (one for all of
 /// them, and for whatever else the caller changes in `dir` meanwhile). Until
-/// then a crash leaves each name at its old file or its new one.
+/// then a crash leaves each name at its old file or its new one. A failed
+/// write removes the temporary files written so far.
 pub fn write_files_atomic_unsynced_dir(
     storage: &dyn Storage,
     dir: &Path,
     files: &[(&str, &[u8])],
 ) -> Result<(), WriteError> {
-    for (name, contents) in files {
-        let tmp = dir.join(format!("{name}.tmp"));
-        let file = storage
-            .open(&tmp, OpenMode::Truncate)
-            .map_err(WriteError::Write)?;
-        if let Err(e) = file.write_all_at(contents, 0) {
-            drop(file);
-            let _ = storage.remove_file(&tmp);
-            return Err(WriteError::Write(e));
-        }
+    let tmp = |name: &str| dir.join(format!("{name}.tmp"));
+    for (written, (name, contents)) in files.iter().enumerate() {
+        let written_out = storage
+            .open(&tmp(name), OpenMode::Truncate)
+            .and_then(|file| file.write_all_at(contents, 0).map(|()| file));
+        let file = match written_out {
+            Ok(file) => file,
+            Err(e) => {
+                for (earlier, _) in &files[..=written] {
+                    let _ = storage.remove_file(&tmp(earlier));
+                }
+                return Err(WriteError::Write(e));
+            }
+        };
         file.sync_data().map_err(WriteError::Sync)?;
     }
     for (name, _) in files {
         storage
-            .rename(&dir.join(format!("{name}.tmp")), &dir.join(name))
+            .rename(&tmp(name), &dir.join(name))
             .map_err(WriteError::Write)?;
     }
     Ok(())

@@ -359,7 +359,7 @@ fn a_roll_is_foreseen_and_costs_four_syncs_that_a_crash_keeps() {
     let mut rolls = 0;
     for i in 0..16 {
         let records = batch(1 + i % 4, 60, &format!("r{i}"));
-        let foreseen = log.rolls_for_size(records.len());
+        let foreseen = log.rolls_for_size(records.len() as u64);
         let (segments, syncs) = (log.segments().len(), disk.syncs());
         log.append_as_leader(&records, LeaderEpoch(0)).unwrap();
         let rolled = log.segments().len() > segments;

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use raftline_broker::log::LogConfig;
-use raftline_broker::storage::MemStorage;
+use raftline_broker::storage::{MemStorage, Storage};
 use raftline_broker::{LeaderEpoch, LogError, Offset};
 
 fn used(disk: &MemStorage) -> u64 {
@@ -37,6 +37,7 @@ fn a_full_disk_while_rolling_is_reported_and_the_log_goes_on() {
     }
     // Now make the active segment full again and the disk full.
     let segments_before = log.segments().len();
+    let sealing = log.segments().last().unwrap().base.0;
     let end_before = log.log_end();
     disk.set_capacity(Some(used(&disk)));
     let mut result = Ok(());
@@ -55,6 +56,12 @@ fn a_full_disk_while_rolling_is_reported_and_the_log_goes_on() {
     );
     assert_eq!(log.log_end(), end_before, "nothing appended on a full disk");
     assert_eq!(log.segments().len(), segments_before);
+    for suffix in ["index", "timeindex"] {
+        assert!(
+            !disk.exists(&path(&format!("{}.tmp", seg(sealing, suffix)))),
+            "the failed roll left no temporary {suffix} file"
+        );
+    }
     assert_eq!(
         read_all(&log, log.log_end(), 1 << 20).len() as u64,
         log.log_end().0
