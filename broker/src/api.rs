@@ -12,6 +12,7 @@
 //! ```
 
 use crate::lanes::{serve_in_lanes, Staged};
+use crate::log::Chunks;
 use crate::metadata::{BrokerId, MetadataCache};
 use crate::position::{LeaderEpoch, Offset, TopicPartition};
 use crate::replica::{Acks, FollowerFetch, Partition, ReadResult, ReplicaError, ReplicaManager};
@@ -119,11 +120,13 @@ pub(crate) fn lookup(
     }
 }
 
+/// A partition's fetch result, its records apart (in the buffers they were
+/// read in), and whether it must be answered at once.
 fn result_of(
     tp: &TopicPartition,
     read: Result<ReadResult, ReplicaError>,
     metadata: &MetadataCache,
-) -> (pb::FetchResult, bool) {
+) -> (pb::FetchResult, Chunks, bool) {
     let mut result = pb::FetchResult {
         topic: tp.topic.clone(),
         partition: tp.partition,
@@ -134,13 +137,12 @@ fn result_of(
             result.high_watermark = read.high_watermark.0;
             result.log_start = read.log_start.0;
             result.log_end = read.log_end.0;
-            result.records = read.records;
             let done = read.diverging.is_some();
             result.diverging = read.diverging.map(|d| pb::DivergingEpoch {
                 epoch: d.epoch.0,
                 end_offset: d.end_offset.0,
             });
-            (result, done)
+            (result, read.records, done)
         }
         Err(e) => {
             if let ReplicaError::OffsetOutOfRange {
@@ -151,16 +153,18 @@ fn result_of(
                 result.log_end = log_end.0;
             }
             result.error = Some(error_to_wire(&e, metadata));
-            (result, true)
+            (result, Chunks::default(), true)
         }
     }
 }
 
-/// One pass over a fetch's partitions: their results, the bytes read, and
-/// whether something must be answered at once (an error, a divergence).
+/// One pass over a fetch's partitions: their results and, apart, their
+/// records, the bytes read, and whether something must be answered at once
+/// (an error, a divergence).
 #[derive(Default)]
 struct Pass {
     results: Vec<pb::FetchResult>,
+    records: Vec<Chunks>,
     bytes: usize,
     answer_now: bool,
 }
@@ -172,10 +176,34 @@ impl Pass {
         read: Result<ReadResult, ReplicaError>,
         metadata: &MetadataCache,
     ) {
-        let (result, now) = result_of(tp, read, metadata);
-        self.bytes += result.records.len();
+        let (result, records, now) = result_of(tp, read, metadata);
+        self.bytes += records.len();
         self.answer_now |= now;
         self.results.push(result);
+        self.records.push(records);
+    }
+
+    /// The results with their records each in one buffer (for a message
+    /// that holds them: gRPC, the Kafka front end).
+    fn joined(self) -> Vec<pb::FetchResult> {
+        self.results
+            .into_iter()
+            .zip(self.records)
+            .map(|(mut result, records)| {
+                result.records = records.into_bytes();
+                result
+            })
+            .collect()
+    }
+
+    /// The answer for the replication wire, which sends each buffer as it is.
+    fn into_answer(self) -> wire::Answer {
+        wire::Answer {
+            response: pb::FetchResponse {
+                partitions: self.results,
+            },
+            records: self.records.into_iter().map(Chunks::into_vec).collect(),
+        }
     }
 }
 
@@ -187,7 +215,7 @@ async fn long_poll<F, Fut>(
     max_wait: Duration,
     min_bytes: usize,
     mut pass: F,
-) -> Vec<pb::FetchResult>
+) -> Pass
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Pass>,
@@ -198,21 +226,17 @@ where
         for w in &mut watches {
             w.borrow_and_update();
         }
-        let Pass {
-            results,
-            bytes,
-            answer_now,
-        } = pass().await;
-        if answer_now
-            || bytes >= min_bytes.max(1)
+        let done = pass().await;
+        if done.answer_now
+            || done.bytes >= min_bytes.max(1)
             || watches.is_empty()
             || tokio::time::Instant::now() >= deadline
         {
-            return results;
+            return done;
         }
         let any = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         let woke = match tokio::time::timeout_at(deadline, any).await {
-            Err(_) => return results,
+            Err(_) => return done,
             Ok((changed, index, _)) => changed.err().map(|_| index),
         };
         // A partition that went away wakes no one again.
@@ -299,6 +323,7 @@ pub(crate) async fn consumer_fetch(
         pass
     })
     .await
+    .joined()
 }
 
 fn topic_partition(p: &pb::FetchPartition) -> TopicPartition {
@@ -774,10 +799,7 @@ impl ReplicationService {
 impl ReplicationService {
     /// Answers a follower's fetch (both transports): the long poll over its
     /// partitions, or why the request itself is refused.
-    pub async fn replica_fetch_answer(
-        &self,
-        r: pb::ReplicaFetchRequest,
-    ) -> Result<pb::FetchResponse, ReplicaError> {
+    async fn replica_fetch_answer(&self, r: pb::ReplicaFetchRequest) -> Result<Pass, ReplicaError> {
         let follower = BrokerId(r.replica_id);
         let mut fetches = Vec::with_capacity(r.partitions.len());
         for p in &r.partitions {
@@ -804,7 +826,7 @@ impl ReplicationService {
             .collect();
         let manager = &self.manager;
         let fetches = &fetches;
-        let results = long_poll(
+        let pass = long_poll(
             &hosted,
             Duration::from_millis(u64::from(r.max_wait_ms)),
             r.min_bytes as usize,
@@ -829,9 +851,7 @@ impl ReplicationService {
             },
         )
         .await;
-        Ok(pb::FetchResponse {
-            partitions: results,
-        })
+        Ok(pass)
     }
 
     /// Serves the replication wire's connections (`raftline_proto::wire`,
@@ -859,6 +879,7 @@ impl ReplicationService {
                         service
                             .replica_fetch_answer(request)
                             .await
+                            .map(Pass::into_answer)
                             .map_err(|e| error_to_wire(&e, &service.manager.link().metadata))
                     }
                 };
@@ -877,7 +898,9 @@ impl pb::replication_server::Replication for ReplicationService {
         request: Request<pb::ReplicaFetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
         match self.replica_fetch_answer(request.into_inner()).await {
-            Ok(answer) => Ok(Response::new(answer)),
+            Ok(pass) => Ok(Response::new(pb::FetchResponse {
+                partitions: pass.joined(),
+            })),
             Err(ReplicaError::InvalidRequest(message)) => Err(invalid(message)),
             Err(e) => Err(Status::internal(e.to_string())),
         }

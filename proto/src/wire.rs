@@ -183,26 +183,59 @@ pub async fn read_request<R: AsyncRead + Unpin>(
     decode("request", &body).map(Some)
 }
 
+/// A fetch answer as the server sends it: the response, and each
+/// partition's records (in the response's order) as the buffers they were
+/// read into, so batches a leader holds apart are sent without being
+/// joined first. A partition's `records` field in the response, if set,
+/// goes before its chunks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Answer {
+    /// The response; its `records` fields are sent after the header.
+    pub response: pb::FetchResponse,
+    /// Per partition, in the response's order: more records, each chunk
+    /// whole batches. Missing entries are empty.
+    pub records: Vec<Vec<Bytes>>,
+}
+
+impl From<pb::FetchResponse> for Answer {
+    fn from(response: pb::FetchResponse) -> Self {
+        Answer {
+            response,
+            records: Vec::new(),
+        }
+    }
+}
+
 /// Sends one answer: a fetch response, its records each written as they
 /// are (no copy into a message buffer), or an error.
 pub async fn write_response<W: AsyncWrite + Unpin>(
     io: &mut W,
-    answer: Result<pb::FetchResponse, pb::Error>,
+    answer: Result<Answer, pb::Error>,
 ) -> Result<(), WireError> {
     match answer {
-        Ok(mut response) => {
-            let records: Vec<Bytes> = response
+        Ok(Answer {
+            mut response,
+            records: mut more,
+        }) => {
+            more.resize_with(response.partitions.len(), Vec::new);
+            let records: Vec<Vec<Bytes>> = response
                 .partitions
                 .iter_mut()
-                .map(|p| std::mem::take(&mut p.records))
+                .zip(more)
+                .map(|(p, more)| {
+                    std::iter::once(std::mem::take(&mut p.records))
+                        .chain(more)
+                        .collect()
+                })
                 .collect();
             let mut head = Vec::with_capacity(5 + response.encoded_len() + 4 * records.len());
             head.put_u8(0);
             put_message(&mut head, "answer header", &response, MAX_HEADER_BYTES)?;
-            for r in &records {
-                head.put_u32(frame_len("records", r.len(), u32::MAX as usize)?);
+            for chunks in &records {
+                let len = chunks.iter().map(Bytes::len).sum();
+                head.put_u32(frame_len("records", len, u32::MAX as usize)?);
             }
-            write_chunks(io, Bytes::from(head), records).await?;
+            write_chunks(io, Bytes::from(head), records.into_iter().flatten()).await?;
         }
         Err(error) => {
             let mut buf = Vec::with_capacity(5 + error.encoded_len());
@@ -215,19 +248,27 @@ pub async fn write_response<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// The most buffers one vectored write gathers (Linux refuses more than
+/// 1,024).
+const MAX_SLICES: usize = 64;
+
 /// Writes `head` and then every chunk, gathering them into vectored writes
 /// where the stream takes them.
 async fn write_chunks<W: AsyncWrite + Unpin>(
     io: &mut W,
     head: Bytes,
-    chunks: Vec<Bytes>,
+    chunks: impl IntoIterator<Item = Bytes>,
 ) -> io::Result<()> {
     let mut pending: std::collections::VecDeque<Bytes> = std::iter::once(head)
         .chain(chunks)
         .filter(|c| !c.is_empty())
         .collect();
     while !pending.is_empty() {
-        let slices: Vec<io::IoSlice<'_>> = pending.iter().map(|c| io::IoSlice::new(c)).collect();
+        let slices: Vec<io::IoSlice<'_>> = pending
+            .iter()
+            .take(MAX_SLICES)
+            .map(|c| io::IoSlice::new(c))
+            .collect();
         let n = io.write_vectored(&slices).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
@@ -386,7 +427,7 @@ pub async fn serve_connection<IO, H, F>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
     H: Fn(pb::ReplicaFetchRequest) -> F,
-    F: Future<Output = Result<pb::FetchResponse, pb::Error>>,
+    F: Future<Output = Result<Answer, pb::Error>>,
 {
     let serve = async {
         while let Some(request) = within("waiting for a request", read_request(&mut io)).await? {
@@ -563,11 +604,37 @@ mod tests {
         let sent = response();
         let writer = tokio::spawn({
             let sent = sent.clone();
-            async move { write_response(&mut a, Ok(sent)).await }
+            async move { write_response(&mut a, Ok(sent.into())).await }
         });
         let got = read_response(&mut b).await.unwrap().unwrap();
         writer.await.unwrap().unwrap();
         assert_eq!(got, sent);
+    }
+
+    #[tokio::test]
+    async fn records_sent_in_chunks_arrive_joined_in_order() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let sent = response();
+        // Partition 0: its field, then 200 chunks (more than one vectored
+        // write gathers); partition 1: chunks only; partition 2: no entry.
+        let more: Vec<Bytes> = (0..200u8)
+            .map(|i| Bytes::from(vec![i; 50 + usize::from(i)]))
+            .collect();
+        let answer = Answer {
+            response: sent.clone(),
+            records: vec![more.clone(), vec![Bytes::new(), Bytes::from_static(b"xy")]],
+        };
+        let writer = tokio::spawn(async move { write_response(&mut a, Ok(answer)).await });
+        let got = read_response(&mut b).await.unwrap().unwrap();
+        writer.await.unwrap().unwrap();
+        let mut expected = sent;
+        let mut first = expected.partitions[0].records.to_vec();
+        for chunk in &more {
+            first.extend_from_slice(chunk);
+        }
+        expected.partitions[0].records = Bytes::from(first);
+        expected.partitions[1].records = Bytes::from_static(b"xy");
+        assert_eq!(got, expected);
     }
 
     #[tokio::test]
@@ -653,7 +720,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_server_drops_a_client_silent_for_its_idle_timeout() {
-        let answer = |_| async { Ok(pb::FetchResponse::default()) };
+        let answer = |_| async { Ok(pb::FetchResponse::default().into()) };
         let (mut client, server) = tokio::io::duplex(1 << 16);
         let served = tokio::spawn(serve_connection(server, answer, std::future::pending()));
         write_request(&mut client, &pb::ReplicaFetchRequest::default())
@@ -720,7 +787,7 @@ mod tests {
     /// Reads one request and answers it with an empty response.
     async fn answer_one(server: &mut tokio::io::DuplexStream) -> Option<pb::ReplicaFetchRequest> {
         let got = read_request(server).await.unwrap();
-        write_response(server, Ok(pb::FetchResponse::default()))
+        write_response(server, Ok(pb::FetchResponse::default().into()))
             .await
             .unwrap();
         got
@@ -744,7 +811,9 @@ mod tests {
         let mut first = accept(&mut servers).await;
         assert_eq!(read_request(&mut first).await.unwrap(), Some(request(1)));
         // Its answer comes too late: the client has dropped that connection.
-        assert!(write_response(&mut first, Ok(response())).await.is_err());
+        assert!(write_response(&mut first, Ok(response().into()))
+            .await
+            .is_err());
         // The next call opens a new connection and gets its own answer.
         let serve = tokio::spawn(async move {
             let mut second = accept(&mut servers).await;

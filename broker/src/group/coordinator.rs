@@ -431,15 +431,15 @@ impl GroupCoordinator {
                 .fetch(offset, Some(progress.leader_epoch), 1 << 20)
                 .await
                 .map_err(|e| self.storage_error(group, e))?;
-            let Some(next) = batches_end(&read.records).map(Offset) else {
+            let batches = read.records.into_bytes();
+            let Some(next) = batches_end(&batches).map(Offset) else {
                 break;
             };
-            let records = decode_batches(read.records, offset.0).map_err(|e| {
-                CoordinatorError::NotAvailable {
+            let records =
+                decode_batches(batches, offset.0).map_err(|e| CoordinatorError::NotAvailable {
                     group: group.to_string(),
                     reason: format!("partition {} of {OFFSETS_TOPIC}: {e}", shard.index),
-                }
-            })?;
+                })?;
             for record in &records {
                 match codec::decode(record) {
                     Ok((id, group_record)) => {

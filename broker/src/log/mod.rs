@@ -63,17 +63,83 @@ pub struct AppendInfo {
     pub max_timestamp: i64,
 }
 
-/// Batches read from the log.
+/// Whole batches in log order, in one or more buffers that each hold whole
+/// batches: a read from the leader's in-memory tail returns the batches as
+/// they were appended, so a sender that can gather buffers (the
+/// replication wire) never joins them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chunks(Vec<Bytes>);
+
+impl Chunks {
+    /// Bytes in all.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    /// No bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Bytes::is_empty)
+    }
+
+    /// One buffer: the chunk itself when there is one, else a copy of all.
+    pub fn into_bytes(self) -> Bytes {
+        let mut chunks = self.0;
+        if chunks.len() <= 1 {
+            return chunks.pop().unwrap_or_default();
+        }
+        let mut joined = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+        for chunk in &chunks {
+            joined.extend_from_slice(chunk);
+        }
+        Bytes::from(joined)
+    }
+
+    /// The buffers, in order.
+    pub fn into_vec(self) -> Vec<Bytes> {
+        self.0
+    }
+}
+
+impl From<Bytes> for Chunks {
+    fn from(bytes: Bytes) -> Self {
+        Chunks(if bytes.is_empty() {
+            Vec::new()
+        } else {
+            vec![bytes]
+        })
+    }
+}
+
+impl From<Vec<Bytes>> for Chunks {
+    fn from(chunks: Vec<Bytes>) -> Self {
+        Chunks(chunks)
+    }
+}
+
+/// Batches read from the log: [`Log::read`] joins them into one buffer,
+/// [`Log::read_chunks`] leaves them in the buffers they were read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogRead {
+pub struct LogRead<R = Bytes> {
     /// Whole batches, concatenated as stored (empty when nothing is readable).
-    pub records: Bytes,
+    pub records: R,
     /// The offset after the last batch returned: where the next read starts.
     pub next_offset: Offset,
     /// The log start offset at the time of the read.
     pub log_start: Offset,
     /// The log end offset at the time of the read.
     pub log_end: Offset,
+}
+
+impl LogRead<Chunks> {
+    /// The same read with its batches in one buffer.
+    pub fn joined(self) -> LogRead {
+        LogRead {
+            records: self.records.into_bytes(),
+            next_offset: self.next_offset,
+            log_start: self.log_start,
+            log_end: self.log_end,
+        }
+    }
 }
 
 /// What [`Log::open`] found and repaired.
@@ -940,6 +1006,18 @@ impl Log {
     /// `upper_bound` (consumers pass the high watermark). Every batch returned
     /// has passed its CRC check.
     pub fn read(&self, from: Offset, max_bytes: usize, upper_bound: Offset) -> LogResult<LogRead> {
+        self.read_chunks(from, max_bytes, upper_bound)
+            .map(LogRead::joined)
+    }
+
+    /// As [`read`](Self::read), the batches left in the buffers they were
+    /// read from (several only when the in-memory tail serves the read).
+    pub fn read_chunks(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+        upper_bound: Offset,
+    ) -> LogResult<LogRead<Chunks>> {
         self.check_healthy()?;
         let (log_start, log_end) = (self.log_start(), self.log_end());
         if from < log_start || from > log_end {
@@ -951,7 +1029,7 @@ impl Log {
         }
         let upper = upper_bound.min(log_end);
         let empty = LogRead {
-            records: Bytes::new(),
+            records: Chunks::default(),
             next_offset: from,
             log_start,
             log_end,
@@ -981,7 +1059,7 @@ impl Log {
         {
             if let Some((records, next_offset)) = segment.read(from, max_bytes, upper)? {
                 return Ok(LogRead {
-                    records,
+                    records: Chunks::from(records),
                     next_offset,
                     log_start,
                     log_end,

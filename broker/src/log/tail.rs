@@ -1,8 +1,8 @@
 //! The leader's newest batches kept in memory, as written: followers and
 //! tailing consumers read them from here instead of `pread`ing the file
 //! and checking every batch's CRC again (both already done at the append,
-//! on these very bytes). A read wholly inside one batch costs no copy at
-//! all; several batches are joined into one buffer.
+//! on these very bytes). A read returns the batches in the buffers they
+//! were appended in, without a copy (runs of small batches are joined).
 //!
 //! Bounded in bytes per log (oldest batches go first; the newest is kept
 //! whatever its size): [`TAIL_BYTES`] each, and up to [`TAIL_BYTES_MAX`]
@@ -15,6 +15,7 @@
 //! truncation, a compaction pass, retention) empties it or drops what it no
 //! longer holds, so it only ever holds bytes equal to the log's.
 
+use super::Chunks;
 use crate::position::Offset;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -26,6 +27,10 @@ use std::sync::Arc;
 /// the budget: a few batches of the largest usual size (1 MiB), enough for
 /// two followers a batch or two behind.
 pub const TAIL_BYTES: usize = 4 << 20;
+
+/// A batch at least this large is read as its own buffer; smaller ones in
+/// a row are joined (a copy costs less than a buffer each to send).
+pub const CHUNK_MIN: usize = 16 << 10;
 
 /// The most one log's tail holds with a [`TailBudget`]: followers of a
 /// leader taking a few hundred MB/s stay within it.
@@ -181,12 +186,14 @@ impl Tail {
     /// returns them: the first whatever its size, then more while the total
     /// stays within `max_bytes`, none reaching `upper`. `None` if no batch
     /// here starts at `from` (the caller reads the file); an empty read if
-    /// the first batch reaches `upper`.
-    pub fn read(&self, from: Offset, max_bytes: usize, upper: Offset) -> Option<(Bytes, Offset)> {
+    /// the first batch reaches `upper`. Batches of [`CHUNK_MIN`] or more
+    /// stay in their own buffers (no copy); runs of smaller ones are joined
+    /// into one, so a read of many small batches is not as many buffers.
+    pub fn read(&self, from: Offset, max_bytes: usize, upper: Offset) -> Option<(Chunks, Offset)> {
         let first = self.batches.partition_point(|b| b.base < from);
         let start = self.batches.get(first).filter(|b| b.base == from)?;
         if start.next > upper {
-            return Some((Bytes::new(), from));
+            return Some((Chunks::default(), from));
         }
         let mut end = first + 1;
         let mut total = start.bytes.len();
@@ -198,14 +205,25 @@ impl Tail {
             end += 1;
         }
         let next = self.batches.get(end - 1).map_or(start.next, |b| b.next);
-        if end == first + 1 {
-            return Some((start.bytes.clone(), next));
+        let read: Vec<&Bytes> = self.batches.range(first..end).map(|b| &b.bytes).collect();
+        let mut chunks = Vec::new();
+        let mut i = 0;
+        while i < read.len() {
+            let run = read[i..].iter().take_while(|b| b.len() < CHUNK_MIN).count();
+            if run <= 1 {
+                chunks.push(read[i].clone());
+                i += 1;
+            } else {
+                let small = &read[i..i + run];
+                let mut joined = Vec::with_capacity(small.iter().map(|b| b.len()).sum());
+                for b in small {
+                    joined.extend_from_slice(b);
+                }
+                chunks.push(Bytes::from(joined));
+                i += run;
+            }
         }
-        let mut joined = Vec::with_capacity(total);
-        for b in self.batches.range(first..end) {
-            joined.extend_from_slice(&b.bytes);
-        }
-        Some((Bytes::from(joined), next))
+        Some((Chunks::from(chunks), next))
     }
 }
 
@@ -243,6 +261,7 @@ mod tests {
         );
         let (two, next) = tail.read(Offset(0), 250, Offset(30)).unwrap();
         assert_eq!((two.len(), next), (200, Offset(20)));
+        let two = two.into_bytes();
         assert_eq!(&two[..100], &batch(0, 100)[..]);
         assert_eq!(&two[100..], &batch(1, 100)[..]);
         let (capped, next) = tail.read(Offset(0), 1000, Offset(25)).unwrap();
@@ -260,6 +279,39 @@ mod tests {
         assert!(
             tail.read(Offset(30), 1000, Offset(40)).is_none(),
             "past the tail"
+        );
+    }
+
+    #[test]
+    fn large_batches_are_read_as_their_own_buffers_and_runs_of_small_ones_joined() {
+        let big = CHUNK_MIN;
+        let tail = tail_of(&[
+            (0, 1, 10),
+            (1, 2, 20),
+            (2, 3, big),
+            (3, 4, 30),
+            (4, 5, big + 1),
+            (5, 6, big),
+            (6, 7, 40),
+            (7, 8, 50),
+        ]);
+        let stored: Vec<Bytes> = tail.batches.iter().map(|b| b.bytes.clone()).collect();
+        let (read, next) = tail.read(Offset(0), usize::MAX, Offset(8)).unwrap();
+        assert_eq!(next, Offset(8));
+        let chunks = read.into_vec();
+        let lens: Vec<usize> = chunks.iter().map(Bytes::len).collect();
+        assert_eq!(lens, vec![30, big, 30, big + 1, big, 90]);
+        // The large batches are the very buffers appended: no copy.
+        for (chunk, batch) in [(1, 2), (3, 4), (4, 5)] {
+            assert_eq!(chunks[chunk].as_ptr(), stored[batch].as_ptr());
+        }
+        let joined: Vec<u8> = chunks.concat();
+        assert_eq!(joined, stored.concat(), "the bytes in log order");
+        let (single, _) = tail.read(Offset(3), 30, Offset(8)).unwrap();
+        assert_eq!(
+            single.into_vec()[0].as_ptr(),
+            stored[3].as_ptr(),
+            "one small batch: no copy"
         );
     }
 

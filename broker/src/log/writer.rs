@@ -16,7 +16,7 @@
 
 use crate::clock::Clock;
 use crate::error::{LogError, LogResult};
-use crate::log::{AppendInfo, FlushPolicy, Log, LogRead, PendingFlush};
+use crate::log::{AppendInfo, Chunks, FlushPolicy, Log, LogRead, PendingFlush};
 use crate::position::{LeaderEpoch, Offset};
 use bytes::Bytes;
 use std::fmt;
@@ -88,7 +88,7 @@ enum Request {
         from: Offset,
         max_bytes: usize,
         upper_bound: Offset,
-        reply: oneshot::Sender<LogResult<LogRead>>,
+        reply: oneshot::Sender<LogResult<LogRead<Chunks>>>,
     },
     Flush {
         reply: oneshot::Sender<LogResult<Offset>>,
@@ -244,13 +244,27 @@ impl LogHandle {
         self.call(|reply| Request::Delete { reply }).await
     }
 
-    /// Reads (see [`Log::read`]).
+    /// Reads (see [`Log::read`]); batches read from several buffers are
+    /// joined here, not on the writer.
     pub async fn read(
         &self,
         from: Offset,
         max_bytes: usize,
         upper_bound: Offset,
     ) -> LogResult<LogRead> {
+        self.read_chunks(from, max_bytes, upper_bound)
+            .await
+            .map(LogRead::joined)
+    }
+
+    /// Reads, the batches left in the buffers they were read from (see
+    /// [`Log::read_chunks`]).
+    pub async fn read_chunks(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+        upper_bound: Offset,
+    ) -> LogResult<LogRead<Chunks>> {
         self.call(|reply| Request::Read {
             from,
             max_bytes,
@@ -418,7 +432,7 @@ impl Writer {
                 upper_bound,
                 reply,
             } => {
-                let _ = reply.send(self.log.read(from, max_bytes, upper_bound));
+                let _ = reply.send(self.log.read_chunks(from, max_bytes, upper_bound));
             }
             Request::Flush { reply } => {
                 self.settle().await;

@@ -287,7 +287,7 @@ async fn apply_result(f: &Following, result: pb::FetchResult) -> Result<Follower
         };
     }
     let read = ReadResult {
-        records: result.records,
+        records: result.records.into(),
         high_watermark: Offset(result.high_watermark),
         log_start: Offset(result.log_start),
         log_end: Offset(result.log_end),

@@ -22,7 +22,7 @@ use super::leader::{Diverging, FetchError, FetchOutcome, FollowerFetch, IsrChang
 use super::ReplicaError;
 use crate::clock::Clock;
 use crate::error::LogError;
-use crate::log::{spawn_writer, AppendInfo, Durable, Fence, Log, LogConfig, LogHandle};
+use crate::log::{spawn_writer, AppendInfo, Chunks, Durable, Fence, Log, LogConfig, LogHandle};
 use crate::metadata::{BrokerId, PartitionInfo};
 use crate::position::{LeaderEpoch, Offset, TopicPartition};
 use crate::storage::{self, Storage};
@@ -88,8 +88,9 @@ pub struct StagedProduce {
 /// What a read returns (consumer or follower).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadResult {
-    /// Whole batches.
-    pub records: Bytes,
+    /// Whole batches (a leader's answer to a follower leaves them in the
+    /// buffers its tail holds them in).
+    pub records: Chunks,
     /// The high watermark.
     pub high_watermark: Offset,
     /// The log start offset.
@@ -756,7 +757,7 @@ impl Partition {
                 // that fsync).
                 let read = self
                     .log
-                    .read(fetch.fetch_offset, max_bytes, log_end)
+                    .read_chunks(fetch.fetch_offset, max_bytes, log_end)
                     .await
                     .map_err(|e| self.log_err(e))?;
                 result.records = read.records;
@@ -811,7 +812,7 @@ impl Partition {
             .await
             .map_err(|e| self.log_err(e))?;
         Ok(ReadResult {
-            records: read.records,
+            records: read.records.into(),
             high_watermark: hw,
             log_start: read.log_start,
             log_end: read.log_end,
@@ -964,7 +965,7 @@ impl Partition {
                 .map_err(|e| self.log_err(e))?;
         } else if !result.records.is_empty() {
             self.log
-                .append_as_follower_fenced(result.records, Some(fence))
+                .append_as_follower_fenced(result.records.into_bytes(), Some(fence))
                 .await
                 .map_err(|e| self.log_err(e))?;
         }

@@ -35,6 +35,39 @@ fn leader_assigns_offsets_from_the_log_end() {
 }
 
 #[test]
+fn a_leader_s_tail_reads_large_batches_as_their_own_buffers() {
+    let (_disk, mut log) = fresh(LogConfig::default());
+    // Two batches of about 40 KiB, then two small ones.
+    for (count, tag) in [(40, "a"), (40, "b"), (2, "c"), (2, "d")] {
+        log.append_as_leader(&batch(count, 1000, tag), LeaderEpoch(1))
+            .unwrap();
+    }
+    let end = log.log_end();
+    let chunked = log.read_chunks(Offset(0), 1 << 20, end).unwrap();
+    let joined = log.read(Offset(0), 1 << 20, end).unwrap();
+    assert_eq!((chunked.next_offset, joined.next_offset), (end, end));
+    let chunks = chunked.records.into_vec();
+    assert_eq!(
+        chunks.len(),
+        3,
+        "two large batches apart, the small ones joined"
+    );
+    assert_eq!(chunks.concat(), joined.records.to_vec());
+    let got: Vec<String> = decode(&joined.records)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    let want = [
+        values("a", 40),
+        values("b", 40),
+        values("c", 2),
+        values("d", 2),
+    ]
+    .concat();
+    assert_eq!(got, want);
+}
+
+#[test]
 fn reads_stop_below_the_upper_bound_and_start_at_the_containing_batch() {
     let (_disk, mut log) = fresh(LogConfig::default());
     for tag in ["a", "b", "c"] {

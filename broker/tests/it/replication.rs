@@ -114,7 +114,7 @@ impl Replica {
             .fetch(Offset(0), None, 1 << 20)
             .await
             .unwrap();
-        decode(&read.records)
+        decode(&read.records.into_bytes())
     }
 }
 
@@ -312,7 +312,10 @@ async fn a_new_leader_serves_consumers_only_once_its_high_watermark_reaches_its_
     catch_up(&b, &a).await;
     let read = b.partition.fetch(Offset(0), None, 1024).await.unwrap();
     assert_eq!(read.high_watermark, Offset(1));
-    assert_eq!(values(&decode(&read.records)), vec!["x-0".to_string()]);
+    assert_eq!(
+        values(&decode(&read.records.into_bytes())),
+        vec!["x-0".to_string()]
+    );
 }
 
 /// A follower back in sync makes the leader propose its return to the ISR.
