@@ -10,7 +10,7 @@ fn f(v: &serde_json::Value) -> f64 {
 
 #[test]
 fn bench_produces_consumes_and_measures_end_to_end_latency() {
-    let cluster = ProcCluster::start(3);
+    let mut cluster = ProcCluster::start(3);
     info!("produce: creates the topic, sends exactly --records");
     let produced = cluster.json(&[
         "bench",
@@ -125,6 +125,45 @@ fn bench_produces_consumes_and_measures_end_to_end_latency() {
     let out = cluster.cli(&["bench", "e2e", "--topic", "b", "--record-size", "4"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+
+    info!("batches of 40 KiB: followers get them from the leader's tail in their own buffers");
+    let big = cluster.json(&[
+        "bench",
+        "produce",
+        "--topic",
+        "big",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "3",
+        "--records",
+        "600",
+        "--record-size",
+        "20000",
+        "--batch-size",
+        "2",
+        "--producers",
+        "3",
+    ]);
+    assert_eq!(big["records"], 600);
+    let consumed = cluster.json(&["bench", "consume", "--topic", "big", "--records", "600"]);
+    assert_eq!(consumed["bytes"], 12_000_000);
+    let leader = cluster.partition("big", 0)["leader"].as_u64().unwrap();
+    for i in 1..=3 {
+        assert!(cluster.terminate(i).success());
+    }
+    // Every acknowledged batch is on the leader and on at least one more
+    // member of the ISR (min.insync.replicas 2), byte for byte; a follower
+    // behind holds a prefix of the leader's log.
+    let segment = |i: u64| {
+        let dir = cluster.dir.path().join(format!("node{i}/logs/big-0"));
+        std::fs::read(dir.join("00000000000000000000.log")).unwrap()
+    };
+    let led = segment(leader);
+    assert!(led.len() >= 12_000_000);
+    let followers: Vec<Vec<u8>> = (1..=3).filter(|&i| i != leader).map(segment).collect();
+    assert!(followers.iter().all(|f| led.starts_with(f)));
+    assert!(followers.contains(&led), "no follower holds the whole log");
 }
 
 /// `raftline bench ARGS --output json` run without a cluster; its report.
