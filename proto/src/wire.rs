@@ -4,9 +4,10 @@
 //! gRPC costs the replicated bytes a copy on each side that the kernel does
 //! not need: the leader's prost encode of every fetch answer into one
 //! message buffer, and HTTP/2 framing, flow control and a task hand-off per
-//! call. Here an answer's records go onto the socket as they were read, each
-//! partition's as its own write, and come off it into a buffer of their
-//! exact length.
+//! call. Here an answer's records go onto the socket in the buffers they
+//! were read in (a partition's may be several: the leader's tail hands its
+//! batches over as appended), gathered into vectored writes, and come off
+//! it into one buffer of their exact length per partition.
 //!
 //! ```text
 //! client -> server  PREFACE ("RLFETCH1"), once per connection, then per call:
