@@ -78,8 +78,9 @@ enum Request {
         reply: oneshot::Sender<LogResult<AppendInfo>>,
     },
     /// Any other work on the log, in queue order after every earlier append is
-    /// durable.
-    With(Job),
+    /// durable; `blocking` if it may wait on the disk (see
+    /// [`LogHandle::with_blocking`]).
+    With { job: Job, blocking: bool },
     /// Close the log, delete its files, and stop.
     Delete {
         reply: oneshot::Sender<LogResult<()>>,
@@ -136,7 +137,7 @@ impl fmt::Debug for Request {
         f.write_str(match self {
             Request::AppendLeader { .. } => "AppendLeader",
             Request::AppendFollower { .. } => "AppendFollower",
-            Request::With(_) => "With",
+            Request::With { .. } => "With",
             Request::Delete { .. } => "Delete",
             Request::Read { .. } => "Read",
             Request::Flush { .. } => "Flush",
@@ -227,12 +228,32 @@ impl LogHandle {
         &self,
         job: impl FnOnce(&mut Log) -> T + Send + 'static,
     ) -> LogResult<T> {
+        self.with_job(job, false).await
+    }
+
+    /// As [`with`](Self::with), for a job that may wait on the disk
+    /// (fsyncs, a truncation, a compaction pass): on a disk under a
+    /// multi-threaded runtime it runs as blocking code, so the runtime moves
+    /// its other tasks (the network, other partitions' writers) to another
+    /// thread meanwhile instead of leaving them behind it.
+    pub async fn with_blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Log) -> T + Send + 'static,
+    ) -> LogResult<T> {
+        self.with_job(job, true).await
+    }
+
+    async fn with_job<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Log) -> T + Send + 'static,
+        blocking: bool,
+    ) -> LogResult<T> {
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(move |log| {
             let _ = reply.send(job(log));
         });
         self.tx
-            .send(Request::With(job))
+            .send(Request::With { job, blocking })
             .await
             .map_err(|_| LogError::WriterStopped)?;
         rx.await.map_err(|_| LogError::WriterStopped)
@@ -417,9 +438,13 @@ impl Writer {
                 };
                 self.after_append(result, reply);
             }
-            Request::With(job) => {
+            Request::With { job, blocking } => {
                 self.settle().await;
-                job(&mut self.log);
+                if blocking && self.off_the_runtime() {
+                    tokio::task::block_in_place(|| job(&mut self.log));
+                } else {
+                    job(&mut self.log);
+                }
                 self.remove_retired();
             }
             Request::Delete { reply } => return Some(reply),
@@ -451,15 +476,20 @@ impl Writer {
     /// leaving them behind the disk. Any other append only copies into
     /// memory and runs in place.
     fn rolling<T>(&mut self, incoming: usize, append: impl FnOnce(&mut Log) -> T) -> T {
-        let multi_thread = || {
-            tokio::runtime::Handle::try_current()
-                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
-        };
-        if self.log.syncs_block() && self.log.rolls_for_size(incoming as u64) && multi_thread() {
+        if self.log.rolls_for_size(incoming as u64) && self.off_the_runtime() {
             tokio::task::block_in_place(|| append(&mut self.log))
         } else {
             append(&mut self.log)
         }
+    }
+
+    /// Whether work that waits on the disk should run as blocking code: the
+    /// log's syncs block (a real disk, not the simulator's) and the runtime
+    /// has other threads to hand its tasks to.
+    fn off_the_runtime(&self) -> bool {
+        self.log.syncs_block()
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
     }
 
     /// Removes the files of segments the last job deleted (retention, a

@@ -475,3 +475,69 @@ async fn rolls_run_off_a_multi_threaded_runtime_and_keep_every_append() {
 async fn rolls_run_in_place_on_a_current_thread_runtime_and_keep_every_append() {
     appends_through_rolls_on_disk().await;
 }
+
+/// A job that may wait on the disk (`with_blocking`: truncation, a new
+/// leader's epoch checkpoint, retention and compaction passes) runs as
+/// blocking code on a multi-threaded runtime: with a single worker thread,
+/// a task woken by the job still runs while the job waits. Run in place,
+/// the job would hold the only worker and wait out its 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_job_that_waits_on_the_disk_leaves_the_runtime_to_other_tasks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        Arc::new(FsStorage),
+        tmp.path().join("orders-0"),
+        small_config(),
+    )
+    .unwrap();
+    let (handle, task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    let (started, on_start) = tokio::sync::oneshot::channel::<()>();
+    let (go, on_go) = std::sync::mpsc::channel::<()>();
+    let other = tokio::spawn(async move {
+        on_start.await.unwrap();
+        go.send(()).unwrap();
+    });
+    let answered = handle
+        .with_blocking(move |log| {
+            started.send(()).unwrap();
+            let answered = on_go
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .is_ok();
+            (answered, log.log_end())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        answered,
+        (true, Offset(0)),
+        "the other task ran beside the job"
+    );
+    other.await.unwrap();
+    drop(handle);
+    task.await.unwrap().unwrap();
+}
+
+/// On a current-thread runtime (the simulator's) the same job runs in place.
+#[tokio::test]
+async fn a_job_that_waits_on_the_disk_runs_in_place_on_a_current_thread_runtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        Arc::new(FsStorage),
+        tmp.path().join("orders-0"),
+        small_config(),
+    )
+    .unwrap();
+    let (handle, task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    handle
+        .append_as_leader(batch(3, 60, "a"), LeaderEpoch(1))
+        .await
+        .unwrap();
+    let end = handle
+        .with_blocking(|log| log.truncate_to(Offset(0)).map(|_| log.log_end()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(end, Offset(0));
+    drop(handle);
+    task.await.unwrap().unwrap();
+}
