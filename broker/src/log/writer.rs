@@ -231,11 +231,13 @@ impl LogHandle {
         self.with_job(job, false).await
     }
 
-    /// As [`with`](Self::with), for a job that may wait on the disk
-    /// (fsyncs, a truncation, a compaction pass): on a disk under a
+    /// As [`with`](Self::with), for a job that may wait on the disk for
+    /// long (a retention or compaction pass): on a disk under a
     /// multi-threaded runtime it runs as blocking code, so the runtime moves
     /// its other tasks (the network, other partitions' writers) to another
-    /// thread meanwhile instead of leaving them behind it.
+    /// thread meanwhile instead of leaving them behind it. Not for short
+    /// jobs that come in bursts (a failover's epoch checkpoints): a thread
+    /// handed over per job costs them more than it saves.
     pub async fn with_blocking<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut Log) -> T + Send + 'static,

@@ -377,7 +377,7 @@ impl Partition {
         }
         let applied = config.clone();
         self.log
-            .with_blocking(move |log| log.set_config(config))
+            .with(move |log| log.set_config(config))
             .await
             .and_then(|r| r)
             .map_err(|e| self.log_err(e))?;
@@ -459,7 +459,7 @@ impl Partition {
         let fence = self.fence(generation);
         let positions = self
             .log
-            .with_blocking(move |log| {
+            .with(move |log| {
                 if !fence.holds() {
                     return Err(LogError::Fenced);
                 }
@@ -951,7 +951,7 @@ impl Partition {
             let fence = fence.clone();
             let tp = self.tp.clone();
             self.log
-                .with_blocking(move |log| {
+                .with(move |log| {
                     if !fence.holds() {
                         return Err(LogError::Fenced);
                     }
@@ -991,7 +991,7 @@ impl Partition {
     ) -> Result<FollowerPosition, ReplicaError> {
         let fence = self.fence(generation);
         self.log
-            .with_blocking(move |log| {
+            .with(move |log| {
                 if !fence.holds() {
                     return Err(LogError::Fenced);
                 }

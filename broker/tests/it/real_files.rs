@@ -476,9 +476,8 @@ async fn rolls_run_in_place_on_a_current_thread_runtime_and_keep_every_append() 
     appends_through_rolls_on_disk().await;
 }
 
-/// A job that may wait on the disk (`with_blocking`: truncation, a new
-/// leader's epoch checkpoint, retention and compaction passes) runs as
-/// blocking code on a multi-threaded runtime: with a single worker thread,
+/// A job that may wait on the disk for long (`with_blocking`: retention and
+/// compaction passes) runs as blocking code on a multi-threaded runtime: with a single worker thread,
 /// a task woken by the job still runs while the job waits. Run in place,
 /// the job would hold the only worker and wait out its 10 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
