@@ -146,6 +146,9 @@ impl Link {
         // An unfenced answer's lease, waiting for this broker's metadata to
         // reach the answering controller's offset.
         let mut pending_lease: Option<(u64, tokio::time::Instant)> = None;
+        // A controller leader's metadata offset this broker's stream has yet
+        // to deliver, and when a heartbeat first reported it.
+        let mut awaited: Option<(u64, tokio::time::Instant)> = None;
         loop {
             if stream.is_none() {
                 stream = self.subscribe().await;
@@ -166,12 +169,22 @@ impl Link {
                             let until = sent + self.config.session_timeout * 3 / 4;
                             pending_lease = Some((controller_offset, until));
                         }
+                        let now = tokio::time::Instant::now();
+                        if self.stream_stalled(&mut awaited, controller_offset, cache.offset(), now) {
+                            tracing::warn!(broker = %self.config.broker_id, controller_offset, applied = cache.offset(), "metadata stream behind the controller leader: resubscribing");
+                            stream = None;
+                        }
                     }
                     self.take_lease(&mut pending_lease, cache.offset());
                 }
                 message = next_message(&mut stream) => match message {
                     Some(update) => match cache.apply(update_from_wire(update)) {
                         Ok(changes) => {
+                            // A stream that delivers is not stalled, however
+                            // far behind it still is (a large image).
+                            if let Some((_, since)) = &mut awaited {
+                                *since = tokio::time::Instant::now();
+                            }
                             self.state.send_modify(|s| s.metadata = Arc::new(cache.clone()));
                             self.take_lease(&mut pending_lease, cache.offset());
                             if !changes.is_empty() && self.changes.send(changes).await.is_err() {
@@ -234,6 +247,33 @@ impl Link {
         }
     }
 
+    /// Whether the metadata stream has stalled at `at`: the controller
+    /// leader reported an offset this broker has not applied, and the
+    /// stream has delivered nothing for [`stream_lag_max`] since (or since
+    /// the report). A stream's controller that was paused or cut off keeps
+    /// its connection open and says nothing; the leader's heartbeat answers
+    /// tell. Tracks the offset awaited in `awaited`.
+    fn stream_stalled(
+        &self,
+        awaited: &mut Option<(u64, tokio::time::Instant)>,
+        controller_offset: u64,
+        applied: u64,
+        at: tokio::time::Instant,
+    ) -> bool {
+        *awaited = match *awaited {
+            Some((offset, since)) if applied < offset => Some((offset, since)),
+            _ if applied < controller_offset => Some((controller_offset, at)),
+            _ => None,
+        };
+        match *awaited {
+            Some((_, since)) if at.duration_since(since) >= stream_lag_max(&self.config) => {
+                *awaited = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Takes the pending lease once the metadata here has reached the offset
     /// the controller answered at: until then this broker may still believe
     /// it leads what was moved while it was fenced.
@@ -285,6 +325,14 @@ impl Link {
             }
         }
     }
+}
+
+/// How long the metadata stream may lag an offset the controller leader
+/// reported before the link resubscribes: a quarter of the session (at
+/// least two heartbeats), so a broker learns of a failover well within the
+/// session that decided it.
+fn stream_lag_max(config: &LinkConfig) -> Duration {
+    (config.session_timeout / 4).max(config.heartbeat_interval * 2)
 }
 
 /// The next stream message; pends forever without a stream (the heartbeat

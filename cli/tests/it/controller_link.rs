@@ -141,3 +141,126 @@ async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly()
     stop.cancel();
     cluster.stop_all().await.unwrap();
 }
+
+/// Metadata streams that go silent on a switch while their connections
+/// stay open: what a paused or cut-off controller's stream looks like.
+#[derive(Clone)]
+struct Silenceable<S> {
+    inner: S,
+    /// Streams opened before the last switch say nothing more.
+    switch: Arc<std::sync::atomic::AtomicU64>,
+}
+
+type Updates = std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<Item = Result<raftline_proto::pb::MetadataUpdate, tonic::Status>>
+            + Send,
+    >,
+>;
+
+#[tonic::async_trait]
+impl<S> raftline_proto::pb::metadata_stream_server::MetadataStream for Silenceable<S>
+where
+    S: raftline_proto::pb::metadata_stream_server::MetadataStream,
+{
+    type WatchStream = Updates;
+
+    async fn watch(
+        &self,
+        request: tonic::Request<raftline_proto::pb::WatchMetadataRequest>,
+    ) -> Result<tonic::Response<Updates>, tonic::Status> {
+        use futures_util::StreamExt;
+        use std::sync::atomic::Ordering;
+        let inner = self.inner.watch(request).await?.into_inner();
+        let switch = self.switch.clone();
+        let mine = switch.load(Ordering::SeqCst);
+        let updates = futures_util::stream::unfold(Box::pin(inner), move |mut inner| {
+            let switch = switch.clone();
+            async move {
+                let item = inner.next().await?;
+                if switch.load(Ordering::SeqCst) != mine {
+                    std::future::pending::<()>().await;
+                }
+                Some((item, inner))
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(updates)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_whose_metadata_stream_goes_silent_resubscribes() {
+    let stop = CancellationToken::new();
+    let monitor_stop = stop.clone();
+    let switch = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let services_switch = switch.clone();
+    let cluster = LocalCluster::start_with_services(
+        3,
+        ControllerMachine::new,
+        |_| {},
+        move |handle, routes| {
+            let node = Arc::new(ControllerNode::new(handle.clone(), Duration::from_secs(5)));
+            let lifecycle = Arc::new(BrokerLifecycle::new(node, Duration::from_secs(2)));
+            drop(
+                lifecycle
+                    .clone()
+                    .spawn_monitor(Duration::from_millis(50), monitor_stop.clone()),
+            );
+            routes.add_service(BrokerLifecycleServer::new(BrokerLifecycleService::new(
+                lifecycle,
+            )));
+            routes.add_service(MetadataStreamServer::new(Silenceable {
+                inner: MetadataStreamService::new(handle.clone()),
+                switch: services_switch.clone(),
+            }));
+        },
+    )
+    .await
+    .unwrap();
+    let link_stop = CancellationToken::new();
+    let config = LinkConfig {
+        broker_id: BrokerId(1),
+        incarnation: 7,
+        endpoints: [("client".to_string(), "127.0.0.1:9091".to_string())].into(),
+        rack: None,
+        damaged: vec![],
+        controllers: (1..=3).map(|id| (id, cluster.addr(id).unwrap())).collect(),
+        heartbeat_interval: Duration::from_millis(100),
+        rpc_timeout: Duration::from_secs(2),
+        session_timeout: Duration::from_secs(2),
+    };
+    let mut link =
+        controller_link::spawn(config, Arc::new(TcpConnector::default()), link_stop.clone());
+    let state = link.state.clone();
+    wait_until("the broker to be registered and unfenced", WITHIN, || {
+        let s = state.borrow();
+        (s.epoch.is_some() && !s.fenced).then_some(())
+    })
+    .await
+    .unwrap();
+
+    tracing::info!("its stream goes silent; a topic placed on it still arrives");
+    switch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let create = Command::CreateTopicPlaced {
+        name: TopicName::new("orders").unwrap(),
+        configs: BTreeMap::new(),
+        partitions: 1,
+        replication_factor: 1,
+    };
+    cluster
+        .write(encode_command(&create).unwrap(), WITHIN)
+        .await
+        .unwrap();
+    let changes = tokio::time::timeout(WITHIN, link.changes.recv())
+        .await
+        .expect("the partition change never came: the link stayed on its silent stream")
+        .unwrap();
+    assert!(
+        matches!(&changes[..], [PartitionChange::Changed { partition, .. }] if partition.to_string() == "orders-0"),
+        "{changes:?}"
+    );
+    link_stop.cancel();
+    link.task.await.unwrap();
+    stop.cancel();
+    cluster.stop_all().await.unwrap();
+}
