@@ -437,8 +437,7 @@ fn a_start_removes_what_is_left_of_deleted_logs() {
 async fn appends_through_rolls_on_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("orders-0");
-    let log = Log::open(Arc::new(FsStorage), dir.clone(), small_config()).unwrap();
-    let (handle, task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    let (handle, task) = writer_on_disk(&dir);
     let appends: Vec<_> = (0..12)
         .map(|i| {
             let handle = handle.clone();
@@ -476,6 +475,17 @@ async fn rolls_run_in_place_on_a_current_thread_runtime_and_keep_every_append() 
     appends_through_rolls_on_disk().await;
 }
 
+/// A writer task over a new log in `dir` on the real file system.
+fn writer_on_disk(
+    dir: &std::path::Path,
+) -> (
+    raftline_broker::log::LogHandle,
+    tokio::task::JoinHandle<Result<(), LogError>>,
+) {
+    let log = Log::open(Arc::new(FsStorage), dir.to_path_buf(), small_config()).unwrap();
+    spawn_writer(log, Arc::new(TokioClock::starting_at(0)))
+}
+
 /// A job that may wait on the disk for long (`with_blocking`: retention and
 /// compaction passes) runs as blocking code on a multi-threaded runtime: with a single worker thread,
 /// a task woken by the job still runs while the job waits. Run in place,
@@ -483,13 +493,7 @@ async fn rolls_run_in_place_on_a_current_thread_runtime_and_keep_every_append() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_job_that_waits_on_the_disk_leaves_the_runtime_to_other_tasks() {
     let tmp = tempfile::tempdir().unwrap();
-    let log = Log::open(
-        Arc::new(FsStorage),
-        tmp.path().join("orders-0"),
-        small_config(),
-    )
-    .unwrap();
-    let (handle, task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    let (handle, task) = writer_on_disk(&tmp.path().join("orders-0"));
     let (started, on_start) = tokio::sync::oneshot::channel::<()>();
     let (go, on_go) = std::sync::mpsc::channel::<()>();
     let other = tokio::spawn(async move {
@@ -520,13 +524,7 @@ async fn a_job_that_waits_on_the_disk_leaves_the_runtime_to_other_tasks() {
 #[tokio::test]
 async fn a_job_that_waits_on_the_disk_runs_in_place_on_a_current_thread_runtime() {
     let tmp = tempfile::tempdir().unwrap();
-    let log = Log::open(
-        Arc::new(FsStorage),
-        tmp.path().join("orders-0"),
-        small_config(),
-    )
-    .unwrap();
-    let (handle, task) = spawn_writer(log, Arc::new(TokioClock::starting_at(0)));
+    let (handle, task) = writer_on_disk(&tmp.path().join("orders-0"));
     handle
         .append_as_leader(batch(3, 60, "a"), LeaderEpoch(1))
         .await

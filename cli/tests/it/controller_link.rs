@@ -19,10 +19,18 @@ use tokio_util::sync::CancellationToken;
 
 const WITHIN: Duration = Duration::from_secs(10);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly() {
-    let stop = CancellationToken::new();
+/// Three in-process controllers serving the broker lifecycle (sessions of
+/// 2 s, checked every 50 ms until `stop`) and metadata streams that go
+/// silent when the returned switch moves (see [`Silenceable`]).
+async fn controllers(
+    stop: &CancellationToken,
+) -> (
+    LocalCluster<ControllerMachine>,
+    Arc<std::sync::atomic::AtomicU64>,
+) {
     let monitor_stop = stop.clone();
+    let switch = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let services_switch = switch.clone();
     let cluster = LocalCluster::start_with_services(
         3,
         ControllerMachine::new,
@@ -38,27 +46,44 @@ async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly()
             routes.add_service(BrokerLifecycleServer::new(BrokerLifecycleService::new(
                 lifecycle,
             )));
-            routes.add_service(MetadataStreamServer::new(MetadataStreamService::new(
-                handle.clone(),
-            )));
+            routes.add_service(MetadataStreamServer::new(Silenceable {
+                inner: MetadataStreamService::new(handle.clone()),
+                switch: services_switch.clone(),
+            }));
         },
     )
     .await
     .unwrap();
+    (cluster, switch)
+}
 
-    tracing::info!("the broker links up: registered, then unfenced once caught up");
-    let link_stop = CancellationToken::new();
-    let config = LinkConfig {
+/// Broker 1's link settings against `cluster`: heartbeats every 100 ms.
+fn link_config(
+    cluster: &LocalCluster<ControllerMachine>,
+    incarnation: u64,
+    session_timeout: Duration,
+) -> LinkConfig {
+    LinkConfig {
         broker_id: BrokerId(1),
-        incarnation: 42,
+        incarnation,
         endpoints: [("client".to_string(), "127.0.0.1:9091".to_string())].into(),
         rack: None,
         damaged: vec![],
         controllers: (1..=3).map(|id| (id, cluster.addr(id).unwrap())).collect(),
         heartbeat_interval: Duration::from_millis(100),
         rpc_timeout: Duration::from_secs(2),
-        session_timeout: Duration::from_secs(6),
-    };
+        session_timeout,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_registers_catches_up_hosts_partitions_and_shuts_down_cleanly() {
+    let stop = CancellationToken::new();
+    let (cluster, _) = controllers(&stop).await;
+
+    tracing::info!("the broker links up: registered, then unfenced once caught up");
+    let link_stop = CancellationToken::new();
+    let config = link_config(&cluster, 42, Duration::from_secs(6));
     let mut link =
         controller_link::spawn(config, Arc::new(TcpConnector::default()), link_stop.clone());
     let state = link.state.clone();
@@ -191,44 +216,9 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_whose_metadata_stream_goes_silent_resubscribes() {
     let stop = CancellationToken::new();
-    let monitor_stop = stop.clone();
-    let switch = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let services_switch = switch.clone();
-    let cluster = LocalCluster::start_with_services(
-        3,
-        ControllerMachine::new,
-        |_| {},
-        move |handle, routes| {
-            let node = Arc::new(ControllerNode::new(handle.clone(), Duration::from_secs(5)));
-            let lifecycle = Arc::new(BrokerLifecycle::new(node, Duration::from_secs(2)));
-            drop(
-                lifecycle
-                    .clone()
-                    .spawn_monitor(Duration::from_millis(50), monitor_stop.clone()),
-            );
-            routes.add_service(BrokerLifecycleServer::new(BrokerLifecycleService::new(
-                lifecycle,
-            )));
-            routes.add_service(MetadataStreamServer::new(Silenceable {
-                inner: MetadataStreamService::new(handle.clone()),
-                switch: services_switch.clone(),
-            }));
-        },
-    )
-    .await
-    .unwrap();
+    let (cluster, switch) = controllers(&stop).await;
     let link_stop = CancellationToken::new();
-    let config = LinkConfig {
-        broker_id: BrokerId(1),
-        incarnation: 7,
-        endpoints: [("client".to_string(), "127.0.0.1:9091".to_string())].into(),
-        rack: None,
-        damaged: vec![],
-        controllers: (1..=3).map(|id| (id, cluster.addr(id).unwrap())).collect(),
-        heartbeat_interval: Duration::from_millis(100),
-        rpc_timeout: Duration::from_secs(2),
-        session_timeout: Duration::from_secs(2),
-    };
+    let config = link_config(&cluster, 7, Duration::from_secs(2));
     let mut link =
         controller_link::spawn(config, Arc::new(TcpConnector::default()), link_stop.clone());
     let state = link.state.clone();
