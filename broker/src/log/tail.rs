@@ -205,23 +205,24 @@ impl Tail {
             end += 1;
         }
         let next = self.batches.get(end - 1).map_or(start.next, |b| b.next);
-        let read: Vec<&Bytes> = self.batches.range(first..end).map(|b| &b.bytes).collect();
+        if end == first + 1 {
+            return Some((Chunks::from(start.bytes.clone()), next));
+        }
         let mut chunks = Vec::new();
-        let mut i = 0;
-        while i < read.len() {
-            let run = read[i..].iter().take_while(|b| b.len() < CHUNK_MIN).count();
-            if run <= 1 {
-                chunks.push(read[i].clone());
-                i += 1;
-            } else {
-                let small = &read[i..i + run];
-                let mut joined = Vec::with_capacity(small.iter().map(|b| b.len()).sum());
-                for b in small {
-                    joined.extend_from_slice(b);
-                }
-                chunks.push(Bytes::from(joined));
-                i += run;
+        // Small batches in a row, joined when a large one or the end comes.
+        let mut run: Vec<Bytes> = Vec::new();
+        for b in self.batches.range(first..end) {
+            if b.bytes.len() < CHUNK_MIN {
+                run.push(b.bytes.clone());
+                continue;
             }
+            if !run.is_empty() {
+                chunks.push(Chunks::from(std::mem::take(&mut run)).into_bytes());
+            }
+            chunks.push(b.bytes.clone());
+        }
+        if !run.is_empty() {
+            chunks.push(Chunks::from(run).into_bytes());
         }
         Some((Chunks::from(chunks), next))
     }
