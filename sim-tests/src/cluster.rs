@@ -135,6 +135,15 @@ impl Probes {
         self.lock().clone()
     }
 
+    /// The replicas of the nodes running now, as (node, its start, its
+    /// replicas): what the per-step checks need, without the rest of a probe.
+    pub fn running_replicas(&self) -> Vec<(usize, u64, Arc<ReplicaManager>)> {
+        self.lock()
+            .iter()
+            .map(|(&node, p)| (node, p.started_ms, p.replicas.clone()))
+            .collect()
+    }
+
     fn set(&self, i: usize, probe: Probe) {
         self.lock().insert(i, probe);
     }
