@@ -11,11 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Built first, so the quickstart test does not compile while other tests run.
 cargo build --release --locked -q -p raftline
-echo "== cargo test (${SECONDS} s)"
+echo "== cargo test (test.sh at ${SECONDS} s)"
 cargo test --workspace --locked "$@"
 if [ $# -eq 0 ]; then
-  echo "== scripts/kafka-compat.sh (${SECONDS} s)"
+  echo "== scripts/kafka-compat.sh (test.sh at ${SECONDS} s)"
   scripts/kafka-compat.sh
-  echo "== scripts/chaos.sh --duration 20 --seed 7 (${SECONDS} s)"
+  echo "== scripts/chaos.sh --duration 20 --seed 7 (test.sh at ${SECONDS} s)"
   scripts/chaos.sh --duration 20 --seed 7
 fi

@@ -330,45 +330,55 @@ fn committed_batches(disk: &MemStorage, dir: &Path, hw: u64, per_record: bool) -
         .collect();
     segments.sort();
     for name in segments {
-        let Ok(data) = disk.contents(&dir.join(&name)) else {
-            continue;
-        };
-        let mut pos = 0;
-        while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
-            let Ok(header) = BatchHeader::parse(rest) else {
-                break;
-            };
-            let size = header.size as usize;
-            let Some(batch) = rest.get(..size) else {
-                break;
-            };
-            if header.verify_crc(batch).is_err() {
-                break;
-            }
-            let last = header.base_offset.0 + u64::from(header.last_offset_delta);
-            if last >= hw {
-                return batches;
-            }
-            if per_record {
-                // Records keep their bytes (deltas from the batch's base
-                // offset and first timestamp, which compaction keeps).
-                for record in records(batch, &header).unwrap_or_default() {
-                    let mut hasher = std::hash::DefaultHasher::new();
-                    std::hash::Hash::hash(record.raw, &mut hasher);
-                    let sum = std::hash::Hasher::finish(&hasher) as u32;
-                    let offset = record.offset.0;
-                    batches.insert(offset, (offset, header.leader_epoch.0, sum));
-                }
-            } else {
-                batches.insert(
-                    header.base_offset.0,
-                    (last, header.leader_epoch.0, header.crc),
-                );
-            }
-            pos += size;
+        let read = disk.inspect(&dir.join(&name), |data| {
+            read_batches(data, hw, per_record, &mut batches)
+        });
+        if read.is_ok_and(|past_hw| past_hw) {
+            break;
         }
     }
     batches
+}
+
+/// Adds the batches (or records) of one segment's `data` that end below
+/// `hw` to `batches`, stopping at the first that does not parse or check;
+/// true once a batch reaches `hw` (no later segment can add any).
+fn read_batches(data: &[u8], hw: u64, per_record: bool, batches: &mut Batches) -> bool {
+    let mut pos = 0;
+    while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
+        let Ok(header) = BatchHeader::parse(rest) else {
+            break;
+        };
+        let size = header.size as usize;
+        let Some(batch) = rest.get(..size) else {
+            break;
+        };
+        if header.verify_crc(batch).is_err() {
+            break;
+        }
+        let last = header.base_offset.0 + u64::from(header.last_offset_delta);
+        if last >= hw {
+            return true;
+        }
+        if per_record {
+            // Records keep their bytes (deltas from the batch's base
+            // offset and first timestamp, which compaction keeps).
+            for record in records(batch, &header).unwrap_or_default() {
+                let mut hasher = std::hash::DefaultHasher::new();
+                std::hash::Hash::hash(record.raw, &mut hasher);
+                let sum = std::hash::Hasher::finish(&hasher) as u32;
+                let offset = record.offset.0;
+                batches.insert(offset, (offset, header.leader_epoch.0, sum));
+            }
+        } else {
+            batches.insert(
+                header.base_offset.0,
+                (last, header.leader_epoch.0, header.crc),
+            );
+        }
+        pos += size;
+    }
+    false
 }
 
 #[cfg(test)]

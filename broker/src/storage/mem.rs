@@ -204,10 +204,17 @@ impl MemStorage {
 
     /// The live contents of `path`, for tests.
     pub fn contents(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inspect(path, <[u8]>::to_vec)
+    }
+
+    /// `f` of the live contents of `path`, without copying them: for
+    /// checks that read every log often (the simulator's). The disk is
+    /// locked meanwhile.
+    pub fn inspect<T>(&self, path: &Path, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
         let disk = lock(&self.disk);
         let file = disk.live.get(path).ok_or_else(|| not_found(path))?;
-        let data = lock(file).data.clone();
-        Ok(data)
+        let result = f(&lock(file).data);
+        Ok(result)
     }
 
     fn used_bytes(disk: &Disk) -> u64 {
