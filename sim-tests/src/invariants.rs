@@ -70,14 +70,12 @@ impl Invariants {
 
     /// Checks every running node now.
     ///
-    /// Runs after every simulated millisecond, so it only does the full
-    /// check for replicas whose [`Progress`] changed since the last step:
-    /// for one that did not, every check but leader completeness would
-    /// repeat what it found last time (the same epoch, the same high
-    /// watermark and log end, the same leader claim), and leader
-    /// completeness is checked again whenever another replica of the
-    /// partition changed (it may have moved what is committed or the
-    /// newest epoch).
+    /// Runs after every simulated millisecond, so it only judges replicas
+    /// whose [`Progress`] changed since the last step: one that did not
+    /// would find again what it found last time (the same epoch, high
+    /// watermark, log end and leader claim). Leader completeness also
+    /// depends on the other replicas, so every leader of a partition with a
+    /// changed replica is judged on it again.
     pub fn check(&mut self, probes: &Probes, at_ms: u64) {
         let running = probes.running_replicas();
         self.seen.retain(|k, _| {
@@ -86,8 +84,6 @@ impl Invariants {
                 .any(|&(node, started_ms, _)| *k == (node, started_ms))
         });
         let mut changed = Vec::new();
-        // Leaders unchanged since the last step, as (node, its start, index).
-        let mut still = Vec::new();
         for (node, started_ms, replicas) in running {
             let partitions = replicas.partitions();
             let seen = self.seen.entry((node, started_ms)).or_default();
@@ -109,42 +105,34 @@ impl Invariants {
                     })
                     .collect();
             }
-            for (i, replica) in seen.iter_mut().enumerate() {
+            for replica in seen.iter_mut() {
                 let progress = replica.partition.progress();
-                if replica.progress == Some(progress) {
-                    if progress.leader {
-                        still.push((node, started_ms, i));
-                    }
-                } else {
+                if replica.progress != Some(progress) {
                     replica.progress = Some(progress);
                     changed.push((node, started_ms, replica.tp.clone(), progress));
                 }
             }
         }
-        // An unchanged leader's completeness can only change with what the
-        // partition's other replicas committed or the epochs they saw.
         let moved: BTreeSet<&Tp> = changed.iter().map(|(_, _, tp, _)| tp).collect();
-        let unchanged = still
-            .into_iter()
-            .filter_map(|(node, started_ms, i)| {
-                let replica = self.seen.get(&(node, started_ms))?.get(i)?;
-                let progress = replica.progress?;
-                moved
-                    .contains(&replica.tp)
-                    .then(|| (node, replica.tp.clone(), progress))
-            })
-            .collect();
-        self.judge(changed, unchanged, at_ms);
+        let mut leaders = Vec::new();
+        for (&(node, _), replicas) in &self.seen {
+            for replica in replicas.iter().filter(|r| moved.contains(&r.tp)) {
+                if let Some(progress) = replica.progress.filter(|p| p.leader) {
+                    leaders.push((node, replica.tp.clone(), progress));
+                }
+            }
+        }
+        self.judge(changed, leaders, at_ms);
     }
 
-    /// The checks themselves, on what [`Invariants::check`] gathered:
-    /// `changed` replicas as (node, its start, partition, progress), and the
-    /// `unchanged` leaders of partitions with a changed replica as (node,
-    /// partition, progress).
+    /// The checks themselves, on what [`Invariants::check`] gathered: the
+    /// `changed` replicas as (node, its start, partition, progress), then
+    /// leader completeness for `leaders`, (node, partition, progress): every
+    /// leader of a partition in `changed`, changed or not.
     fn judge(
         &mut self,
         changed: Vec<(usize, u64, Tp, Progress)>,
-        unchanged: Vec<(usize, Tp, Progress)>,
+        leaders: Vec<(usize, Tp, Progress)>,
         at_ms: u64,
     ) {
         for (_, _, tp, progress) in &changed {
@@ -190,7 +178,6 @@ impl Invariants {
                         format!("nodes {other} and {node} both lead epoch {epoch}"),
                     );
                 }
-                self.check_completeness(node, &tp, &progress, at_ms);
                 let key = (node, started_ms, tp.clone(), progress.generation);
                 let last = self.leader_hw.entry(key).or_insert(hw);
                 if hw < *last {
@@ -208,8 +195,8 @@ impl Invariants {
             let committed = self.committed.entry(tp).or_insert(0);
             *committed = (*committed).max(hw);
         }
-        // After the changed replicas, which may have raised what is committed.
-        for (node, tp, progress) in unchanged {
+        // Once every change is counted: what is committed may have risen.
+        for (node, tp, progress) in leaders {
             self.check_completeness(node, &tp, &progress, at_ms);
         }
     }
@@ -433,20 +420,25 @@ mod tests {
     #[test]
     fn a_leader_that_did_not_change_is_still_checked_against_what_others_committed() {
         let mut inv = Invariants::new();
-        inv.judge(vec![(1, 0, tp(), progress(true, 2, 10, 5))], vec![], 1);
+        let stale = progress(true, 2, 10, 5);
+        inv.judge(vec![(1, 0, tp(), stale)], vec![(1, tp(), stale)], 1);
         assert!(inv.violations().is_empty());
         // Node 2 leads a newer epoch and counts 20 as committed; node 1's
         // stale leader is not the newest, so it may lag.
         inv.judge(
             vec![(2, 0, tp(), progress(true, 3, 20, 20))],
-            vec![(1, tp(), progress(true, 2, 10, 5))],
+            vec![
+                (1, tp(), progress(true, 2, 10, 5)),
+                (2, tp(), progress(true, 3, 20, 20)),
+            ],
             2,
         );
         assert!(inv.violations().is_empty(), "{:?}", inv.violations());
         // A leader of the newest epoch below the committed 20, unchanged
         // since the step before: found.
         let mut inv = Invariants::new();
-        inv.judge(vec![(1, 0, tp(), progress(true, 2, 10, 5))], vec![], 1);
+        let leader = progress(true, 2, 10, 5);
+        inv.judge(vec![(1, 0, tp(), leader)], vec![(1, tp(), leader)], 1);
         inv.judge(
             vec![(2, 0, tp(), progress(false, 2, 20, 20))],
             vec![(1, tp(), progress(true, 2, 10, 5))],
